@@ -1,1 +1,48 @@
-"""bigupload"""
+"""bigupload: resumable, parallel multipart uploads to S3 and S3-compatible stores.
+
+Re-exports only; see ``uploader`` for the entry points and ``errors`` for the tree."""
+
+from .config import ChecksumAlgorithm, ServerSideEncryption, UploadConfig, parse_size
+from .errors import (
+    AuthError,
+    BigUploadError,
+    Cancelled,
+    ConfigError,
+    IntegrityError,
+    NotFoundError,
+    ResumeError,
+    SourceChangedError,
+    SourceError,
+    StoreError,
+)
+from .journal import Journal
+from .progress import NullProgress, Progress
+from .transfer import Phase, UploadResult
+from .uploader import Uploader, upload_file, upload_file_sync
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AuthError",
+    "BigUploadError",
+    "Cancelled",
+    "ChecksumAlgorithm",
+    "ConfigError",
+    "IntegrityError",
+    "Journal",
+    "NotFoundError",
+    "NullProgress",
+    "Phase",
+    "Progress",
+    "ResumeError",
+    "ServerSideEncryption",
+    "SourceChangedError",
+    "SourceError",
+    "StoreError",
+    "UploadConfig",
+    "UploadResult",
+    "Uploader",
+    "parse_size",
+    "upload_file",
+    "upload_file_sync",
+]

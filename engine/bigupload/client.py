@@ -1,0 +1,371 @@
+"""The narrow ``ObjectStore`` protocol the engine talks to, and its aiobotocore adapter.
+
+The adapter owns every network call and maps botocore/aiohttp failures onto our error
+tree, so no botocore type leaks upward. botocore's own retries are off (we retry per
+part with backoff in the scheduler), and so are its extra body hashes: each part carries
+our precomputed checksum header, botocore adds no CRC of its own, and SigV4 is given
+UNSIGNED-PAYLOAD instead of a SHA-256 over the body."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import datetime
+import hashlib
+import base64
+from collections.abc import AsyncIterator, Mapping, Sequence
+from typing import Any, Protocol
+
+from .config import ChecksumAlgorithm, UploadConfig
+from .errors import AuthError, BigUploadError, IntegrityError, NotFoundError, StoreError
+
+AUTH_CODES = {
+    "AccessDenied", "AllAccessDisabled", "InvalidAccessKeyId", "SignatureDoesNotMatch",
+    "ExpiredToken", "InvalidToken", "TokenRefreshRequired", "AccountProblem", "403",
+}
+NOT_FOUND_CODES = {"NoSuchBucket", "NoSuchUpload", "NoSuchKey", "404", "NotFound"}
+INTEGRITY_CODES = {"BadDigest", "InvalidDigest", "XAmzContentSHA256Mismatch", "InvalidChecksum"}
+RETRYABLE_CODES = {
+    "SlowDown", "ServiceUnavailable", "InternalError", "RequestTimeout", "RequestTimeTooSkewed",
+    "Throttling", "ThrottlingException", "RequestLimitExceeded", "500", "502", "503", "504",
+    "OperationAborted",
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class PartReceipt:
+    etag: str
+    checksum: str | None  # base64, as the server echoed it
+
+
+@dataclasses.dataclass(frozen=True)
+class RemotePart:
+    number: int
+    size: int
+    etag: str
+    checksum: str | None  # real S3 lists part checksums; SeaweedFS and moto do not
+
+
+@dataclasses.dataclass(frozen=True)
+class CompletedPart:
+    number: int
+    etag: str
+    checksum: str | None
+
+
+@dataclasses.dataclass(frozen=True)
+class ObjectInfo:
+    size: int
+    etag: str
+    checksum: str | None  # "b64" or "b64-N" (composite)
+    checksum_type: str | None  # COMPOSITE or FULL_OBJECT
+
+
+@dataclasses.dataclass(frozen=True)
+class MultipartUpload:
+    key: str
+    upload_id: str
+    initiated: datetime.datetime | None
+
+
+@dataclasses.dataclass(frozen=True)
+class ObjectOptions:
+    """What an object gets at creation, and what must be repeated on every part (SSE-C)."""
+
+    checksum: ChecksumAlgorithm = ChecksumAlgorithm.CRC32C
+    content_type: str | None = None
+    metadata: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    storage_class: str | None = None
+    sse: str | None = None
+    sse_kms_key_id: str | None = None
+    sse_c_key: bytes | None = dataclasses.field(default=None, repr=False)
+    request_payer: bool = False
+    expected_bucket_owner: str | None = None
+
+    @classmethod
+    def from_config(cls, config: UploadConfig, content_type: str | None) -> ObjectOptions:
+        return cls(
+            checksum=config.checksum,
+            content_type=content_type,
+            metadata=dict(config.metadata),
+            storage_class=config.storage_class,
+            sse=config.sse.value if config.sse else None,
+            sse_kms_key_id=config.sse_kms_key_id,
+            sse_c_key=config.sse_c_key,
+            request_payer=config.request_payer,
+            expected_bucket_owner=config.expected_bucket_owner,
+        )
+
+    def every_request(self) -> dict[str, Any]:
+        """Parameters S3 wants on every request touching the upload (SSE-C on each part)."""
+        params: dict[str, Any] = {}
+        if self.sse_c_key is not None:
+            params["SSECustomerAlgorithm"] = "AES256"
+            params["SSECustomerKey"] = self.sse_c_key
+            params["SSECustomerKeyMD5"] = base64.b64encode(hashlib.md5(self.sse_c_key).digest()).decode()
+        if self.request_payer:
+            params["RequestPayer"] = "requester"
+        if self.expected_bucket_owner:
+            params["ExpectedBucketOwner"] = self.expected_bucket_owner
+        return params
+
+    def on_create(self) -> dict[str, Any]:
+        params = self.every_request()
+        if self.checksum is not ChecksumAlgorithm.NONE:
+            params["ChecksumAlgorithm"] = self.checksum.s3_name
+        if self.content_type:
+            params["ContentType"] = self.content_type
+        if self.metadata:
+            params["Metadata"] = dict(self.metadata)
+        if self.storage_class:
+            params["StorageClass"] = self.storage_class
+        if self.sse:
+            params["ServerSideEncryption"] = self.sse
+        if self.sse_kms_key_id:
+            params["SSEKMSKeyId"] = self.sse_kms_key_id
+        return params
+
+
+class ObjectStore(Protocol):
+    """What the engine needs from an S3-compatible store. Errors are ours (errors.py)."""
+
+    endpoint: str
+
+    async def create_multipart(self, bucket: str, key: str, options: ObjectOptions) -> str: ...
+
+    async def upload_part(
+        self, bucket: str, key: str, upload_id: str, number: int, body: Any,
+        checksum: str | None, options: ObjectOptions,
+    ) -> PartReceipt: ...
+
+    async def list_parts(
+        self, bucket: str, key: str, upload_id: str, options: ObjectOptions
+    ) -> list[RemotePart]: ...
+
+    async def complete(
+        self, bucket: str, key: str, upload_id: str, parts: Sequence[CompletedPart],
+        options: ObjectOptions,
+    ) -> str: ...
+
+    async def abort(self, bucket: str, key: str, upload_id: str, options: ObjectOptions) -> None: ...
+
+    async def put_object(
+        self, bucket: str, key: str, body: Any, checksum: str | None, options: ObjectOptions
+    ) -> PartReceipt: ...
+
+    async def head(self, bucket: str, key: str, options: ObjectOptions) -> ObjectInfo | None: ...
+
+    async def list_uploads(self, bucket: str, prefix: str = "") -> list[MultipartUpload]: ...
+
+
+def _checksum_param(algorithm: ChecksumAlgorithm) -> str:
+    return "Checksum" + algorithm.s3_name
+
+
+def _response_checksum(response: Mapping[str, Any], algorithm: ChecksumAlgorithm | None = None) -> str | None:
+    names = [algorithm] if algorithm else list(ChecksumAlgorithm)
+    for alg in names:
+        if alg is not ChecksumAlgorithm.NONE and response.get(_checksum_param(alg)):
+            return str(response[_checksum_param(alg)])
+    return None
+
+
+def map_error(exc: BaseException, operation: str, bucket: str, key: str = "",
+              upload_id: str | None = None, part_number: int | None = None) -> BigUploadError:
+    """Translate a botocore/aiohttp/OS exception into our error tree."""
+    import botocore.exceptions as bce
+
+    where = f"{operation} s3://{bucket}/{key}" + (f" part {part_number}" if part_number else "")
+    ctx: dict[str, Any] = dict(operation=operation, bucket=bucket, key=key,
+                               upload_id=upload_id, part_number=part_number)
+    if isinstance(exc, bce.ClientError):
+        err = exc.response.get("Error", {})
+        code = str(err.get("Code") or exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", ""))
+        message = err.get("Message") or code
+        text = f"{where}: {code}: {message}"
+        if code in AUTH_CODES:
+            return AuthError(text, code=code, **ctx)
+        if code in NOT_FOUND_CODES:
+            if code == "NoSuchUpload":
+                text += " (the upload was aborted or completed)"
+            return NotFoundError(text, code=code, **ctx)
+        if code in INTEGRITY_CODES:
+            return IntegrityError(text, code=code, retryable=True, **ctx)
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+        retryable = code in RETRYABLE_CODES or (isinstance(status, int) and status >= 500)
+        return StoreError(text, code=code, retryable=retryable, **ctx)
+    if isinstance(exc, (bce.NoCredentialsError, bce.PartialCredentialsError)):
+        return AuthError(f"{where}: no AWS credentials found (set AWS_ACCESS_KEY_ID/"
+                         "AWS_SECRET_ACCESS_KEY, a profile, or an instance role)", code="NoCredentials", **ctx)
+    if isinstance(exc, bce.ProfileNotFound):
+        return AuthError(f"{where}: {exc}", code="ProfileNotFound", **ctx)
+    if isinstance(exc, bce.SSLError):
+        return StoreError(f"{where}: TLS error: {exc}", code="SSLError", retryable=False, **ctx)
+    if isinstance(exc, bce.EndpointConnectionError):
+        return StoreError(f"{where}: cannot connect to the endpoint: {exc}", code="ConnectionError",
+                          retryable=True, **ctx)
+    if isinstance(exc, (bce.ConnectionError, bce.HTTPClientError, bce.ReadTimeoutError,
+                        bce.ConnectTimeoutError, asyncio.TimeoutError, ConnectionError, OSError)):
+        return StoreError(f"{where}: network error: {exc or type(exc).__name__}",
+                          code=type(exc).__name__, retryable=True, **ctx)
+    if isinstance(exc, bce.ResponseParserError):
+        return StoreError(f"{where}: malformed response: {exc}", code="MalformedResponse",
+                          retryable=True, **ctx)
+    if isinstance(exc, (bce.ParamValidationError, bce.BotoCoreError)):
+        return StoreError(f"{where}: {exc}", code=type(exc).__name__, retryable=False, **ctx)
+    return StoreError(f"{where}: {type(exc).__name__}: {exc}", code=type(exc).__name__,
+                      retryable=False, **ctx)
+
+
+def botocore_config(config: UploadConfig) -> Any:
+    """AioConfig for bulk uploads: pool sized to the concurrency, no botocore retries, no
+    duplicate body hashing."""
+    from aiobotocore.config import AioConfig
+
+    return AioConfig(
+        max_pool_connections=config.concurrency + 2,
+        connect_timeout=config.connect_timeout_s,
+        read_timeout=config.read_timeout_s,
+        retries={"max_attempts": 1, "mode": "standard"},
+        request_checksum_calculation="when_required",
+        response_checksum_validation="when_required",
+        s3={"payload_signing_enabled": False},
+        user_agent_extra="bigupload/0.1",
+    )
+
+
+class AioS3Store:
+    """``ObjectStore`` over one aiobotocore S3 client. Create with ``AioS3Store.open``."""
+
+    def __init__(self, client: Any, endpoint: str) -> None:
+        self._client = client
+        self.endpoint = endpoint
+
+    @classmethod
+    @contextlib.asynccontextmanager
+    async def open(cls, config: UploadConfig) -> AsyncIterator[AioS3Store]:
+        from aiobotocore.session import AioSession
+        import botocore.exceptions as bce
+
+        try:
+            session = AioSession(profile=config.profile)
+            client_cm = session.create_client(
+                "s3",
+                endpoint_url=config.endpoint_url,
+                region_name=config.region,
+                config=botocore_config(config),
+                verify=config.verify_tls,
+            )
+        except bce.BotoCoreError as exc:
+            raise map_error(exc, "connect", "") from exc
+        async with client_cm as client:
+            endpoint = config.endpoint_url or client.meta.endpoint_url
+            yield cls(client, str(endpoint))
+
+    async def _call(self, operation: str, bucket: str, key: str = "", *,
+                    upload_id: str | None = None, part_number: int | None = None,
+                    **params: Any) -> dict[str, Any]:
+        method = getattr(self._client, operation)
+        try:
+            result: dict[str, Any] = await method(Bucket=bucket, **params)
+            return result
+        except (BigUploadError, asyncio.CancelledError):
+            raise
+        except Exception as exc:
+            raise map_error(exc, operation, bucket, key, upload_id, part_number) from exc
+
+    async def create_multipart(self, bucket: str, key: str, options: ObjectOptions) -> str:
+        response = await self._call("create_multipart_upload", bucket, key, Key=key, **options.on_create())
+        return str(response["UploadId"])
+
+    async def upload_part(self, bucket: str, key: str, upload_id: str, number: int, body: Any,
+                          checksum: str | None, options: ObjectOptions) -> PartReceipt:
+        params = options.every_request()
+        if checksum is not None:
+            params[_checksum_param(options.checksum)] = checksum
+        response = await self._call(
+            "upload_part", bucket, key, upload_id=upload_id, part_number=number,
+            Key=key, UploadId=upload_id, PartNumber=number, Body=body, **params,
+        )
+        return PartReceipt(etag=str(response["ETag"]), checksum=_response_checksum(response, options.checksum))
+
+    async def list_parts(self, bucket: str, key: str, upload_id: str, options: ObjectOptions) -> list[RemotePart]:
+        """All parts, following NextPartNumberMarker across pages (S3 pages at 1,000)."""
+        parts: list[RemotePart] = []
+        marker = 0
+        params = {k: v for k, v in options.every_request().items() if not k.startswith("SSECustomer")}
+        while True:
+            response = await self._call(
+                "list_parts", bucket, key, upload_id=upload_id,
+                Key=key, UploadId=upload_id, PartNumberMarker=marker, **params,
+            )
+            for p in response.get("Parts", []):
+                parts.append(RemotePart(
+                    number=int(p["PartNumber"]), size=int(p["Size"]), etag=str(p["ETag"]),
+                    checksum=_response_checksum(p, options.checksum),
+                ))
+            if not response.get("IsTruncated"):
+                return parts
+            next_marker = int(response.get("NextPartNumberMarker") or 0)
+            if next_marker <= marker:  # a server that would loop forever
+                raise StoreError(f"ListParts s3://{bucket}/{key}: truncated page without progress",
+                                 operation="ListParts", bucket=bucket, key=key, upload_id=upload_id,
+                                 code="MalformedResponse", retryable=True)
+            marker = next_marker
+
+    async def complete(self, bucket: str, key: str, upload_id: str, parts: Sequence[CompletedPart],
+                       options: ObjectOptions) -> str:
+        listed = []
+        for p in parts:
+            entry: dict[str, Any] = {"PartNumber": p.number, "ETag": p.etag}
+            if p.checksum:
+                entry[_checksum_param(options.checksum)] = p.checksum
+            listed.append(entry)
+        response = await self._call(
+            "complete_multipart_upload", bucket, key, upload_id=upload_id,
+            Key=key, UploadId=upload_id, MultipartUpload={"Parts": listed}, **options.every_request(),
+        )
+        return str(response.get("ETag", ""))
+
+    async def abort(self, bucket: str, key: str, upload_id: str, options: ObjectOptions) -> None:
+        params = {k: v for k, v in options.every_request().items() if not k.startswith("SSECustomer")}
+        await self._call("abort_multipart_upload", bucket, key, upload_id=upload_id,
+                         Key=key, UploadId=upload_id, **params)
+
+    async def put_object(self, bucket: str, key: str, body: Any, checksum: str | None,
+                         options: ObjectOptions) -> PartReceipt:
+        params = options.on_create()
+        params.pop("ChecksumAlgorithm", None)
+        if checksum is not None:
+            params[_checksum_param(options.checksum)] = checksum
+        response = await self._call("put_object", bucket, key, Key=key, Body=body, **params)
+        return PartReceipt(etag=str(response.get("ETag", "")), checksum=_response_checksum(response, options.checksum))
+
+    async def head(self, bucket: str, key: str, options: ObjectOptions) -> ObjectInfo | None:
+        try:
+            response = await self._call("head_object", bucket, key, Key=key, ChecksumMode="ENABLED",
+                                        **options.every_request())
+        except NotFoundError as exc:
+            if exc.code in ("404", "NoSuchKey", "NotFound"):
+                return None
+            raise
+        return ObjectInfo(
+            size=int(response["ContentLength"]),
+            etag=str(response.get("ETag", "")),
+            checksum=_response_checksum(response, options.checksum),
+            checksum_type=response.get("ChecksumType"),
+        )
+
+    async def list_uploads(self, bucket: str, prefix: str = "") -> list[MultipartUpload]:
+        """All unfinished multipart uploads under ``prefix``, across pages."""
+        uploads: list[MultipartUpload] = []
+        params: dict[str, Any] = {"Prefix": prefix}
+        while True:
+            response = await self._call("list_multipart_uploads", bucket, prefix, **params)
+            for u in response.get("Uploads", []):
+                uploads.append(MultipartUpload(str(u["Key"]), str(u["UploadId"]), u.get("Initiated")))
+            if not response.get("IsTruncated"):
+                return uploads
+            params["KeyMarker"] = response.get("NextKeyMarker", "")
+            params["UploadIdMarker"] = response.get("NextUploadIdMarker", "")

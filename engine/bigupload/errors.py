@@ -1,0 +1,99 @@
+"""The exception tree. Every error the engine raises is one of these; lower-level
+exceptions are chained with ``raise ... from exc``. Each class carries the CLI exit code.
+
+    BigUploadError                 1  internal / unexpected
+    ├── ConfigError                2  bad sizes, >10,000 parts, unknown algorithm, bad URL
+    ├── SourceError                3  missing, unreadable, not a regular file, changed mid-upload
+    ├── StoreError                 5 if retryable (transient: resumable) else 7 (refused)
+    │   ├── AuthError              4  credentials, access denied
+    │   ├── NotFoundError          7  NoSuchBucket, NoSuchUpload
+    │   └── IntegrityError         6  BadDigest, checksum or size mismatch
+    ├── ResumeError                8  journal corrupt, journal/file/server disagree
+    │   └── SourceChangedError     8  the file changed since the upload began
+    └── Cancelled                130  interrupted; journal flushed, resumable
+"""
+
+from __future__ import annotations
+
+
+class BigUploadError(Exception):
+    """Base class of every bigupload error."""
+
+    exit_code = 1
+
+
+class ConfigError(BigUploadError):
+    """Invalid settings or arguments, detected before any request is sent."""
+
+    exit_code = 2
+
+
+class SourceError(BigUploadError):
+    """The local file is missing, unreadable, not a regular file, or changed mid-upload."""
+
+    exit_code = 3
+
+
+class StoreError(BigUploadError):
+    """A request to the object store failed."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        operation: str = "",
+        bucket: str = "",
+        key: str = "",
+        upload_id: str | None = None,
+        part_number: int | None = None,
+        code: str = "",
+        retryable: bool = False,
+    ) -> None:
+        super().__init__(message)
+        self.operation = operation
+        self.bucket = bucket
+        self.key = key
+        self.upload_id = upload_id
+        self.part_number = part_number
+        self.code = code
+        self.retryable = retryable
+
+    @property
+    def exit_code(self) -> int:  # type: ignore[override]
+        return 5 if self.retryable else 7
+
+
+class AuthError(StoreError):
+    """Missing or rejected credentials, or access denied."""
+
+    @property
+    def exit_code(self) -> int:  # type: ignore[override]
+        return 4
+
+
+class NotFoundError(StoreError):
+    """The bucket, key or multipart upload does not exist (NoSuchUpload: aborted or completed)."""
+
+
+class IntegrityError(StoreError):
+    """The store saw different bytes than we sent, or the result does not match the file."""
+
+    @property
+    def exit_code(self) -> int:  # type: ignore[override]
+        return 6
+
+
+class ResumeError(BigUploadError):
+    """The journal, the file and the server disagree in a way that resuming cannot fix."""
+
+    exit_code = 8
+
+
+class SourceChangedError(ResumeError):
+    """The source file changed since its unfinished upload began."""
+
+
+class Cancelled(BigUploadError):
+    """The upload was interrupted; the journal is flushed and the upload is resumable."""
+
+    exit_code = 130

@@ -1,0 +1,291 @@
+"""The SQLite journal (WAL): one row per upload (source fingerprint, destination, plan,
+upload id, checksum algorithm) and one per part that the server acknowledged. It is the
+memory of what we did, never the truth about the server: resume.py reconciles it with
+ListParts. Credentials and SSE-C keys are never stored (only a salted hash of the key,
+to refuse a resume with a different key).
+
+Each acknowledged part is committed at once (WAL, synchronous=NORMAL: survives a killed
+process; a power loss may forget the last parts, which ListParts then recovers)."""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import os
+import sqlite3
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+from .errors import ResumeError
+from .source import Fingerprint
+
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS uploads (
+    id INTEGER PRIMARY KEY,
+    state TEXT NOT NULL,
+    source_path TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    mtime_ns INTEGER NOT NULL,
+    inode INTEGER NOT NULL,
+    device INTEGER NOT NULL,
+    sample_hash TEXT NOT NULL,
+    endpoint TEXT NOT NULL,
+    bucket TEXT NOT NULL,
+    key TEXT NOT NULL,
+    upload_id TEXT,
+    part_size INTEGER NOT NULL,
+    part_count INTEGER NOT NULL,
+    checksum_algorithm TEXT NOT NULL,
+    sse_c_key_hash TEXT,
+    created_at REAL NOT NULL,
+    updated_at REAL NOT NULL,
+    etag TEXT,
+    error TEXT
+);
+CREATE INDEX IF NOT EXISTS uploads_destination
+    ON uploads (source_path, endpoint, bucket, key, state);
+CREATE TABLE IF NOT EXISTS parts (
+    upload INTEGER NOT NULL REFERENCES uploads (id) ON DELETE CASCADE,
+    number INTEGER NOT NULL,
+    size INTEGER NOT NULL,
+    etag TEXT NOT NULL,
+    checksum TEXT NOT NULL,
+    PRIMARY KEY (upload, number)
+) WITHOUT ROWID;
+"""
+
+
+class UploadState(enum.Enum):
+    ACTIVE = "active"  # has (or is about to get) an upload id; resumable
+    COMPLETED = "completed"
+    ABORTED = "aborted"
+
+
+@dataclasses.dataclass(frozen=True)
+class PartRecord:
+    number: int
+    size: int
+    etag: str
+    checksum: str  # base64 of the raw part checksum, "" when the algorithm is none
+
+
+@dataclasses.dataclass(frozen=True)
+class UploadRecord:
+    id: int
+    state: UploadState
+    fingerprint: Fingerprint
+    endpoint: str
+    bucket: str
+    key: str
+    upload_id: str | None
+    part_size: int
+    part_count: int
+    checksum_algorithm: str
+    sse_c_key_hash: str | None
+    created_at: float
+    updated_at: float
+    etag: str | None
+    error: str | None
+
+
+def default_path() -> Path:
+    """``$XDG_STATE_HOME/bigupload/journal.sqlite3`` (``~/.local/state`` by default)."""
+    base = os.environ.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state")
+    return Path(base) / "bigupload" / "journal.sqlite3"
+
+
+class Journal:
+    """The single writer of the journal file. Not thread-safe: use it from one thread."""
+
+    def __init__(self, path: str | os.PathLike[str] | None = None) -> None:
+        self.path = Path(path) if path is not None else default_path()
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            new = not self.path.exists()
+            if new:  # create it private before SQLite opens it
+                os.close(os.open(self.path, os.O_CREAT | os.O_WRONLY, 0o600))
+            self._db = sqlite3.connect(self.path, isolation_level=None, timeout=30)
+        except (OSError, sqlite3.Error) as exc:
+            raise ResumeError(f"cannot open journal {self.path}: {exc}") from exc
+        try:
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.execute("PRAGMA foreign_keys=ON")
+            version = self._schema_version()
+            if version is None:
+                self._db.executescript(_SCHEMA)
+                self._db.execute(
+                    "INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
+                )
+            elif version > SCHEMA_VERSION:
+                raise ResumeError(
+                    f"journal {self.path} has schema version {version}, newer than this "
+                    f"bigupload understands ({SCHEMA_VERSION}); upgrade bigupload"
+                )
+        except sqlite3.DatabaseError as exc:
+            self._db.close()
+            raise ResumeError(
+                f"journal {self.path} is corrupt or not a bigupload journal ({exc}); move it "
+                "aside to start afresh (unfinished uploads in it can be listed with ls-uploads)"
+            ) from exc
+        except ResumeError:
+            self._db.close()
+            raise
+
+    def _schema_version(self) -> int | None:
+        has_meta = self._db.execute(
+            "SELECT 1 FROM sqlite_master WHERE type='table' AND name='meta'"
+        ).fetchone()
+        if not has_meta:
+            return None
+        row = self._db.execute("SELECT value FROM meta WHERE name='schema_version'").fetchone()
+        return int(row[0]) if row else None
+
+    def close(self) -> None:
+        self._db.close()
+
+    def __enter__(self) -> Journal:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # uploads
+
+    def find_active(self, source_path: str, endpoint: str, bucket: str, key: str) -> UploadRecord | None:
+        row = self._db.execute(
+            "SELECT * FROM uploads WHERE source_path=? AND endpoint=? AND bucket=? AND key=? "
+            "AND state=? ORDER BY id DESC LIMIT 1",
+            (source_path, endpoint, bucket, key, UploadState.ACTIVE.value),
+        ).fetchone()
+        return self._record(row) if row else None
+
+    def get(self, upload_row: int) -> UploadRecord:
+        row = self._db.execute("SELECT * FROM uploads WHERE id=?", (upload_row,)).fetchone()
+        if row is None:
+            raise ResumeError(f"journal has no upload {upload_row}")
+        return self._record(row)
+
+    def uploads(self, state: UploadState | None = None) -> list[UploadRecord]:
+        if state is None:
+            rows = self._db.execute("SELECT * FROM uploads ORDER BY id").fetchall()
+        else:
+            rows = self._db.execute(
+                "SELECT * FROM uploads WHERE state=? ORDER BY id", (state.value,)
+            ).fetchall()
+        return [self._record(r) for r in rows]
+
+    def start_upload(
+        self,
+        fingerprint: Fingerprint,
+        endpoint: str,
+        bucket: str,
+        key: str,
+        part_size: int,
+        part_count: int,
+        checksum_algorithm: str,
+        sse_c_key_hash: str | None,
+    ) -> int:
+        """Record a new upload before CreateMultipartUpload is sent; returns its row id."""
+        now = time.time()
+        cur = self._db.execute(
+            "INSERT INTO uploads (state, source_path, size, mtime_ns, inode, device, sample_hash,"
+            " endpoint, bucket, key, upload_id, part_size, part_count, checksum_algorithm,"
+            " sse_c_key_hash, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,NULL,?,?,?,?,?,?)",
+            (
+                UploadState.ACTIVE.value,
+                fingerprint.path,
+                fingerprint.size,
+                fingerprint.mtime_ns,
+                fingerprint.inode,
+                fingerprint.device,
+                fingerprint.sample_hash,
+                endpoint,
+                bucket,
+                key,
+                part_size,
+                part_count,
+                checksum_algorithm,
+                sse_c_key_hash,
+                now,
+                now,
+            ),
+        )
+        assert cur.lastrowid is not None
+        return cur.lastrowid
+
+    def set_upload_id(self, upload_row: int, upload_id: str) -> None:
+        self._db.execute(
+            "UPDATE uploads SET upload_id=?, updated_at=? WHERE id=?", (upload_id, time.time(), upload_row)
+        )
+
+    def finish(self, upload_row: int, state: UploadState, *, etag: str | None = None, error: str | None = None) -> None:
+        """Mark an upload completed or aborted; its part rows are no longer needed."""
+        with self._db:
+            self._db.execute("BEGIN")
+            self._db.execute(
+                "UPDATE uploads SET state=?, etag=?, error=?, updated_at=? WHERE id=?",
+                (state.value, etag, error, time.time(), upload_row),
+            )
+            self._db.execute("DELETE FROM parts WHERE upload=?", (upload_row,))
+
+    def forget(self, upload_row: int) -> None:
+        self._db.execute("DELETE FROM uploads WHERE id=?", (upload_row,))
+
+    # parts
+
+    def record_part(self, upload_row: int, part: PartRecord) -> None:
+        """Durably note that the server acknowledged ``part``."""
+        self._db.execute(
+            "INSERT OR REPLACE INTO parts (upload, number, size, etag, checksum) VALUES (?,?,?,?,?)",
+            (upload_row, part.number, part.size, part.etag, part.checksum),
+        )
+        self._db.execute("UPDATE uploads SET updated_at=? WHERE id=?", (time.time(), upload_row))
+
+    def drop_part(self, upload_row: int, number: int) -> None:
+        self._db.execute("DELETE FROM parts WHERE upload=? AND number=?", (upload_row, number))
+
+    def parts(self, upload_row: int) -> dict[int, PartRecord]:
+        rows = self._db.execute(
+            "SELECT number, size, etag, checksum FROM parts WHERE upload=? ORDER BY number", (upload_row,)
+        )
+        return {r[0]: PartRecord(*r) for r in rows}
+
+    def part_totals(self, upload_row: int) -> tuple[int, int]:
+        """(parts recorded, bytes recorded) for status displays."""
+        row = self._db.execute(
+            "SELECT COUNT(*), COALESCE(SUM(size), 0) FROM parts WHERE upload=?", (upload_row,)
+        ).fetchone()
+        return int(row[0]), int(row[1])
+
+    @staticmethod
+    def _record(row: tuple[object, ...]) -> UploadRecord:
+        (id_, state, path, size, mtime_ns, inode, device, sample_hash, endpoint, bucket, key,
+         upload_id, part_size, part_count, algorithm, key_hash, created, updated, etag, error) = row
+        return UploadRecord(
+            id=int(id_),  # type: ignore[call-overload]
+            state=UploadState(state),
+            fingerprint=Fingerprint(str(path), int(size), int(mtime_ns), int(inode), int(device), str(sample_hash)),  # type: ignore[call-overload]
+            endpoint=str(endpoint),
+            bucket=str(bucket),
+            key=str(key),
+            upload_id=upload_id if upload_id is None else str(upload_id),
+            part_size=int(part_size),  # type: ignore[call-overload]
+            part_count=int(part_count),  # type: ignore[call-overload]
+            checksum_algorithm=str(algorithm),
+            sse_c_key_hash=key_hash if key_hash is None else str(key_hash),
+            created_at=float(created),  # type: ignore[arg-type]
+            updated_at=float(updated),  # type: ignore[arg-type]
+            etag=etag if etag is None else str(etag),
+            error=error if error is None else str(error),
+        )
+
+
+def iter_unfinished(journal: Journal) -> Iterator[tuple[UploadRecord, int, int]]:
+    """Active uploads with (parts done, bytes done)."""
+    for record in journal.uploads(UploadState.ACTIVE):
+        yield (record, *journal.part_totals(record.id))

@@ -1,0 +1,173 @@
+"""The only place that creates task groups. It bounds the pipeline twice: at most
+``concurrency`` parts in flight, and at most ``memory_limit`` bytes of part data held,
+reserved *before* a part is read and released after its response. File reads and
+checksums run in worker threads so the event loop never blocks on them. Retries use
+exponential backoff with full jitter, a bounded number of attempts."""
+
+from __future__ import annotations
+
+import collections
+import logging
+import random
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TypeVar
+
+import anyio
+
+from .config import UploadConfig
+from .errors import StoreError
+from .plan import Part
+
+log = logging.getLogger("bigupload")
+T = TypeVar("T")
+
+
+def primary_error(group: BaseExceptionGroup) -> BaseException:  # type: ignore[type-arg]
+    """The exception that matters in a task group's failure: the first that is not a
+    cancellation, so callers can catch our error classes directly."""
+    leaves: list[BaseException] = []
+
+    def walk(exc: BaseException) -> None:
+        if isinstance(exc, BaseExceptionGroup):
+            for inner in exc.exceptions:
+                walk(inner)
+        else:
+            leaves.append(exc)
+
+    walk(group)
+    cancelled = anyio.get_cancelled_exc_class()
+    for exc in leaves:
+        if not isinstance(exc, (cancelled, KeyboardInterrupt)):
+            return exc
+    return leaves[0]
+
+
+class ByteBudget:
+    """A FIFO semaphore counted in bytes. ``peak`` records the most ever reserved."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.used = 0
+        self.peak = 0
+        self._waiters: collections.deque[tuple[int, anyio.Event]] = collections.deque()
+
+    async def acquire(self, nbytes: int) -> None:
+        if nbytes > self.limit:
+            raise ValueError(f"{nbytes} bytes exceed the whole budget of {self.limit}")
+        if not self._waiters and self.used + nbytes <= self.limit:
+            self._take(nbytes)
+            return
+        entry = (nbytes, anyio.Event())
+        self._waiters.append(entry)
+        try:
+            await entry[1].wait()
+        except BaseException:
+            if entry[1].is_set():  # granted just as we were cancelled: give it back
+                self.release(nbytes)
+            else:
+                self._waiters.remove(entry)
+            raise
+
+    def release(self, nbytes: int) -> None:
+        self.used -= nbytes
+        while self._waiters and self.used + self._waiters[0][0] <= self.limit:
+            granted, event = self._waiters.popleft()
+            self._take(granted)
+            event.set()
+
+    def _take(self, nbytes: int) -> None:
+        self.used += nbytes
+        self.peak = max(self.peak, self.used)
+
+
+class BufferPool:
+    """Reusable bytearrays, keyed by exact length (botocore wants a whole bytes-like body,
+    so a short last part gets a buffer of its own length)."""
+
+    def __init__(self) -> None:
+        self._free: dict[int, list[bytearray]] = collections.defaultdict(list)
+
+    def get(self, length: int) -> bytearray:
+        free = self._free[length]
+        return free.pop() if free else bytearray(length)
+
+    def put(self, buffer: bytearray) -> None:
+        self._free[len(buffer)].append(buffer)
+
+    def clear(self) -> None:
+        self._free.clear()
+
+
+class Scheduler:
+    """Runs part jobs under the connection and memory bounds, with retries."""
+
+    def __init__(self, config: UploadConfig) -> None:
+        self.config = config
+        self.buffers = BufferPool()
+        self.retries = 0
+        self._budget: ByteBudget | None = None
+        self._budget_limit = 0
+
+    def budget_for(self, part_size: int) -> ByteBudget:
+        limit = self.config.effective_memory_limit(part_size)
+        if self._budget is None or self._budget_limit != limit:
+            self._budget = ByteBudget(limit)
+            self._budget_limit = limit
+        return self._budget
+
+    async def in_thread(self, fn: Callable[..., T], *args: object) -> T:
+        """Run blocking work (file reads, checksums) off the event loop."""
+        return await anyio.to_thread.run_sync(fn, *args)
+
+    async def run_parts(
+        self,
+        parts: Sequence[Part],
+        part_size: int,
+        job: Callable[[Part, bytearray], Awaitable[None]],
+    ) -> None:
+        """Run ``job(part, buffer)`` for every part: at most ``concurrency`` at once, each
+        holding a buffer of the part's length reserved from the byte budget. The first
+        failure cancels the rest and propagates."""
+        budget = self.budget_for(part_size)
+        pending = collections.deque(parts)
+
+        async def worker() -> None:
+            while pending:
+                part = pending.popleft()
+                await budget.acquire(part.length)
+                buffer = self.buffers.get(part.length)
+                try:
+                    await job(part, buffer)
+                finally:
+                    self.buffers.put(buffer)
+                    budget.release(part.length)
+
+        try:
+            async with anyio.create_task_group() as tg:
+                for _ in range(min(self.config.concurrency, len(parts))):
+                    tg.start_soon(worker)
+        except BaseExceptionGroup as group:
+            raise primary_error(group) from None
+
+    async def retrying(
+        self,
+        what: str,
+        attempt: Callable[[int], Awaitable[T]],
+    ) -> T:
+        """Call ``attempt(n)`` for n = 1.. until it succeeds, a non-retryable StoreError is
+        raised, or ``max_attempts`` is reached; sleep with backoff and full jitter between."""
+        config = self.config
+        for n in range(1, config.max_attempts + 1):
+            try:
+                return await attempt(n)
+            except StoreError as exc:
+                if not exc.retryable or n == config.max_attempts:
+                    if exc.retryable:
+                        exc.args = (f"{exc.args[0]} (gave up after {n} attempts)",)
+                    raise
+                delay = random.uniform(0, min(config.backoff_max_s, config.backoff_base_s * 2**n))
+                self.retries += 1
+                log.info("%s: %s; retry %d/%d in %.2fs", what, exc.code or exc, n,
+                         config.max_attempts - 1, delay)
+                await anyio.sleep(delay)
+        raise AssertionError("unreachable")

@@ -1,0 +1,461 @@
+"""One object's upload as a small state machine:
+
+    RECONCILE -> CREATE -> PARTS -> COMPLETE -> VERIFY -> DONE      (multipart)
+    PUT -> VERIFY -> DONE                                         (single request)
+    any phase -> ABORT, only when the upload cannot be resumed
+
+An upload id is journalled the moment it exists. Cancellation, a crash or a transient
+failure leave the upload resumable; it is aborted only when resuming cannot help (the
+source changed during the upload, or the server rejected the completion). Concurrency
+comes from the scheduler: this module starts no tasks itself."""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import hashlib
+import logging
+import mimetypes
+import time
+
+import anyio
+
+from . import checksum as ck
+from .client import CompletedPart, ObjectInfo, ObjectOptions, ObjectStore, RemotePart
+from .config import ChecksumAlgorithm, UploadConfig
+from .errors import (
+    IntegrityError,
+    NotFoundError,
+    ResumeError,
+    SourceChangedError,
+    SourceError,
+    StoreError,
+)
+from .journal import Journal, PartRecord, UploadRecord, UploadState
+from .plan import Part, Plan, plan
+from .progress import NullProgress, Progress
+from .resume import reconcile
+from .scheduler import Scheduler
+from .source import Fingerprint, SourceFile
+
+log = logging.getLogger("bigupload")
+
+
+class Phase(enum.Enum):
+    RECONCILE = "reconcile"
+    CREATE = "create"
+    PARTS = "parts"
+    COMPLETE = "complete"
+    PUT = "put"
+    VERIFY = "verify"
+    DONE = "done"
+    ABORT = "abort"
+
+
+@dataclasses.dataclass(frozen=True)
+class UploadResult:
+    """What an upload did. ``checksum`` is the object's checksum as S3 reports it
+    (``b64-N`` for a composite multipart checksum); ``full_object_checksum`` is the CRC
+    of the whole file, combined from the part CRCs without re-reading the file."""
+
+    bucket: str
+    key: str
+    etag: str
+    size: int
+    part_size: int
+    parts: int
+    checksum_algorithm: str
+    checksum: str | None
+    full_object_checksum: str | None
+    upload_id: str | None
+    resumed_parts: int
+    sent_bytes: int
+    elapsed_s: float
+
+
+def sse_c_key_hash(key: bytes | None) -> str | None:
+    """A salted digest that recognises the same SSE-C key without storing it."""
+    if key is None:
+        return None
+    return hashlib.sha256(b"bigupload sse-c key check\0" + key).hexdigest()[:32]
+
+
+def md5_etag(data: memoryview) -> str:
+    return f'"{hashlib.md5(data).hexdigest()}"'
+
+
+class Transfer:
+    """Uploads one file to one key. Only the scheduler runs its part jobs concurrently;
+    all state changes happen on the event loop, so no locks are needed."""
+
+    def __init__(
+        self,
+        source: SourceFile,
+        bucket: str,
+        key: str,
+        *,
+        config: UploadConfig,
+        store: ObjectStore,
+        journal: Journal,
+        scheduler: Scheduler,
+        progress: Progress | None = None,
+        restart: bool = False,
+        adopt_upload_id: str | None = None,
+    ) -> None:
+        self.source = source
+        self.bucket = bucket
+        self.key = key
+        self.config = config
+        self.store = store
+        self.journal = journal
+        self.scheduler = scheduler
+        self.progress = progress or NullProgress()
+        self.restart = restart
+        self.adopt_upload_id = adopt_upload_id
+        self.phase = Phase.RECONCILE
+        self.algorithm = config.checksum
+        self.sent_bytes = 0
+        self.resumed_parts = 0
+        self.upload_id: str | None = None
+        self._row = 0
+        self._parts: dict[int, PartRecord] = {}
+        content_type = config.content_type or mimetypes.guess_type(source.path)[0]
+        self.options = ObjectOptions.from_config(config, content_type or "application/octet-stream")
+
+    @property
+    def _where(self) -> str:
+        return f"s3://{self.bucket}/{self.key}"
+
+    async def run(self) -> UploadResult:
+        started = time.monotonic()
+        fingerprint = await self.scheduler.in_thread(self.source.fingerprint)
+        the_plan = plan(fingerprint.size, self.config)
+        if not the_plan.multipart and self.adopt_upload_id is None:
+            self.phase = Phase.PUT
+            info = await self._put_single(fingerprint)
+        else:
+            the_plan = await self._prepare(fingerprint, the_plan)
+            info = await self._multipart(fingerprint, the_plan)
+        self.phase = Phase.DONE
+        return self._result(the_plan, info, time.monotonic() - started)
+
+    # single request
+
+    async def _put_single(self, fingerprint: Fingerprint) -> ObjectInfo:
+        data = await self.scheduler.in_thread(self.source.read_all)
+        raw = await self.scheduler.in_thread(ck.compute, self.algorithm, data)
+        after = await self.scheduler.in_thread(self.source.fingerprint)
+        if changes := fingerprint.differences(after):
+            raise SourceError(f"{self.source.path}: changed while being read ({', '.join(changes)})")
+        self._parts = {1: PartRecord(1, len(data), "", ck.encode(raw) if raw else "")}
+        self.progress.start(self._where, len(data), 0)
+        try:
+            receipt = await self.scheduler.retrying(
+                f"PutObject {self._where}",
+                lambda n: self.store.put_object(self.bucket, self.key, data,
+                                                self._header(raw), self.options),
+            )
+            self.sent_bytes = len(data)
+            self.progress.advance(len(data))
+        finally:
+            self.progress.close()
+        self.phase = Phase.VERIFY
+        expected = ck.encode(raw) if raw else None
+        return await self._verify(len(data), receipt.etag, expected, None)
+
+    def _header(self, raw: bytes) -> str | None:
+        return ck.encode(raw) if self.algorithm is not ChecksumAlgorithm.NONE else None
+
+    # multipart
+
+    async def _prepare(self, fingerprint: Fingerprint, the_plan: Plan) -> Plan:
+        """Find or create the journal row; returns the plan to follow (the journal's on resume)."""
+        record = self.journal.find_active(fingerprint.path, self.store.endpoint, self.bucket, self.key)
+        if record is not None and (self.restart or self.adopt_upload_id):
+            await self._abandon(record, abort=self.restart and record.upload_id != self.adopt_upload_id)
+            record = None
+        if record is not None:
+            if changes := record.fingerprint.differences(fingerprint):
+                raise SourceChangedError(
+                    f"{fingerprint.path} changed since its upload to {self._where} began "
+                    f"({', '.join(changes)}); nothing was sent. Run again with --restart to "
+                    "abort the old upload and start over"
+                )
+            if record.sse_c_key_hash != sse_c_key_hash(self.config.sse_c_key):
+                raise ResumeError(
+                    f"the unfinished upload to {self._where} was started with a different "
+                    "SSE-C key (or none); use the same key, or --restart"
+                )
+            self._row = record.id
+            self.upload_id = record.upload_id
+            self.algorithm = ChecksumAlgorithm(record.checksum_algorithm)
+            self.options = dataclasses.replace(self.options, checksum=self.algorithm)
+            if record.part_size != the_plan.part_size:
+                log.info("resuming with the journal's part size %d", record.part_size)
+            return Plan(size=fingerprint.size, part_size=record.part_size, multipart=True)
+        self._row = self.journal.start_upload(
+            fingerprint, self.store.endpoint, self.bucket, self.key, the_plan.part_size,
+            the_plan.part_count, self.algorithm.value, sse_c_key_hash(self.config.sse_c_key),
+        )
+        if self.adopt_upload_id:
+            self.upload_id = self.adopt_upload_id
+            self.journal.set_upload_id(self._row, self.adopt_upload_id)
+        return Plan(size=fingerprint.size, part_size=the_plan.part_size, multipart=True)
+
+    async def _abandon(self, record: UploadRecord, *, abort: bool) -> None:
+        if abort and record.upload_id:
+            try:
+                await self.store.abort(self.bucket, self.key, record.upload_id, self.options)
+                log.info("aborted the previous upload %s", record.upload_id)
+            except NotFoundError:
+                pass
+        self.journal.finish(record.id, UploadState.ABORTED, error="superseded")
+
+    async def _multipart(self, fingerprint: Fingerprint, the_plan: Plan) -> ObjectInfo:
+        to_send = await self._reconcile(the_plan)
+        if to_send is None:  # the previous run completed it
+            return await self._verify_completed(the_plan)
+        if self.upload_id is None:
+            self.phase = Phase.CREATE
+            self.upload_id = await self.scheduler.retrying(
+                f"CreateMultipartUpload {self._where}",
+                lambda n: self.store.create_multipart(self.bucket, self.key, self.options),
+            )
+            self.journal.set_upload_id(self._row, self.upload_id)
+        self.phase = Phase.PARTS
+        done_bytes = sum(p.size for p in self._parts.values())
+        self.progress.start(self._where, the_plan.size, done_bytes)
+        try:
+            await self.scheduler.run_parts([the_plan.part(n) for n in to_send], the_plan.part_size,
+                                           self._send_part)
+        except NotFoundError as exc:
+            if exc.code == "NoSuchUpload":
+                self.journal.finish(self._row, UploadState.ABORTED, error=str(exc))
+                raise NotFoundError(
+                    f"{exc}; the journal entry was closed, run again to start a new upload",
+                    operation=exc.operation, bucket=self.bucket, key=self.key,
+                    upload_id=self.upload_id, code=exc.code,
+                ) from exc
+            raise
+        finally:
+            self.progress.close()
+        after = await self.scheduler.in_thread(self.source.fingerprint)
+        if changes := fingerprint.differences(after):
+            await self._abort(f"source changed during the upload ({', '.join(changes)})")
+            raise SourceError(
+                f"{self.source.path} changed during the upload ({', '.join(changes)}); "
+                "the upload was aborted and no object was written"
+            )
+        return await self._complete(the_plan)
+
+    async def _reconcile(self, the_plan: Plan) -> list[int] | None:
+        """Parts still to send; None if the upload turns out to be completed already."""
+        self.phase = Phase.RECONCILE
+        journalled = self.journal.parts(self._row)
+        if self.upload_id is None:
+            self._parts = {}
+            return list(range(1, the_plan.part_count + 1))
+        upload_id = self.upload_id
+        try:
+            listed = await self.scheduler.retrying(
+                f"ListParts {self._where}",
+                lambda n: self.store.list_parts(self.bucket, self.key, upload_id, self.options),
+            )
+        except NotFoundError as exc:
+            if exc.code != "NoSuchUpload" or self.adopt_upload_id:
+                raise
+            self._parts = journalled
+            if len(journalled) == the_plan.part_count:
+                return None  # maybe completed by a run that died before journalling it
+            log.warning("upload %s no longer exists on the server; starting a new one", upload_id)
+            self.journal.finish(self._row, UploadState.ABORTED, error="NoSuchUpload on resume")
+            record = self.journal.get(self._row)
+            self._row = self.journal.start_upload(
+                record.fingerprint, record.endpoint, self.bucket, self.key, record.part_size,
+                record.part_count, record.checksum_algorithm, record.sse_c_key_hash,
+            )
+            self.upload_id = None
+            self._parts = {}
+            return list(range(1, the_plan.part_count + 1))
+        result = reconcile(the_plan, journalled, listed)
+        for number in result.stale:
+            self.journal.drop_part(self._row, number)
+        self._parts = dict(result.keep)
+        send = list(result.send)
+        for number, remote in sorted(result.verify.items()):
+            record = await self._verify_listed_part(the_plan.part(number), remote)
+            if record is None:
+                send.append(number)
+            else:
+                self._parts[number] = record
+                self.journal.record_part(self._row, record)
+        self.resumed_parts = len(self._parts)
+        if self._parts:
+            log.info("resuming %s: %d of %d parts already on the server", self._where,
+                     len(self._parts), the_plan.part_count)
+        return sorted(send)
+
+    async def _verify_listed_part(self, part: Part, remote: RemotePart) -> PartRecord | None:
+        """Check a listed part we have no journal row for against the local bytes."""
+        buffer = self.scheduler.buffers.get(part.length)
+        try:
+            def digest() -> tuple[bytes, str]:
+                view = self.source.read_into(part, buffer)
+                return ck.compute(self.algorithm, view), md5_etag(view)
+
+            raw, etag = await self.scheduler.in_thread(digest)
+        finally:
+            self.scheduler.buffers.put(buffer)
+        checksum = ck.encode(raw) if raw else ""
+        if remote.checksum is not None:
+            ok = remote.checksum == checksum
+        else:  # SSE-KMS/SSE-C ETags are not MD5s: such parts fail this check and are re-sent
+            ok = remote.etag.lower() == etag
+        if not ok:
+            log.info("part %d on the server differs from the file; sending it again", part.number)
+            return None
+        return PartRecord(part.number, part.length, remote.etag, checksum)
+
+    async def _send_part(self, part: Part, buffer: bytearray) -> None:
+        """Read, checksum and upload one part with retries; journal it once acknowledged."""
+        assert self.upload_id is not None
+        upload_id = self.upload_id
+        state: dict[str, bytes] = {}
+
+        def read() -> bytes:
+            view = self.source.read_into(part, buffer)
+            return ck.compute(self.algorithm, view)
+
+        async def attempt(n: int) -> PartRecord:
+            if n == 1 or "reread" in state:
+                state["raw"] = await self.scheduler.in_thread(read)
+                state.pop("reread", None)
+            raw = state["raw"]
+            try:
+                receipt = await self.store.upload_part(
+                    self.bucket, self.key, upload_id, part.number, buffer, self._header(raw), self.options
+                )
+            except IntegrityError:
+                state["reread"] = b""  # the bytes may have been corrupted on our side
+                raise
+            expected = ck.encode(raw) if raw else ""
+            if receipt.checksum is not None and expected and receipt.checksum != expected:
+                state["reread"] = b""
+                raise IntegrityError(
+                    f"UploadPart {self._where} part {part.number}: server checksum "
+                    f"{receipt.checksum} != ours {expected}",
+                    operation="UploadPart", bucket=self.bucket, key=self.key,
+                    upload_id=upload_id, part_number=part.number, retryable=True,
+                )
+            return PartRecord(part.number, part.length, receipt.etag, expected)
+
+        record = await self.scheduler.retrying(f"UploadPart {self._where} part {part.number}", attempt)
+        self.journal.record_part(self._row, record)
+        self._parts[part.number] = record
+        self.sent_bytes += part.length
+        self.progress.advance(part.length)
+
+    async def _complete(self, the_plan: Plan) -> ObjectInfo:
+        self.phase = Phase.COMPLETE
+        assert self.upload_id is not None
+        upload_id = self.upload_id
+        missing = [n for n in range(1, the_plan.part_count + 1) if n not in self._parts]
+        if missing:
+            raise ResumeError(f"internal: parts {missing[:5]} missing before completion")
+        parts = [CompletedPart(n, self._parts[n].etag, self._parts[n].checksum or None)
+                 for n in range(1, the_plan.part_count + 1)]
+        try:
+            etag = await self.scheduler.retrying(
+                f"CompleteMultipartUpload {self._where}",
+                lambda n: self.store.complete(self.bucket, self.key, upload_id, parts, self.options),
+            )
+        except NotFoundError as exc:
+            if exc.code != "NoSuchUpload":
+                raise
+            return await self._verify_completed(the_plan)  # a retried completion that had succeeded
+        except StoreError as exc:
+            if exc.retryable or exc.code in ("AccessDenied", "NoSuchBucket"):
+                raise
+            await self._abort(f"completion rejected: {exc}")
+            raise
+        return await self._finish(the_plan, etag)
+
+    async def _finish(self, the_plan: Plan, etag: str) -> ObjectInfo:
+        self.phase = Phase.VERIFY
+        info = await self._verify(the_plan.size, etag, self._expected_composite(), self._full_object())
+        self.journal.finish(self._row, UploadState.COMPLETED, etag=info.etag)
+        return info
+
+    async def _verify_completed(self, the_plan: Plan) -> ObjectInfo:
+        """The upload id is gone but every part was journalled: accept the object if it is ours."""
+        info = await self.store.head(self.bucket, self.key, self.options)
+        if info is None or info.size != the_plan.size:
+            self.journal.finish(self._row, UploadState.ABORTED, error="upload vanished")
+            raise ResumeError(
+                f"upload {self.upload_id} to {self._where} no longer exists and the object there is "
+                "not this file; run again to start a new upload"
+            )
+        log.info("%s was already completed by an earlier run", self._where)
+        self.resumed_parts = the_plan.part_count
+        return await self._finish(the_plan, info.etag)
+
+    def _expected_composite(self) -> str | None:
+        if self.algorithm is ChecksumAlgorithm.NONE:
+            return None
+        raws = [ck.decode(self._parts[n].checksum) for n in sorted(self._parts)]
+        return ck.composite(self.algorithm, raws)
+
+    def _full_object(self) -> str | None:
+        if self.algorithm is ChecksumAlgorithm.NONE:
+            return None
+        return ck.full_object(self.algorithm, [(ck.decode(p.checksum), p.size)
+                                               for _, p in sorted(self._parts.items())])
+
+    async def _verify(self, size: int, etag: str, composite: str | None, full: str | None) -> ObjectInfo:
+        """HEAD the object: its size, and its checksum where the server reports one."""
+        self.phase = Phase.VERIFY
+        info = await self.scheduler.retrying(
+            f"HeadObject {self._where}", lambda n: self.store.head(self.bucket, self.key, self.options)
+        )
+        if info is None:
+            raise IntegrityError(f"{self._where}: object missing right after upload",
+                                 operation="HeadObject", bucket=self.bucket, key=self.key)
+        problems = []
+        if info.size != size:
+            problems.append(f"size {info.size} != {size}")
+        if info.checksum is not None and info.checksum not in (composite, full):
+            problems.append(f"checksum {info.checksum} != {composite or full}")
+        if problems:
+            raise IntegrityError(f"{self._where}: the stored object does not match the file: "
+                                 + "; ".join(problems), operation="HeadObject",
+                                 bucket=self.bucket, key=self.key)
+        return ObjectInfo(info.size, info.etag or etag, info.checksum, info.checksum_type)
+
+    async def _abort(self, reason: str) -> None:
+        """Abort an upload that cannot be resumed, so it is not billed forever."""
+        self.phase = Phase.ABORT
+        if self.upload_id is not None:
+            with anyio.CancelScope(shield=True):
+                try:
+                    await self.store.abort(self.bucket, self.key, self.upload_id, self.options)
+                except NotFoundError:
+                    pass
+        self.journal.finish(self._row, UploadState.ABORTED, error=reason)
+
+    def _result(self, the_plan: Plan, info: ObjectInfo, elapsed: float) -> UploadResult:
+        return UploadResult(
+            bucket=self.bucket,
+            key=self.key,
+            etag=info.etag,
+            size=the_plan.size,
+            part_size=the_plan.part_size if the_plan.multipart else the_plan.size,
+            parts=the_plan.part_count if the_plan.multipart else 1,
+            checksum_algorithm=self.algorithm.value,
+            checksum=info.checksum or (self._expected_composite() if the_plan.multipart else
+                                       (self._parts[1].checksum or None)),
+            full_object_checksum=self._full_object(),
+            upload_id=self.upload_id,
+            resumed_parts=self.resumed_parts,
+            sent_bytes=self.sent_bytes,
+            elapsed_s=round(elapsed, 3),
+        )

@@ -1,0 +1,162 @@
+"""An in-memory ObjectStore with scriptable faults, for engine tests. It checks what a
+real S3 checks (checksum header, 5 MiB minimum at completion, part ETags) and records
+every request so tests can assert what was (and was not) sent."""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import hashlib
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import anyio
+import xxhash
+
+from bigupload import checksum as ck
+from bigupload.client import (
+    CompletedPart,
+    MultipartUpload,
+    ObjectInfo,
+    ObjectOptions,
+    PartReceipt,
+    RemotePart,
+)
+from bigupload.config import ChecksumAlgorithm
+from bigupload.errors import IntegrityError, NotFoundError, StoreError
+
+Fault = Callable[[str, dict[str, Any]], None]  # raises to inject a failure
+
+
+@dataclasses.dataclass
+class StoredPart:
+    data: bytes  # empty in lightweight mode
+    size: int
+    etag: str
+    checksum: str | None
+
+
+class FakeStore:
+    endpoint = "fake://store"
+
+    def __init__(self, page_size: int = 1000, min_part: int = 5 << 20,
+                 lightweight: bool = False) -> None:
+        """``lightweight`` keeps only sizes and uses xxh3 ETags, for many-GiB tests."""
+        self.lightweight = lightweight
+        self.page_size = page_size
+        self.min_part = min_part
+        self.uploads: dict[str, dict[int, StoredPart]] = {}
+        self.upload_meta: dict[str, tuple[str, str, ChecksumAlgorithm]] = {}
+        self.objects: dict[tuple[str, str], tuple[bytes, str, str | None]] = {}
+        self.sizes: dict[tuple[str, str], int] = {}
+        self.calls: collections.Counter[str] = collections.Counter()
+        self.sent_parts: list[int] = []
+        self.in_flight = 0
+        self.max_in_flight = 0
+        self.faults: list[Fault] = []
+        self.part_delay_s = 0.0
+        self._next = 0
+
+    def _fault(self, op: str, **ctx: Any) -> None:
+        self.calls[op] += 1
+        for fault in self.faults:
+            fault(op, ctx)
+
+    async def create_multipart(self, bucket: str, key: str, options: ObjectOptions) -> str:
+        self._fault("create", bucket=bucket, key=key)
+        self._next += 1
+        upload_id = f"upload-{self._next}"
+        self.uploads[upload_id] = {}
+        self.upload_meta[upload_id] = (bucket, key, options.checksum)
+        return upload_id
+
+    def _upload(self, upload_id: str) -> dict[int, StoredPart]:
+        if upload_id not in self.uploads:
+            raise NotFoundError("NoSuchUpload", code="NoSuchUpload", upload_id=upload_id)
+        return self.uploads[upload_id]
+
+    async def upload_part(self, bucket: str, key: str, upload_id: str, number: int, body: Any,
+                          checksum: str | None, options: ObjectOptions) -> PartReceipt:
+        self._fault("upload_part", number=number, upload_id=upload_id)
+        self.in_flight += 1
+        self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            data = bytes(body)
+            if self.part_delay_s:
+                await anyio.sleep(self.part_delay_s)
+            parts = self._upload(upload_id)
+            algorithm = self.upload_meta[upload_id][2]
+            if algorithm is not ChecksumAlgorithm.NONE:
+                actual = ck.encode(ck.compute(algorithm, data))
+                if checksum != actual:
+                    raise IntegrityError("BadDigest", code="BadDigest", retryable=True)
+            if self.lightweight:
+                etag = f'"{xxhash.xxh3_128_hexdigest(data)}"'
+                parts[number] = StoredPart(b"", len(data), etag, checksum)
+            else:
+                etag = f'"{hashlib.md5(data).hexdigest()}"'
+                parts[number] = StoredPart(data, len(data), etag, checksum)
+            self.sent_parts.append(number)
+            return PartReceipt(etag, checksum)
+        finally:
+            self.in_flight -= 1
+
+    async def list_parts(self, bucket: str, key: str, upload_id: str,
+                         options: ObjectOptions) -> list[RemotePart]:
+        parts = self._upload(upload_id)
+        listed: list[RemotePart] = []
+        numbers = sorted(parts)
+        for start in range(0, max(len(numbers), 1), self.page_size):  # one call per page
+            self._fault("list_parts_page", upload_id=upload_id)
+            for n in numbers[start:start + self.page_size]:
+                listed.append(RemotePart(n, parts[n].size, parts[n].etag, None))
+        return listed
+
+    async def complete(self, bucket: str, key: str, upload_id: str,
+                       parts: Sequence[CompletedPart], options: ObjectOptions) -> str:
+        self._fault("complete", upload_id=upload_id)
+        stored = self._upload(upload_id)
+        data = []
+        for i, p in enumerate(parts):
+            if p.number not in stored or stored[p.number].etag != p.etag:
+                raise StoreError("InvalidPart", code="InvalidPart")
+            if i < len(parts) - 1 and stored[p.number].size < self.min_part:
+                raise StoreError("EntityTooSmall", code="EntityTooSmall")
+            data.append(stored[p.number].data)
+        body = b"".join(data)
+        size = sum(stored[p.number].size for p in parts)
+        algorithm = self.upload_meta[upload_id][2]
+        checksum = None
+        if algorithm is not ChecksumAlgorithm.NONE:
+            checksum = ck.composite(algorithm, [ck.decode(stored[p.number].checksum or "")
+                                                for p in parts])
+        etag = f'"{hashlib.md5("".join(stored[p.number].etag for p in parts).encode()).hexdigest()}-{len(parts)}"'
+        self.objects[(bucket, key)] = (body, etag, checksum)
+        self.sizes[(bucket, key)] = size
+        del self.uploads[upload_id]
+        return etag
+
+    async def abort(self, bucket: str, key: str, upload_id: str, options: ObjectOptions) -> None:
+        self._fault("abort", upload_id=upload_id)
+        self._upload(upload_id)
+        del self.uploads[upload_id]
+
+    async def put_object(self, bucket: str, key: str, body: Any, checksum: str | None,
+                         options: ObjectOptions) -> PartReceipt:
+        self._fault("put_object")
+        data = bytes(body)
+        etag = f'"{hashlib.md5(data).hexdigest()}"'
+        self.objects[(bucket, key)] = (data, etag, checksum)
+        self.sizes[(bucket, key)] = len(data)
+        return PartReceipt(etag, checksum)
+
+    async def head(self, bucket: str, key: str, options: ObjectOptions) -> ObjectInfo | None:
+        self._fault("head")
+        if (bucket, key) not in self.objects:
+            return None
+        _, etag, checksum = self.objects[(bucket, key)]
+        return ObjectInfo(self.sizes[(bucket, key)], etag, checksum, "COMPOSITE" if checksum else None)
+
+    async def list_uploads(self, bucket: str, prefix: str = "") -> list[MultipartUpload]:
+        return [MultipartUpload(k, u, None) for u, (b, k, _) in self.upload_meta.items()
+                if u in self.uploads and b == bucket and k.startswith(prefix)]

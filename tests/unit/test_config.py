@@ -1,0 +1,57 @@
+from __future__ import annotations
+
+import pytest
+
+from bigupload.config import ChecksumAlgorithm, GiB, KiB, MiB, UploadConfig, format_size, parse_size
+from bigupload.errors import ConfigError
+
+
+@pytest.mark.parametrize("text,expected", [
+    ("64MiB", 64 * MiB), ("64MB", 64 * MiB), ("64M", 64 * MiB), ("5GiB", 5 * GiB),
+    ("1048576", MiB), ("8 KiB", 8 * KiB), ("1.5GiB", 3 * GiB // 2), ("0", 0), ("10b", 10),
+])
+def test_parse_size(text: str, expected: int) -> None:
+    assert parse_size(text) == expected
+
+
+@pytest.mark.parametrize("text", ["64XB", "", "MiB", "-5MiB", "1.3B", "5 5", "iB"])
+def test_parse_size_rejects_malformed(text: str) -> None:
+    with pytest.raises(ConfigError):
+        parse_size(text)
+
+
+def test_format_size() -> None:
+    assert format_size(16 * MiB) == "16.0 MiB"
+    assert format_size(12) == "12 B"
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    ({"concurrency": 0}, "concurrency"),
+    ({"concurrency": 100_000}, "concurrency"),
+    ({"memory_limit": MiB}, "smaller than one part"),
+    ({"memory_limit": 8 * MiB, "part_size": 16 * MiB}, "smaller than one part"),
+    ({"max_attempts": 0}, "attempts"),
+    ({"sse_c_key": b"short"}, "32 bytes"),
+    ({"sse_kms_key_id": "k"}, "aws:kms"),
+])
+def test_invalid_config(kwargs: dict[str, object], match: str) -> None:
+    with pytest.raises(ConfigError, match=match):
+        UploadConfig(**kwargs)  # type: ignore[arg-type]
+
+
+def test_checksum_names() -> None:
+    assert ChecksumAlgorithm.parse("CRC32C") is ChecksumAlgorithm.CRC32C
+    assert ChecksumAlgorithm.CRC64NVME.s3_name == "CRC64NVME"
+    with pytest.raises(ConfigError, match="unknown checksum"):
+        ChecksumAlgorithm.parse("md5")
+
+
+def test_effective_memory_limit() -> None:
+    assert UploadConfig(concurrency=4).effective_memory_limit(16 * MiB) == 64 * MiB
+    assert UploadConfig(memory_limit=32 * MiB).effective_memory_limit(16 * MiB) == 32 * MiB
+    with pytest.raises(ConfigError):
+        UploadConfig(memory_limit=32 * MiB).effective_memory_limit(64 * MiB)
+
+
+def test_sse_c_key_is_not_in_repr() -> None:
+    assert "sse_c_key" not in repr(UploadConfig(sse_c_key=b"k" * 32))

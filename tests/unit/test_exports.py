@@ -1,0 +1,27 @@
+from __future__ import annotations
+
+import bigupload
+from bigupload import errors
+
+
+def test_all_is_sorted_and_complete() -> None:
+    assert bigupload.__all__ == sorted(bigupload.__all__)
+    for name in bigupload.__all__:
+        assert hasattr(bigupload, name), name
+
+
+def test_error_tree_and_exit_codes() -> None:
+    assert issubclass(errors.AuthError, errors.StoreError)
+    assert issubclass(errors.SourceChangedError, errors.ResumeError)
+    codes = {
+        errors.ConfigError("x").exit_code, errors.SourceError("x").exit_code,
+        errors.AuthError("x").exit_code, errors.StoreError("x", retryable=True).exit_code,
+        errors.IntegrityError("x").exit_code, errors.NotFoundError("x").exit_code,
+        errors.ResumeError("x").exit_code, errors.Cancelled("x").exit_code,
+    }
+    assert codes == {2, 3, 4, 5, 6, 7, 8, 130}
+    for name in dir(errors):
+        obj = getattr(errors, name)
+        if isinstance(obj, type) and issubclass(obj, Exception) and obj.__module__ == errors.__name__:
+            assert issubclass(obj, errors.BigUploadError)
+            assert obj.__name__ in errors.__doc__  # the drawn tree names every class
