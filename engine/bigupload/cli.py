@@ -130,9 +130,9 @@ def build_parser() -> argparse.ArgumentParser:
 class Output:
     """Human lines or JSON lines on stdout."""
 
-    def __init__(self, as_json: bool, stream: TextIO = sys.stdout) -> None:
+    def __init__(self, as_json: bool, stream: TextIO | None = None) -> None:
         self.as_json = as_json
-        self.stream = stream
+        self.stream = stream or sys.stdout
 
     def emit(self, event: str, text: str, **fields: Any) -> None:
         if self.as_json:
@@ -244,11 +244,11 @@ async def cmd_cp(args: argparse.Namespace, out: Output) -> int:
         result = await uploader.upload_file(args.source, bucket, key,
                                             progress=TqdmProgress() if show else None,
                                             restart=args.restart, upload_id=args.upload_id)
-    rate = result.size / result.elapsed_s / 1e6 if result.elapsed_s else 0.0
+    rate = result.sent_bytes / result.elapsed_s / 1e6 if result.elapsed_s else 0.0
     resumed = f", {result.resumed_parts} parts resumed" if result.resumed_parts else ""
     out.emit("uploaded",
              f"uploaded {args.source} -> s3://{bucket}/{key}: {format_size(result.size)} in "
-             f"{result.parts} part(s), {result.elapsed_s:.1f}s ({rate:.0f} MB/s){resumed}; "
+             f"{result.parts} part(s), {result.elapsed_s:.1f}s ({rate:.0f} MB/s sent){resumed}; "
              f"checksum {result.checksum_algorithm} {result.checksum}",
              **dataclasses.asdict(result))
     return 0

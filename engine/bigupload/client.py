@@ -14,11 +14,17 @@ import dataclasses
 import datetime
 import hashlib
 import base64
+import warnings
 from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any, Protocol
 
 from .config import ChecksumAlgorithm, UploadConfig
 from .errors import AuthError, BigUploadError, IntegrityError, NotFoundError, StoreError
+
+# We hand aiohttp a reused part buffer on purpose: wrapping it in a file object would add
+# a copy or a thread hop per 64 KiB. The transport writes it without blocking the loop, so
+# aiohttp's advice for bodies over 1 MB does not apply.
+warnings.filterwarnings("ignore", message="Sending a large body directly", category=ResourceWarning)
 
 AUTH_CODES = {
     "AccessDenied", "AllAccessDisabled", "InvalidAccessKeyId", "SignatureDoesNotMatch",
