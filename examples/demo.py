@@ -9,14 +9,13 @@ import hashlib
 import os
 import shutil
 import signal
-import sqlite3
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from bigupload.testing import TEST_CREDENTIALS, SeaweedServer
+from bigupload.testing import TEST_CREDENTIALS, SeaweedServer, journalled_parts
 
 SIZE = int(os.environ.get("DEMO_SIZE_MIB", "1024")) * 1024 * 1024
 
@@ -30,17 +29,6 @@ def make_file(path: Path, size: int) -> None:
         for _ in range(size // (64 << 20)):
             f.write(os.urandom(64 << 20))
         f.write(os.urandom(size % (64 << 20)))
-
-
-def journalled_parts(journal: Path) -> int:
-    try:
-        db = sqlite3.connect(f"file:{journal}?mode=ro", uri=True, timeout=1)
-        try:
-            return int(db.execute("SELECT COUNT(*) FROM parts").fetchone()[0])
-        finally:
-            db.close()
-    except sqlite3.Error:
-        return 0
 
 
 def main() -> int:

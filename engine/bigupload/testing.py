@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sqlite3
 import signal
 import socket
 import subprocess
@@ -24,6 +25,19 @@ TEST_CREDENTIALS = {
     "AWS_SECRET_ACCESS_KEY": "bigupload-test-secret",
     "AWS_DEFAULT_REGION": "us-east-1",
 }
+
+
+def journalled_parts(journal: str | os.PathLike[str]) -> int:
+    """How many parts a journal holds, read-only, while another process writes it (0 if
+    it does not exist yet); lets tests and the demo interrupt an upload part-way."""
+    try:
+        db = sqlite3.connect(f"file:{os.fspath(journal)}?mode=ro", uri=True, timeout=1)
+        try:
+            return int(db.execute("SELECT COUNT(*) FROM parts").fetchone()[0])
+        finally:
+            db.close()
+    except sqlite3.Error:
+        return 0
 
 
 def free_port() -> int:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
@@ -16,7 +15,7 @@ from typing import Any
 import pytest
 
 from bigupload.cli import main
-from bigupload.testing import MotoServer, SeaweedServer
+from bigupload.testing import MotoServer, SeaweedServer, journalled_parts
 from tests.conftest import MiB, list_uploads, read_object
 
 
@@ -113,24 +112,13 @@ def test_cp_json_and_housekeeping(seaweed: SeaweedServer, seaweed_bucket: str, m
     assert not list_uploads(seaweed, seaweed_bucket)
 
 
-def _journal_parts(journal: Path) -> int:
-    try:
-        db = sqlite3.connect(f"file:{journal}?mode=ro", uri=True, timeout=1)
-        try:
-            return int(db.execute("SELECT COUNT(*) FROM parts").fetchone()[0])
-        finally:
-            db.close()
-    except sqlite3.Error:
-        return 0
-
-
 def _start_and_stop_midway(argv: list[str], journal: Path, sig: int,
                            min_parts: int) -> tuple[int, str]:
     """Run the CLI, send ``sig`` once ``min_parts`` are journalled; (exit status, stderr)."""
     proc = subprocess.Popen([sys.executable, "-m", "bigupload.cli", *argv], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 120
-    while _journal_parts(journal) < min_parts:
+    while journalled_parts(journal) < min_parts:
         assert proc.poll() is None, proc.communicate()
         assert time.monotonic() < deadline
         time.sleep(0.01)
