@@ -124,6 +124,9 @@ def upload_file_sync(path: str | os.PathLike[str], bucket: str, key: str, **kwar
 
 
 def event_loop_options() -> dict[str, Any]:
+    """uvloop when installed, unless ``BIGUPLOAD_EVENT_LOOP=asyncio``."""
+    if os.environ.get("BIGUPLOAD_EVENT_LOOP", "").lower() == "asyncio":
+        return {}
     try:
         import uvloop  # noqa: F401
     except ImportError:
