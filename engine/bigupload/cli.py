@@ -384,14 +384,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.no_verify_ssl:
         log.warning("TLS certificate verification is OFF (--no-verify-ssl)")
     out = Output(args.json)
-    from .errors import BigUploadError, ConfigError
+    from .errors import BigUploadError
 
     try:
         return run(args, out)
     except UsageError as exc:
         return fail(out, args, 2, str(exc), exc)
-    except ConfigError as exc:
-        return fail(out, args, exc.exit_code, str(exc), exc)
     except BigUploadError as exc:
         return fail(out, args, exc.exit_code, str(exc), exc)
     except KeyboardInterrupt as exc:

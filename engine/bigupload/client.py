@@ -103,10 +103,11 @@ class ObjectOptions:
             expected_bucket_owner=config.expected_bucket_owner,
         )
 
-    def every_request(self) -> dict[str, Any]:
-        """Parameters S3 wants on every request touching the upload (SSE-C on each part)."""
+    def every_request(self, *, sse_c: bool = True) -> dict[str, Any]:
+        """Parameters S3 wants on every request touching the upload (SSE-C on each part;
+        ``sse_c=False`` for the calls that take no key: ListParts, AbortMultipartUpload)."""
         params: dict[str, Any] = {}
-        if self.sse_c_key is not None:
+        if sse_c and self.sse_c_key is not None:
             params["SSECustomerAlgorithm"] = "AES256"
             params["SSECustomerKey"] = self.sse_c_key
             params["SSECustomerKeyMD5"] = base64.b64encode(hashlib.md5(self.sse_c_key).digest()).decode()
@@ -300,7 +301,7 @@ class AioS3Store:
         """All parts, following NextPartNumberMarker across pages (S3 pages at 1,000)."""
         parts: list[RemotePart] = []
         marker = 0
-        params = {k: v for k, v in options.every_request().items() if not k.startswith("SSECustomer")}
+        params = options.every_request(sse_c=False)
         while True:
             response = await self._call(
                 "list_parts", bucket, key, upload_id=upload_id,
@@ -335,7 +336,7 @@ class AioS3Store:
         return str(response.get("ETag", ""))
 
     async def abort(self, bucket: str, key: str, upload_id: str, options: ObjectOptions) -> None:
-        params = {k: v for k, v in options.every_request().items() if not k.startswith("SSECustomer")}
+        params = options.every_request(sse_c=False)
         await self._call("abort_multipart_upload", bucket, key, upload_id=upload_id,
                          Key=key, UploadId=upload_id, **params)
 

@@ -147,7 +147,7 @@ class Transfer:
         after = await self.scheduler.in_thread(self.source.fingerprint)
         if changes := fingerprint.differences(after):
             raise SourceError(f"{self.source.path}: changed while being read ({', '.join(changes)})")
-        self._parts = {1: PartRecord(1, len(data), "", ck.encode(raw) if raw else "")}
+        self._parts = {1: PartRecord(1, len(data), "", ck.encode(raw))}
         self.progress.start(self._where, len(data), 0)
         try:
             receipt = await self.scheduler.retrying(
@@ -160,7 +160,7 @@ class Transfer:
         finally:
             self.progress.close()
         self.phase = Phase.VERIFY
-        expected = ck.encode(raw) if raw else None
+        expected = ck.encode(raw) or None
         return await self._verify(len(data), receipt.etag, expected, None)
 
     def _header(self, raw: bytes) -> str | None:
@@ -306,7 +306,7 @@ class Transfer:
             raw, etag = await self.scheduler.in_thread(digest)
         finally:
             self.scheduler.buffers.put(buffer)
-        checksum = ck.encode(raw) if raw else ""
+        checksum = ck.encode(raw)
         if remote.checksum is not None:
             ok = remote.checksum == checksum
         else:  # SSE-KMS/SSE-C ETags are not MD5s: such parts fail this check and are re-sent
@@ -320,27 +320,28 @@ class Transfer:
         """Read, checksum and upload one part with retries; journal it once acknowledged."""
         assert self.upload_id is not None
         upload_id = self.upload_id
-        state: dict[str, bytes] = {}
+        raw = b""
+        reread = True  # read on the first attempt, and again after a digest mismatch
 
         def read() -> bytes:
             view = self.source.read_into(part, buffer)
             return ck.compute(self.algorithm, view)
 
         async def attempt(n: int) -> PartRecord:
-            if n == 1 or "reread" in state:
-                state["raw"] = await self.scheduler.in_thread(read)
-                state.pop("reread", None)
-            raw = state["raw"]
+            nonlocal raw, reread
+            if reread:
+                raw = await self.scheduler.in_thread(read)
+                reread = False
             try:
                 receipt = await self.store.upload_part(
                     self.bucket, self.key, upload_id, part.number, buffer, self._header(raw), self.options
                 )
             except IntegrityError:
-                state["reread"] = b""  # the bytes may have been corrupted on our side
+                reread = True  # the bytes may have been corrupted on our side
                 raise
-            expected = ck.encode(raw) if raw else ""
+            expected = ck.encode(raw)
             if receipt.checksum is not None and expected and receipt.checksum != expected:
-                state["reread"] = b""
+                reread = True
                 raise IntegrityError(
                     f"UploadPart {self._where} part {part.number}: server checksum "
                     f"{receipt.checksum} != ours {expected}",
