@@ -5,7 +5,10 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test bench clean
+PEERS_VENV ?= .venv-peers
+PEERS_STAMP := $(PEERS_VENV)/.installed
+
+.PHONY: install demo test bench bench-setup clean
 
 install: $(STAMP)
 
@@ -22,9 +25,30 @@ demo: install
 test: install
 	$(PY) -m pytest
 
-bench: install
-	$(PY) bench/checksums.py
-	$(PY) bench/upload.py --size-mib 2048 --rounds 3
+# The peers live outside bigupload's environment: awscrt installed next to botocore
+# changes how botocore signs, so it must not touch the environment bigupload is measured in.
+# Debian's awscli and rclone come from apt when this runs as root; otherwise the harness
+# reports them as unable to run.
+bench-setup: install $(PEERS_STAMP) $(VENV)/.bench-installed
+	@if ! command -v rclone >/dev/null || ! test -x /usr/bin/aws; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    (apt-get update -qq || true) && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq awscli rclone >/dev/null; \
+	  else echo "bench-setup: not root, skipping apt install of awscli and rclone"; fi; \
+	fi
+
+$(VENV)/.bench-installed: $(STAMP)
+	$(PY) -m pip install --quiet -e '.[test,bench]'
+	touch $@
+
+$(PEERS_STAMP): pyproject.toml setup.py
+	$(PYTHON) -m venv $(PEERS_VENV)
+	$(PEERS_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(PEERS_VENV)/bin/python -m pip install --quiet -e . boto3 awscrt obstore google-crc32c crc32c xxhash
+	touch $(PEERS_STAMP)
+
+bench: bench-setup
+	$(PEERS_VENV)/bin/python bench/checksums.py
+	$(PY) bench/run.py --size-mib 2048 --rounds 3
 
 clean:
-	rm -rf $(VENV) build engine/*.egg-info engine/bigupload/*.so .pytest_cache .hypothesis
+	rm -rf $(VENV) $(PEERS_VENV) build engine/*.egg-info engine/bigupload/*.so .pytest_cache .hypothesis

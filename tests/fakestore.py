@@ -81,7 +81,7 @@ class FakeStore:
         self.in_flight += 1
         self.max_in_flight = max(self.max_in_flight, self.in_flight)
         try:
-            data = bytes(body)
+            data = _body_bytes(body)
             if self.part_delay_s:
                 await anyio.sleep(self.part_delay_s)
             parts = self._upload(upload_id)
@@ -144,7 +144,7 @@ class FakeStore:
     async def put_object(self, bucket: str, key: str, body: Any, checksum: str | None,
                          options: ObjectOptions) -> PartReceipt:
         self._fault("put_object")
-        data = bytes(body)
+        data = _body_bytes(body)
         etag = f'"{hashlib.md5(data).hexdigest()}"'
         self.objects[(bucket, key)] = (data, etag, checksum)
         self.sizes[(bucket, key)] = len(data)
@@ -160,3 +160,11 @@ class FakeStore:
     async def list_uploads(self, bucket: str, prefix: str = "") -> list[MultipartUpload]:
         return [MultipartUpload(k, u, None) for u, (b, k, _) in self.upload_meta.items()
                 if u in self.uploads and b == bucket and k.startswith(prefix)]
+
+
+def _body_bytes(body: Any) -> bytes:
+    """What the HTTP layer would send: a ``FileRange`` is read from the file, at call time."""
+    if hasattr(body, "read"):
+        body.seek(0)
+        return bytes(body.read())
+    return bytes(body)

@@ -111,6 +111,30 @@ def compute(algorithm: ChecksumAlgorithm, data: Buffer) -> bytes:
     return crc_function(algorithm)(data, 0).to_bytes(width(algorithm), "big")
 
 
+class Hasher:
+    """Incremental form of ``compute``: ``update`` chunks in order, then ``digest``."""
+
+    def __init__(self, algorithm: ChecksumAlgorithm) -> None:
+        self.algorithm = algorithm
+        self._sha = hashlib.sha256() if algorithm is ChecksumAlgorithm.SHA256 else None
+        self._crc = None if algorithm in (ChecksumAlgorithm.SHA256, ChecksumAlgorithm.NONE) \
+            else crc_function(algorithm)
+        self._value = 0
+
+    def update(self, data: Buffer) -> None:
+        if self._crc is not None:
+            self._value = self._crc(data, self._value)
+        elif self._sha is not None:
+            self._sha.update(data)
+
+    def digest(self) -> bytes:
+        if self._sha is not None:
+            return self._sha.digest()
+        if self._crc is None:
+            return b""
+        return self._value.to_bytes(width(self.algorithm), "big")
+
+
 def encode(raw: bytes) -> str:
     return base64.b64encode(raw).decode("ascii")
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import gc
 import json
 import logging
 import os
@@ -87,7 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
     cp.add_argument("source")
     cp.add_argument("destination", help="s3://bucket/key (a key ending in / gets the file name)")
     t = cp.add_argument_group("tuning")
-    t.add_argument("--part-size", default=env_default("part_size"), help="e.g. 64MiB (default: 16MiB, "
+    t.add_argument("--part-size", default=env_default("part_size"), help="e.g. 64MiB (default: 32MiB, "
                    "grown so the file fits in 10,000 parts)")
     t.add_argument("--concurrency", type=int, default=int(env_default("concurrency", 8)),
                    help="parts in flight (default 8)")
@@ -241,6 +242,9 @@ async def cmd_cp(args: argparse.Namespace, out: Output) -> int:
         return 0
     show = args.progress == "always" or (args.progress == "auto" and sys.stderr.isatty() and not args.json)
     async with Uploader(config, journal=args.journal) as uploader:
+        # botocore's models are loaded and live until exit: keep the cyclic GC from walking
+        # them again and again while parts are in flight (about 4% of the CPU otherwise)
+        gc.freeze()
         result = await uploader.upload_file(args.source, bucket, key,
                                             progress=TqdmProgress() if show else None,
                                             restart=args.restart, upload_id=args.upload_id)

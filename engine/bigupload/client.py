@@ -21,9 +21,9 @@ from typing import Any, Protocol
 from .config import ChecksumAlgorithm, UploadConfig
 from .errors import AuthError, BigUploadError, IntegrityError, NotFoundError, StoreError
 
-# We hand aiohttp a reused part buffer on purpose: wrapping it in a file object would add
-# a copy or a thread hop per 64 KiB. The transport writes it without blocking the loop, so
-# aiohttp's advice for bodies over 1 MB does not apply.
+# A single-request upload hands aiohttp the file's bytes (at most the multipart threshold)
+# on purpose: the transport writes them without blocking the loop, so aiohttp's advice for
+# bodies over 1 MB does not apply. Parts never come here: they are ``FileRange`` bodies.
 warnings.filterwarnings("ignore", message="Sending a large body directly", category=ResourceWarning)
 
 AUTH_CODES = {
@@ -225,6 +225,10 @@ def map_error(exc: BaseException, operation: str, bucket: str, key: str = "",
                       retryable=False, **ctx)
 
 
+def _no_expect_continue(params: dict[str, Any], **kwargs: Any) -> None:
+    params.get("headers", {}).pop("Expect", None)
+
+
 def botocore_config(config: UploadConfig) -> Any:
     """AioConfig for bulk uploads: pool sized to the concurrency, no botocore retries, no
     duplicate body hashing."""
@@ -266,7 +270,14 @@ class AioS3Store:
             )
         except bce.BotoCoreError as exc:
             raise map_error(exc, "connect", "") from exc
+        from . import httpbody
+
+        httpbody.register()
         async with client_cm as client:
+            # botocore asks for ``Expect: 100-continue`` on every file-like body: one more
+            # round trip per part that buys nothing when the request is already signed and
+            # the part is checksummed, so it is dropped.
+            client.meta.events.register_last("before-call.s3", _no_expect_continue)
             endpoint = config.endpoint_url or client.meta.endpoint_url
             yield cls(client, str(endpoint))
 

@@ -80,30 +80,11 @@ class ByteBudget:
         self.peak = max(self.peak, self.used)
 
 
-class BufferPool:
-    """Reusable bytearrays, keyed by exact length (botocore wants a whole bytes-like body,
-    so a short last part gets a buffer of its own length)."""
-
-    def __init__(self) -> None:
-        self._free: dict[int, list[bytearray]] = collections.defaultdict(list)
-
-    def get(self, length: int) -> bytearray:
-        free = self._free[length]
-        return free.pop() if free else bytearray(length)
-
-    def put(self, buffer: bytearray) -> None:
-        self._free[len(buffer)].append(buffer)
-
-    def clear(self) -> None:
-        self._free.clear()
-
-
 class Scheduler:
     """Runs part jobs under the connection and memory bounds, with retries."""
 
     def __init__(self, config: UploadConfig) -> None:
         self.config = config
-        self.buffers = BufferPool()
         self.retries = 0
         self._budget: ByteBudget | None = None
         self._budget_limit = 0
@@ -123,11 +104,11 @@ class Scheduler:
         self,
         parts: Sequence[Part],
         part_size: int,
-        job: Callable[[Part, bytearray], Awaitable[None]],
+        job: Callable[[Part], Awaitable[None]],
     ) -> None:
-        """Run ``job(part, buffer)`` for every part: at most ``concurrency`` at once, each
-        holding a buffer of the part's length reserved from the byte budget. The first
-        failure cancels the rest and propagates."""
+        """Run ``job(part)`` for every part: at most ``concurrency`` at once, each holding
+        its length in the byte budget until its response. The first failure cancels the
+        rest and propagates."""
         budget = self.budget_for(part_size)
         pending = collections.deque(parts)
 
@@ -135,11 +116,9 @@ class Scheduler:
             while pending:
                 part = pending.popleft()
                 await budget.acquire(part.length)
-                buffer = self.buffers.get(part.length)
                 try:
-                    await job(part, buffer)
+                    await job(part)
                 finally:
-                    self.buffers.put(buffer)
                     budget.release(part.length)
 
         try:

@@ -80,10 +80,6 @@ def sse_c_key_hash(key: bytes | None) -> str | None:
     return hashlib.sha256(b"bigupload sse-c key check\0" + key).hexdigest()[:32]
 
 
-def md5_etag(data: memoryview) -> str:
-    return f'"{hashlib.md5(data).hexdigest()}"'
-
-
 class Transfer:
     """Uploads one file to one key. Only the scheduler runs its part jobs concurrently;
     all state changes happen on the event loop, so no locks are needed."""
@@ -297,15 +293,17 @@ class Transfer:
 
     async def _verify_listed_part(self, part: Part, remote: RemotePart) -> PartRecord | None:
         """Check a listed part we have no journal row for against the local bytes."""
-        buffer = self.scheduler.buffers.get(part.length)
-        try:
-            def digest() -> tuple[bytes, str]:
-                view = self.source.read_into(part, buffer)
-                return ck.compute(self.algorithm, view), md5_etag(view)
+        def digest() -> tuple[bytes, str]:
+            hasher, md5 = ck.Hasher(self.algorithm), hashlib.md5()
 
-            raw, etag = await self.scheduler.in_thread(digest)
-        finally:
-            self.scheduler.buffers.put(buffer)
+            def consume(chunk: memoryview) -> None:
+                hasher.update(chunk)
+                md5.update(chunk)
+
+            self.source.scan(part, consume)
+            return hasher.digest(), f'"{md5.hexdigest()}"'
+
+        raw, etag = await self.scheduler.in_thread(digest)
         checksum = ck.encode(raw)
         if remote.checksum is not None:
             ok = remote.checksum == checksum
@@ -316,25 +314,31 @@ class Transfer:
             return None
         return PartRecord(part.number, part.length, remote.etag, checksum)
 
-    async def _send_part(self, part: Part, buffer: bytearray) -> None:
-        """Read, checksum and upload one part with retries; journal it once acknowledged."""
+    def _part_checksum(self, part: Part) -> bytes:
+        hasher = ck.Hasher(self.algorithm)
+        if self.algorithm is not ChecksumAlgorithm.NONE:
+            self.source.scan(part, hasher.update)
+        return hasher.digest()
+
+    async def _send_part(self, part: Part) -> None:
+        """Checksum and upload one part with retries; journal it once acknowledged. The body
+        is a ``FileRange``: the HTTP layer sends it from the file, so if the file changes
+        between the checksum and the send, the server's checksum check fails the part
+        (BadDigest) and the retry checksums it again."""
         assert self.upload_id is not None
         upload_id = self.upload_id
         raw = b""
-        reread = True  # read on the first attempt, and again after a digest mismatch
-
-        def read() -> bytes:
-            view = self.source.read_into(part, buffer)
-            return ck.compute(self.algorithm, view)
+        body = self.source.range(part)
+        reread = True  # checksum on the first attempt, and again after a digest mismatch
 
         async def attempt(n: int) -> PartRecord:
             nonlocal raw, reread
             if reread:
-                raw = await self.scheduler.in_thread(read)
+                raw = await self.scheduler.in_thread(self._part_checksum, part)
                 reread = False
             try:
                 receipt = await self.store.upload_part(
-                    self.bucket, self.key, upload_id, part.number, buffer, self._header(raw), self.options
+                    self.bucket, self.key, upload_id, part.number, body, self._header(raw), self.options
                 )
             except IntegrityError:
                 reread = True  # the bytes may have been corrupted on our side

@@ -62,11 +62,11 @@ def test_help_lists_exit_codes() -> None:
 def test_dry_run_prints_the_plan(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     big = tmp_path / "big.bin"
     with open(big, "wb") as f:
-        f.truncate(200 * 1024 * MiB)  # sparse 200 GiB: the part size grows
+        f.truncate(400 * 1024 * MiB)  # sparse 400 GiB: the part size grows
     assert main(["cp", str(big), "s3://bucket/dir/", "--dry-run", "--json"]) == 0
     plan = json.loads(capsys.readouterr().out)
     assert plan["key"] == "dir/big.bin" and plan["parts"] <= 10_000
-    assert plan["part_size"] == 21 * MiB
+    assert plan["part_size"] == 41 * MiB
 
 
 def test_unreachable_endpoint_is_transient(tmp_path: Path) -> None:

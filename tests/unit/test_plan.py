@@ -49,17 +49,17 @@ def test_plan_is_deterministic() -> None:
 
 
 def test_part_size_grows_for_huge_files() -> None:
-    assert auto_part_size(150 * GiB) == 16 * MiB  # 10,000 x 16 MiB = 156 GiB
-    assert auto_part_size(200 * GiB) == 21 * MiB
+    assert auto_part_size(300 * GiB) == 32 * MiB  # 10,000 x 32 MiB = 312.5 GiB
+    assert auto_part_size(400 * GiB) == 41 * MiB
     assert plan(MAX_OBJECT_SIZE, UploadConfig()).part_count == MAX_PARTS
-    assert auto_part_size(1 * GiB) == 16 * MiB
+    assert auto_part_size(1 * GiB) == 32 * MiB
 
 
 def test_threshold_and_empty_files() -> None:
     assert not plan(0, UploadConfig()).multipart
-    assert not plan(16 * MiB, UploadConfig()).multipart
-    assert plan(16 * MiB + 1, UploadConfig()).multipart
-    assert plan(16 * MiB + 1, UploadConfig()).part_count == 2
+    assert not plan(32 * MiB, UploadConfig()).multipart
+    assert plan(32 * MiB + 1, UploadConfig()).multipart
+    assert plan(32 * MiB + 1, UploadConfig()).part_count == 2
     # PutObject takes at most 5 GiB whatever the threshold
     assert plan(6 * GiB, UploadConfig(multipart_threshold=10 * GiB)).multipart
 

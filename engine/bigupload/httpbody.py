@@ -1,0 +1,112 @@
+"""How a part crosses aiohttp without being copied into Python memory.
+
+aiobotocore hands a request body that is not an ``io.IOBase`` straight to aiohttp, and
+aiohttp picks a writer for it from its payload registry by type. ``FileRangePayload`` is
+registered there for our ``FileRange``: on a plain TCP connection of the stock asyncio
+loop it flushes the request head and calls ``loop.sendfile``, so the kernel copies the
+part from the page cache into the socket and nothing else touches it. Elsewhere (TLS,
+uvloop, which has no sendfile) it reads the range in ``FALLBACK_CHUNK`` pieces in a worker
+thread and writes them, waiting for the transport to drain, so at most a few chunks are
+held at a time.
+
+Imported lazily by the aiobotocore adapter, so ``bigupload --help`` never loads aiohttp."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+from typing import Any
+
+import aiohttp.payload
+import anyio
+
+from .errors import SourceError
+from .source import FileRange
+
+FALLBACK_CHUNK = 4 << 20
+SEND_BUFFER = 4 << 20
+
+
+class FileRangePayload(aiohttp.payload.Payload):
+    """aiohttp payload for a ``FileRange``; holds no resources of its own."""
+
+    _autoclose = True
+
+    def __init__(self, value: FileRange, *args: Any, **kwargs: Any) -> None:
+        super().__init__(value, *args, **kwargs)
+        self._size = value.length
+
+    def decode(self, encoding: str = "utf-8", errors: str = "strict") -> str:
+        raise TypeError("a file range is binary")
+
+    async def write(self, writer: Any) -> None:
+        await self.write_with_length(writer, None)
+
+    async def write_with_length(self, writer: Any, content_length: int | None) -> None:
+        body: FileRange = self._value
+        length = body.length if content_length is None else min(body.length, content_length)
+        if length <= 0:
+            return
+        writer.send_headers()
+        transport = writer.transport
+        if transport is None or transport.is_closing():
+            raise ConnectionResetError("connection closed before the body was sent")
+        if await _sendfile(transport, body, length):
+            return
+        await _write_chunks(writer, body, length)
+
+
+async def _sendfile(transport: asyncio.BaseTransport, body: FileRange, length: int) -> bool:
+    """Send the range with sendfile(2); False when this transport cannot."""
+    loop = asyncio.get_running_loop()
+    if type(loop).sendfile is asyncio.AbstractEventLoop.sendfile:  # uvloop: not implemented
+        return False
+    _widen_send_buffer(transport)
+    with open(body.fd, "rb", buffering=0, closefd=False) as file:
+        try:
+            sent = await loop.sendfile(transport, file, body.offset, length, fallback=False)  # type: ignore[arg-type]
+        except (asyncio.SendfileNotAvailableError, RuntimeError, NotImplementedError):
+            return False
+    if sent != length:
+        raise SourceError(f"{body.path}: file shrank during the upload (sent {sent} of {length} bytes)")
+    return True
+
+
+def _widen_send_buffer(transport: asyncio.BaseTransport) -> None:
+    """Give the socket a send buffer of at least SEND_BUFFER before a sendfile: every time
+    the buffer drains, the loop wakes up for one more sendfile call, and a larger buffer
+    means fewer, larger calls (measured on the null sink: 0.75 CPU s/GiB against 0.85).
+    Linux doubles the value and stops autotuning, whose default ceiling (tcp_wmem) is
+    4 MiB, so no connection ends up with less than it would have had."""
+    sock = transport.get_extra_info("socket")
+    if sock is None:
+        return
+    try:
+        if sock.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF) < SEND_BUFFER:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER)
+    except OSError:
+        pass  # an unusual socket: keep the kernel's choice
+
+
+async def _write_chunks(writer: Any, body: FileRange, length: int) -> None:
+    done = 0
+    while done < length:
+        want = min(FALLBACK_CHUNK, length - done)
+        chunk = await anyio.to_thread.run_sync(os.pread, body.fd, want, body.offset + done)
+        if not chunk:
+            raise SourceError(f"{body.path}: file shrank during the upload")
+        await writer.write(chunk)
+        await writer.drain()
+        done += len(chunk)
+
+
+_registered = False
+
+
+def register() -> None:
+    """Teach aiohttp to send ``FileRange`` bodies (idempotent)."""
+    global _registered
+    if not _registered:
+        aiohttp.payload.register_payload(FileRangePayload, FileRange)
+        _registered = True
