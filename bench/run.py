@@ -19,6 +19,7 @@ the harness itself (bucket creation, deletes) runs in a helper subprocess.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import datetime
 import json
@@ -30,7 +31,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from bigupload.testing import TEST_CREDENTIALS, SeaweedServer
@@ -189,21 +190,39 @@ def tools(tmp: str) -> list[Tool]:
 
 # the runs
 
-def bench_server(server: str, endpoint: str, path: str, size: int, selected: list[Tool],
-                 rounds: int, cleanup: Callable[[str], None] | None) -> dict[str, list[Run]]:
+Endpoint = tuple[str, Callable[[str], None] | None]  # (endpoint URL, delete a key after its run)
+
+
+@contextlib.contextmanager
+def seaweed_round() -> Iterator[Endpoint]:
+    """A fresh SeaweedFS for each round, each object deleted and vacuumed after its run:
+    SeaweedFS keeps deleted data until a vacuum, and sizes its volumes by the free disk."""
+    with SeaweedServer() as weed:
+        admin(weed.endpoint_url, "mkbucket")
+
+        def cleanup(key: str) -> None:
+            admin(weed.endpoint_url, "delete", key)
+            weed.vacuum()
+
+        yield weed.endpoint_url, cleanup
+
+
+def bench_server(server: str, open_round: Callable[[], contextlib.AbstractContextManager[Endpoint]],
+                 path: str, size: int, selected: list[Tool], rounds: int) -> dict[str, list[Run]]:
     results: dict[str, list[Run]] = {t.name: [] for t in selected}
     for r in range(rounds):
-        for tool in selected:
-            if tool.unavailable:
-                continue
-            key = f"{tool.name.replace(' ', '-')}-{r}"
-            run = measure(tool.argv(path, key, endpoint), tool.env)
-            results[tool.name].append(run)
-            status = run.error or f"{run.wall:6.2f} s  {size / run.wall / 1e6:7.0f} MB/s  " \
-                                  f"{run.cpu / (size / GiB):5.2f} CPU s/GiB  {run.rss_mib:5.0f} MiB"
-            print(f"  [{server} round {r + 1}/{rounds}] {tool.name:18s} {status}", flush=True)
-            if cleanup is not None:
-                cleanup(key)
+        with open_round() as (endpoint, cleanup):
+            for tool in selected:
+                if tool.unavailable:
+                    continue
+                key = f"{tool.name.replace(' ', '-')}-{r}"
+                run = measure(tool.argv(path, key, endpoint), tool.env)
+                results[tool.name].append(run)
+                status = run.error or f"{run.wall:6.2f} s  {size / run.wall / 1e6:7.0f} MB/s  " \
+                                      f"{run.cpu / (size / GiB):5.2f} CPU s/GiB  {run.rss_mib:5.0f} MiB"
+                print(f"  [{server} round {r + 1}/{rounds}] {tool.name:18s} {status}", flush=True)
+                if cleanup is not None:
+                    cleanup(key)
     return results
 
 
@@ -423,11 +442,12 @@ def main() -> None:
             print(f"{server}:", flush=True)
             if server == "null":
                 proc, port = start_process([sys.executable, str(BENCH / "nullsink.py")])
+                endpoint = f"http://127.0.0.1:{port}"
                 try:
-                    runs = bench_server("null sink", f"http://127.0.0.1:{port}", path, size, selected,
-                                        args.rounds, cleanup=None)
+                    runs = bench_server("null sink", lambda: contextlib.nullcontext((endpoint, None)),
+                                        path, size, selected, args.rounds)
                     if args.big_gib:
-                        report["big_file"] = big_files(path, size, f"http://127.0.0.1:{port}", tmp, args.big_gib)
+                        report["big_file"] = big_files(path, size, endpoint, tmp, args.big_gib)
                 finally:
                     proc.kill()
                     proc.wait()
@@ -441,15 +461,7 @@ def main() -> None:
                     report["servers"][title] = {t.name: {"settings": t.settings, "summary": {"error": why},
                                                          "runs": []} for t in selected}
                     continue
-                with SeaweedServer() as weed:
-                    admin(weed.endpoint_url, "mkbucket")
-
-                    def cleanup(key: str, weed: SeaweedServer = weed) -> None:
-                        admin(weed.endpoint_url, "delete", key)
-                        weed.vacuum()
-
-                    runs = bench_server("seaweedfs", weed.endpoint_url, path, size, selected,
-                                        args.rounds, cleanup=cleanup)
+                runs = bench_server("seaweedfs", seaweed_round, path, size, selected, args.rounds)
             report["servers"][title] = {
                 t.name: {"settings": t.settings,
                          "summary": summarize(runs[t.name], runs[reference], size) if not t.unavailable

@@ -14,17 +14,11 @@ import dataclasses
 import datetime
 import hashlib
 import base64
-import warnings
 from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any, Protocol
 
 from .config import ChecksumAlgorithm, UploadConfig
 from .errors import AuthError, BigUploadError, IntegrityError, NotFoundError, StoreError
-
-# A single-request upload hands aiohttp the file's bytes (at most the multipart threshold)
-# on purpose: the transport writes them without blocking the loop, so aiohttp's advice for
-# bodies over 1 MB does not apply. Parts never come here: they are ``FileRange`` bodies.
-warnings.filterwarnings("ignore", message="Sending a large body directly", category=ResourceWarning)
 
 AUTH_CODES = {
     "AccessDenied", "AllAccessDisabled", "InvalidAccessKeyId", "SignatureDoesNotMatch",

@@ -1,8 +1,7 @@
 """Reading the local file: opening and validating it, checksumming a part through a small
 per-thread buffer, handing a part to the HTTP layer as a ``FileRange`` (sent with
-sendfile(2), never copied into Python memory), reading parts into reused buffers where
-the bytes themselves are needed, and the fingerprint that tells whether the file changed
-between or during runs. Knows nothing about S3.
+sendfile(2), never copied into Python memory), and the fingerprint that tells whether
+the file changed between or during runs. Knows nothing about S3.
 
 Why not mmap: a file truncated under a mapping kills the process with SIGBUS; ``pread``
 returns a short read we can report. Measured on 2 GiB from page cache, CRC32C over
@@ -105,23 +104,6 @@ class SourceFile:
             os.close(self._fd)
             self._fd = -1
 
-    def read_into(self, part: Part, buffer: bytearray) -> memoryview:
-        """Read ``part`` into ``buffer`` (at least part.length long) and return a view of
-        exactly the part's bytes. A short read means the file shrank: SourceError."""
-        view = memoryview(buffer)[: part.length]
-        done = 0
-        while done < part.length:
-            try:
-                n = os.preadv(self._fd, [view[done:]], part.offset + done)
-            except OSError as exc:
-                raise SourceError(f"{self.path}: read failed: {exc.strerror}") from exc
-            if n == 0:
-                raise SourceError(
-                    f"{self.path}: file shrank during the upload (short read at part {part.number})"
-                )
-            done += n
-        return view
-
     def scan(self, part: Part, consume: Callable[[memoryview], object]) -> None:
         """Feed the part's bytes to ``consume`` (a hash's update, say) in chunks read through
         one reused per-thread buffer, so no part-sized copy exists. A short read means the
@@ -146,13 +128,6 @@ class SourceFile:
     def range(self, part: Part) -> FileRange:
         """The part as a request body that streams from the file (see ``FileRange``)."""
         return FileRange(self._fd, self.path, part.offset, part.length)
-
-    def read_all(self) -> bytearray:
-        """The whole file (for single-request uploads)."""
-        buffer = bytearray(self.size)
-        if self.size:
-            self.read_into(Part(1, 0, self.size), buffer)
-        return buffer
 
     def fingerprint(self) -> Fingerprint:
         """Fingerprint of the file as it is now (re-stats the path, so a replaced file shows)."""

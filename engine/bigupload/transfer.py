@@ -138,26 +138,27 @@ class Transfer:
     # single request
 
     async def _put_single(self, fingerprint: Fingerprint) -> ObjectInfo:
-        data = await self.scheduler.in_thread(self.source.read_all)
-        raw = await self.scheduler.in_thread(ck.compute, self.algorithm, data)
+        whole = Part(1, 0, fingerprint.size)
+        raw = await self.scheduler.in_thread(self._part_checksum, whole)
         after = await self.scheduler.in_thread(self.source.fingerprint)
         if changes := fingerprint.differences(after):
             raise SourceError(f"{self.source.path}: changed while being read ({', '.join(changes)})")
-        self._parts = {1: PartRecord(1, len(data), "", ck.encode(raw))}
-        self.progress.start(self._where, len(data), 0)
+        self._parts = {1: PartRecord(1, whole.length, "", ck.encode(raw))}
+        self.progress.start(self._where, whole.length, 0)
+        body = self.source.range(whole)
         try:
             receipt = await self.scheduler.retrying(
                 f"PutObject {self._where}",
-                lambda n: self.store.put_object(self.bucket, self.key, data,
+                lambda n: self.store.put_object(self.bucket, self.key, body,
                                                 self._header(raw), self.options),
             )
-            self.sent_bytes = len(data)
-            self.progress.advance(len(data))
+            self.sent_bytes = whole.length
+            self.progress.advance(whole.length)
         finally:
             self.progress.close()
         self.phase = Phase.VERIFY
         expected = ck.encode(raw) or None
-        return await self._verify(len(data), receipt.etag, expected, None)
+        return await self._verify(whole.length, receipt.etag, expected, None)
 
     def _header(self, raw: bytes) -> str | None:
         return ck.encode(raw) if self.algorithm is not ChecksumAlgorithm.NONE else None
