@@ -104,7 +104,6 @@ class SeaweedServer(_Server):
             "master", "master.grpc", "volume", "volume.grpc", "filer", "filer.grpc", "s3",
             "s3.grpc", "admin", "admin.grpc")}
         self.s3_port = ports["s3"]
-        self.master_port = ports["master"]
         args = [weed_binary(), "mini", f"-dir={self.data_dir}", "-ip=127.0.0.1",
                 "-ip.bind=127.0.0.1", "-master.telemetry=false", "-admin.ui=false",
                 "-webdav=false"]
@@ -135,15 +134,6 @@ class SeaweedServer(_Server):
                     self.stop()
                     raise RuntimeError(f"weed did not become ready; see {self.log_path}") from None
                 time.sleep(0.2)
-
-    def vacuum(self) -> None:
-        """Reclaim the disk space of deleted objects now (SeaweedFS keeps it until a vacuum,
-        so a benchmark that uploads and deletes 2 GiB objects would otherwise fill the disk)."""
-        import urllib.request
-
-        url = f"http://127.0.0.1:{self.master_port}/vol/vacuum?garbageThreshold=0.0001"
-        with urllib.request.urlopen(url, timeout=120) as response:
-            response.read()
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
