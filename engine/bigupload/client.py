@@ -219,6 +219,18 @@ def map_error(exc: BaseException, operation: str, bucket: str, key: str = "",
                       retryable=False, **ctx)
 
 
+def _our_error(exc: BaseException) -> BigUploadError | None:
+    """Our own error, when aiohttp wrapped one raised by the body writer (``httpbody``)."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, BigUploadError):
+            return current
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return None
+
+
 def _no_expect_continue(params: dict[str, Any], **kwargs: Any) -> None:
     params.get("headers", {}).pop("Expect", None)
 
@@ -285,6 +297,8 @@ class AioS3Store:
         except (BigUploadError, asyncio.CancelledError):
             raise
         except Exception as exc:
+            if (ours := _our_error(exc)) is not None:
+                raise ours from exc  # e.g. the file shrank while aiohttp was sending it
             raise map_error(exc, operation, bucket, key, upload_id, part_number) from exc
 
     async def create_multipart(self, bucket: str, key: str, options: ObjectOptions) -> str:

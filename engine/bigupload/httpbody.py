@@ -52,9 +52,14 @@ class FileRangePayload(aiohttp.payload.Payload):
         transport = writer.transport
         if transport is None or transport.is_closing():
             raise ConnectionResetError("connection closed before the body was sent")
-        if await _sendfile(transport, body, length):
-            return
-        await _write_chunks(writer, body, length)
+        try:
+            if not await _sendfile(transport, body, length):
+                await _write_chunks(writer, body, length)
+        except BaseException:
+            # The request can never be completed: end the connection so the server stops
+            # waiting for the rest of the body, and nothing reuses it.
+            transport.abort()
+            raise
 
 
 async def _sendfile(transport: asyncio.BaseTransport, body: FileRange, length: int) -> bool:

@@ -140,7 +140,9 @@ class SeaweedServer(_Server):
             # weed mini starts no children of its own; its process group is only itself.
             os.killpg(self.process.pid, signal.SIGTERM)
             try:
-                self.process.wait(timeout=15)
+                # weed sometimes waits 15 s on a client connection at shutdown; a throwaway
+                # server whose data is deleted next need not wait that long
+                self.process.wait(timeout=3)
             except subprocess.TimeoutExpired:
                 os.killpg(self.process.pid, signal.SIGKILL)
                 self.process.wait()

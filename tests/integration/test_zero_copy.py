@@ -152,3 +152,23 @@ def test_sendfile_of_a_shrunken_file_fails_loudly(make_file: Any) -> None:
         await server.wait_closed()
 
     asyncio.run(go())
+
+
+def test_a_body_past_the_end_of_the_file_is_a_source_error(seaweed: SeaweedServer, seaweed_bucket: str,
+                                                          make_file: Any) -> None:
+    """If the file shrinks under a part being sent, the request fails with SourceError (not
+    a retried network error) and the server keeps nothing for that part."""
+    path = make_file(6 * MiB)
+
+    async def go() -> None:
+        async with AioS3Store.open(UploadConfig(endpoint_url=seaweed.endpoint_url)) as store:
+            options = ObjectOptions(checksum=ChecksumAlgorithm.NONE)
+            upload_id = await store.create_multipart(seaweed_bucket, "short", options)
+            with SourceFile(str(path)) as source:
+                body = FileRange(source._fd, source.path, 0, 6 * MiB + 4096)
+                with pytest.raises(SourceError, match="shrank"):
+                    await store.upload_part(seaweed_bucket, "short", upload_id, 1, body, None, options)
+            assert await store.list_parts(seaweed_bucket, "short", upload_id, options) == []
+            await store.abort(seaweed_bucket, "short", upload_id, options)
+
+    anyio.run(go)
