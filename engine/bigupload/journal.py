@@ -9,8 +9,11 @@ process; a power loss may forget the last parts, which ListParts then recovers).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import enum
+import fcntl
+import hashlib
 import os
 import sqlite3
 import time
@@ -153,6 +156,33 @@ class Journal:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    @contextlib.contextmanager
+    def claim(self, endpoint: str, bucket: str, key: str) -> Iterator[None]:
+        """Hold the destination for this process: a second process using the same journal
+        for the same destination is refused instead of interleaving parts with ours. An
+        flock on a file beside the journal, so a killed process releases it at once."""
+        locks = self.path.parent / (self.path.name + ".locks")
+        name = hashlib.sha256(f"{endpoint}\0{bucket}\0{key}".encode()).hexdigest()[:32]
+        try:
+            locks.mkdir(mode=0o700, exist_ok=True)
+            fd = os.open(locks / name, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o600)
+        except OSError as exc:
+            raise ResumeError(f"cannot create the journal lock in {locks}: {exc.strerror}") from exc
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+                raise ResumeError(
+                    f"another bigupload process (pid {holder}) is uploading to s3://{bucket}/{key} "
+                    f"with the journal {self.path}; wait for it to finish or stop it"
+                ) from None
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, str(os.getpid()).encode(), 0)
+            yield
+        finally:
+            os.close(fd)  # releases the lock
 
     # uploads
 

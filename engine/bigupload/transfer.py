@@ -123,6 +123,10 @@ class Transfer:
         return f"s3://{self.bucket}/{self.key}"
 
     async def run(self) -> UploadResult:
+        with self.journal.claim(self.store.endpoint, self.bucket, self.key):
+            return await self._run()
+
+    async def _run(self) -> UploadResult:
         started = time.monotonic()
         fingerprint = await self.scheduler.in_thread(self.source.fingerprint)
         the_plan = plan(fingerprint.size, self.config)

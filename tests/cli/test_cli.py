@@ -181,3 +181,35 @@ def test_killed_midway_then_rerun_sends_only_the_rest(seaweed: SeaweedServer, se
     assert not list_uploads(seaweed, seaweed_bucket)
     status = cli("status", "--journal", str(journal), "--json")
     assert status.stdout == ""
+
+
+@pytest.mark.integration
+def test_second_process_on_the_same_destination_is_refused(seaweed: SeaweedServer, seaweed_bucket: str,
+                                                           make_file: Any, tmp_path: Path) -> None:
+    """Two uploads to one key through one journal must not interleave parts: the second
+    refuses (exit 8) while the first holds the destination, and the first finishes."""
+    path = make_file(200 * MiB + 7)
+    journal = tmp_path / "journal.sqlite3"
+    argv = ["cp", str(path), f"s3://{seaweed_bucket}/twice.bin", "--endpoint-url",
+            seaweed.endpoint_url, "--part-size", "5MiB", "--concurrency", "1", "--journal",
+            str(journal), "--json"]
+    first = subprocess.Popen([sys.executable, "-m", "bigupload.cli", *argv], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while journalled_parts(journal) < 1:
+            assert first.poll() is None, first.communicate()
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        second = cli(*argv)
+        assert second.returncode == 8, second.stderr
+        assert f"(pid {first.pid})" in second.stderr and len(second.stderr.strip().splitlines()) == 1
+        out, err = first.communicate(timeout=120)
+    finally:
+        if first.poll() is None:
+            first.kill()
+            first.communicate()
+    assert first.returncode == 0, err
+    assert json.loads(out)["resumed_parts"] == 0
+    assert read_object(seaweed, seaweed_bucket, "twice.bin") == path.read_bytes()
+    assert not list_uploads(seaweed, seaweed_bucket)

@@ -68,3 +68,20 @@ def test_unwritable_directory(tmp_path: Path) -> None:
         target = locked / "sub" / "journal.sqlite3"
     with pytest.raises(ResumeError, match="cannot open journal"):
         Journal(target)
+
+
+def test_claim_is_exclusive_per_destination_and_released(tmp_path: Path) -> None:
+    journal = Journal(tmp_path / "j.sqlite3")
+    other = Journal(tmp_path / "j.sqlite3")
+    with journal.claim("http://e", "b", "k"):
+        with pytest.raises(ResumeError, match=rf"pid {os.getpid()}\)"):
+            with other.claim("http://e", "b", "k"):
+                pass
+        with other.claim("http://e", "b", "other-key"):  # another destination is free
+            pass
+    with other.claim("http://e", "b", "k"):  # released on exit
+        pass
+    lock_dir = tmp_path / "j.sqlite3.locks"
+    assert oct(lock_dir.stat().st_mode & 0o777) == "0o700"
+    journal.close()
+    other.close()
