@@ -15,6 +15,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from bigupload.config import DEFAULT_PART_SIZE
 from bigupload.testing import TEST_CREDENTIALS, SeaweedServer, journalled_parts
 
 SIZE = int(os.environ.get("DEMO_SIZE_MIB", "1024")) * 1024 * 1024
@@ -48,7 +49,7 @@ def main() -> int:
                        "--progress", "always"]
             print("$ bigupload " + " ".join(command[3:]))
             say("uploading, and interrupting it at about 40% (as Ctrl-C would)")
-            parts = -(-SIZE // (16 << 20))
+            parts = -(-SIZE // DEFAULT_PART_SIZE)
             proc = subprocess.Popen(command)
             while journalled_parts(journal) < parts * 0.4 and proc.poll() is None:
                 time.sleep(0.01)
