@@ -26,6 +26,7 @@ import json
 import os
 import platform
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -410,6 +411,8 @@ def main() -> None:
                         help="also upload a sparse file this big to the null sink (0: skip)")
     parser.add_argument("--out", default=str(BENCH / "results"))
     args = parser.parse_args()
+    # a terminated harness must still stop its servers (the context managers below)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     os.environ.update(TEST_CREDENTIALS)
     size = args.size_mib * MiB
     servers = args.servers.split(",")
