@@ -47,10 +47,9 @@ def libraries() -> list[tuple[str, Callable[[bytes], object] | str]]:
         except (ImportError, AttributeError) as exc:
             return f"not available ({exc})"
 
-    google = load("google_crc32c", "value")
     return [
         ("crc32c package", load("crc32c", "crc32c")),
-        ("google-crc32c", google),
+        ("google-crc32c", load("google_crc32c", "value")),
         ("awscrt crc32c", load("awscrt.checksums", "crc32c")),
         ("awscrt crc32", load("awscrt.checksums", "crc32")),
         ("awscrt crc64nvme", load("awscrt.checksums", "crc64nvme")),

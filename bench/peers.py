@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import sys
+from pathlib import Path
 
 MiB = 1 << 20
 PART = 16 * MiB
@@ -79,8 +80,6 @@ def obstore_upload(settings: str, path: str, bucket: str, key: str, endpoint: st
             obstore.put(store, key, f)
         return "obstore put, file object, defaults (signed payload)"
     store = S3Store(bucket, client_options={"allow_http": True}, unsigned_payload=True, **options)
-    from pathlib import Path
-
     obstore.put(store, key, Path(path), chunk_size=PART, max_concurrency=CONCURRENCY)
     return "obstore put, path input, 16 MiB x 8, unsigned payload (no checksum)"
 

@@ -35,7 +35,7 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from bigupload.testing import TEST_CREDENTIALS, SeaweedServer
+from bigupload.testing import TEST_CREDENTIALS, SeaweedServer, weed_binary
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
@@ -309,8 +309,6 @@ def versions() -> dict[str, str]:
         found["peers (.venv-peers)"] = run([str(PEERS_PY), "-c", code])
     found["aws cli"] = run([AWS_CLI, "--version"])
     found["rclone"] = run(["rclone", "version"])
-    from bigupload.testing import weed_binary
-
     found["seaweedfs"] = run([weed_binary(), "version"])
     found["checksum backend"] = run([sys.executable, "-c",
                                     "from bigupload import _native; print(_native.backend())"])

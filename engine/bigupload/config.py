@@ -148,7 +148,7 @@ class UploadConfig:
                 raise ConfigError(f"invalid metadata key {name!r}")
 
     def effective_memory_limit(self, part_size: int) -> int:
-        """Bytes of part data that may be held at once for this part size."""
+        """Bytes of part data that may be in flight at once for this part size."""
         limit = self.memory_limit if self.memory_limit is not None else self.concurrency * part_size
         if limit < part_size:
             raise ConfigError(

@@ -1,6 +1,7 @@
 """The only place that creates task groups. It bounds the pipeline twice: at most
-``concurrency`` parts in flight, and at most ``memory_limit`` bytes of part data held,
-reserved *before* a part is read and released after its response. File reads and
+``concurrency`` parts in flight, and at most ``memory_limit`` bytes of part data in
+flight, reserved *before* a part is checksummed and released after its response (parts
+are sent from the file itself, so this bounds the data queued, not Python memory). File reads and
 checksums run in worker threads so the event loop never blocks on them. Retries use
 exponential backoff with full jitter, a bounded number of attempts."""
 

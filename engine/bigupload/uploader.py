@@ -125,8 +125,8 @@ def upload_file_sync(path: str | os.PathLike[str], bucket: str, key: str, **kwar
 def event_loop_options() -> dict[str, Any]:
     """The stock asyncio loop, unless ``BIGUPLOAD_EVENT_LOOP=uvloop``. Only the stock loop
     implements ``loop.sendfile``, which sends parts from the page cache without a copy in
-    Python (``httpbody``); on the null sink it measured 0.75 CPU s/GiB against 1.25 for
-    uvloop's chunked writes, and 81 MiB peak RSS against 161."""
+    Python (``httpbody``); on the null sink it measured 0.85 CPU s/GiB against 1.04 for
+    uvloop's chunked writes, and 74 MiB peak RSS against 156 (bench/NOTES.md)."""
     if os.environ.get("BIGUPLOAD_EVENT_LOOP", "").lower() != "uvloop":
         return {}
     try:
