@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import datetime
 import hashlib
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -54,6 +55,7 @@ class FakeStore:
         self.in_flight = 0
         self.max_in_flight = 0
         self.faults: list[Fault] = []
+        self.initiated: dict[str, datetime.datetime] = {}
         self.part_delay_s = 0.0
         self._next = 0
 
@@ -68,6 +70,7 @@ class FakeStore:
         upload_id = f"upload-{self._next}"
         self.uploads[upload_id] = {}
         self.upload_meta[upload_id] = (bucket, key, options.checksum)
+        self.initiated[upload_id] = datetime.datetime.now(datetime.timezone.utc)
         return upload_id
 
     def _upload(self, upload_id: str) -> dict[int, StoredPart]:
@@ -158,7 +161,8 @@ class FakeStore:
         return ObjectInfo(self.sizes[(bucket, key)], etag, checksum, "COMPOSITE" if checksum else None)
 
     async def list_uploads(self, bucket: str, prefix: str = "") -> list[MultipartUpload]:
-        return [MultipartUpload(k, u, None) for u, (b, k, _) in self.upload_meta.items()
+        self._fault("list_uploads")
+        return [MultipartUpload(k, u, self.initiated[u]) for u, (b, k, _) in self.upload_meta.items()
                 if u in self.uploads and b == bucket and k.startswith(prefix)]
 
 

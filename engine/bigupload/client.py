@@ -244,7 +244,7 @@ def botocore_config(config: UploadConfig) -> Any:
         max_pool_connections=config.concurrency + 2,
         connect_timeout=config.connect_timeout_s,
         read_timeout=config.read_timeout_s,
-        retries={"max_attempts": 1, "mode": "standard"},
+        retries={"total_max_attempts": 1, "mode": "standard"},  # "max_attempts" counts retries
         request_checksum_calculation="when_required",
         response_checksum_validation="when_required",
         s3={"payload_signing_enabled": False},

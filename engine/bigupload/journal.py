@@ -253,6 +253,10 @@ class Journal:
             "UPDATE uploads SET upload_id=?, updated_at=? WHERE id=?", (upload_id, time.time(), upload_row)
         )
 
+    def touch(self, upload_row: int) -> None:
+        """Note that a request for this upload is about to be sent (``updated_at``)."""
+        self._db.execute("UPDATE uploads SET updated_at=? WHERE id=?", (time.time(), upload_row))
+
     def finish(self, upload_row: int, state: UploadState, *, etag: str | None = None, error: str | None = None) -> None:
         """Mark an upload completed or aborted; its part rows are no longer needed."""
         with self._db:

@@ -4,13 +4,15 @@ to verify against the local file, which to send. Pure: no I/O.
 Rules, for every planned part number:
 - listed by the server and journalled, with the planned size, the journalled ETag and
   (where the server lists one) the journalled checksum: keep;
-- listed but not journalled (killed between the response and the journal write, or an
-  adopted upload): verify against the local bytes before keeping;
-- anything else (missing, wrong size, different ETag or checksum): send again, which
-  overwrites that part number on the server.
+- listed with the planned size but not journalled (killed between the response and the
+  journal write, an adopted upload) or journalled differently (a wrong ETag in a response,
+  a stray re-upload): verify against the local bytes, keep it only if they match;
+- missing or with the wrong size: send again, which overwrites that part number.
 Listed part numbers beyond the plan are ignored: CompleteMultipartUpload lists only ours,
-and S3 discards the rest. A duplicated part number in a listing is a server we cannot
-trust: ResumeError."""
+and S3 discards the rest. A part number may be listed more than once: S3 keeps only the
+last upload of a number, but SeaweedFS keeps every one and completes with the one whose
+ETag the completion names. Each listing is then a candidate, and the journal's ETag (or
+the local bytes) picks one."""
 
 from __future__ import annotations
 
@@ -18,7 +20,6 @@ import dataclasses
 from collections.abc import Iterable, Mapping
 
 from .client import RemotePart
-from .errors import ResumeError
 from .journal import PartRecord
 from .plan import Plan
 
@@ -26,46 +27,39 @@ from .plan import Plan
 @dataclasses.dataclass(frozen=True)
 class Reconciliation:
     keep: dict[int, PartRecord]
-    verify: dict[int, RemotePart]  # listed, unknown to the journal: check local bytes
+    verify: dict[int, list[RemotePart]]  # listed candidates the journal does not confirm: check local bytes
     send: list[int]  # ascending part numbers
-    stale: list[int]  # journalled parts the server does not confirm (rows to drop)
+    stale: list[int]  # journalled parts the server does not confirm as journalled (rows to drop)
     extra: list[int]  # listed part numbers beyond the plan
 
 
 def reconcile(plan: Plan, journalled: Mapping[int, PartRecord], listed: Iterable[RemotePart]) -> Reconciliation:
-    remote: dict[int, RemotePart] = {}
-    extra: list[int] = []
+    remote: dict[int, list[RemotePart]] = {}
+    extra: set[int] = set()
     for part in listed:
-        if part.number in remote:
-            raise ResumeError(f"the server listed part {part.number} twice; refusing to resume")
         if not 1 <= part.number <= plan.part_count:
-            extra.append(part.number)
-            continue
-        remote[part.number] = part
+            extra.add(part.number)
+        elif part.size == plan.part(part.number).length:  # a wrong size is never a candidate
+            remote.setdefault(part.number, []).append(part)
     keep: dict[int, PartRecord] = {}
-    verify: dict[int, RemotePart] = {}
+    verify: dict[int, list[RemotePart]] = {}
     send: list[int] = []
     stale: list[int] = []
     for number in range(1, plan.part_count + 1):
-        length = plan.part(number).length
-        server = remote.get(number)
+        candidates = remote.get(number)
         local = journalled.get(number)
-        if server is None or server.size != length:
+        if not candidates:
             send.append(number)
             if local is not None:
                 stale.append(number)
             continue
-        if local is None:
-            verify[number] = server
-            continue
-        same = (
-            local.size == length
-            and local.etag == server.etag
-            and (server.checksum is None or server.checksum == local.checksum)
-        )
-        if same:
+        if local is not None and local.size == plan.part(number).length and any(
+            local.etag == server.etag and (server.checksum is None or server.checksum == local.checksum)
+            for server in candidates
+        ):
             keep[number] = local
         else:
-            send.append(number)
-            stale.append(number)
+            verify[number] = candidates
+            if local is not None:
+                stale.append(number)
     return Reconciliation(keep=keep, verify=verify, send=send, stale=stale, extra=sorted(extra))

@@ -39,6 +39,8 @@ from .scheduler import Scheduler
 from .source import Fingerprint, SourceFile
 
 log = logging.getLogger("bigupload")
+CLOCK_SKEW_S = 300.0  # SigV4 itself tolerates 15 minutes; NTP-synced clocks are far closer
+CHECK_ROUNDS = 3
 
 
 class Phase(enum.Enum):
@@ -191,6 +193,10 @@ class Transfer:
             self.upload_id = record.upload_id
             self.algorithm = ChecksumAlgorithm(record.checksum_algorithm)
             self.options = dataclasses.replace(self.options, checksum=self.algorithm)
+            if self.upload_id is None:  # killed during CreateMultipartUpload, or before it
+                self.upload_id = await self._sweep_created(record, keep=None, adopt=True)
+                if self.upload_id is not None:
+                    self.journal.set_upload_id(self._row, self.upload_id)
             if record.part_size != the_plan.part_size:
                 log.info("resuming with the journal's part size %d", record.part_size)
             return Plan(size=fingerprint.size, part_size=record.part_size, multipart=True)
@@ -210,7 +216,63 @@ class Transfer:
                 log.info("aborted the previous upload %s", record.upload_id)
             except NotFoundError:
                 pass
+        elif abort:
+            await self._sweep_created(record, keep=None, adopt=False)
         self.journal.finish(record.id, UploadState.ABORTED, error="superseded")
+
+    async def _create(self) -> str:
+        """CreateMultipartUpload, journalled at once. A retried call may have created
+        uploads whose answers were lost: those are found and aborted."""
+        attempts = 0
+
+        async def attempt(n: int) -> str:
+            nonlocal attempts
+            attempts = n
+            self.journal.touch(self._row)  # widens the window _sweep_created searches
+            return await self.store.create_multipart(self.bucket, self.key, self.options)
+
+        upload_id = await self.scheduler.retrying(f"CreateMultipartUpload {self._where}", attempt)
+        self.journal.set_upload_id(self._row, upload_id)
+        if attempts > 1:
+            await self._sweep_created(self.journal.get(self._row), keep=upload_id, adopt=False)
+        return upload_id
+
+    async def _sweep_created(self, record: UploadRecord, *, keep: str | None, adopt: bool) -> str | None:
+        """Deal with uploads that our own CreateMultipartUpload calls made but whose answer
+        we never saw (a lost response that was retried, or a run killed mid-call); left
+        alone they would be billed forever. They are the uploads to this exact key that the
+        server initiated between the journal row's creation and its last Create attempt
+        (within ``CLOCK_SKEW_S``); the destination lock keeps other bigupload processes out
+        of that window. With ``adopt`` the newest is returned to be resumed (its parts are
+        verified like any listed part); every other one, except ``keep``, is aborted."""
+        try:
+            uploads = await self.scheduler.retrying(
+                f"ListMultipartUploads {self._where}",
+                lambda n: self.store.list_uploads(self.bucket, self.key),
+            )
+        except StoreError as exc:
+            log.warning("could not look for multipart uploads a lost CreateMultipartUpload "
+                        "answer may have left (%s); check with: bigupload ls-uploads s3://%s/%s",
+                        exc, self.bucket, self.key)
+            return None
+        low, high = record.created_at - CLOCK_SKEW_S, record.updated_at + CLOCK_SKEW_S
+        ours = sorted(
+            (u for u in uploads if u.key == self.key and u.upload_id != keep
+             and u.initiated is not None and low <= u.initiated.timestamp() <= high),
+            key=lambda u: (u.initiated, u.upload_id),
+        )
+        adopted = ours.pop().upload_id if adopt and ours else None
+        if adopted:
+            log.info("adopting upload %s, created by a run that stopped before journalling it", adopted)
+        for upload in ours:
+            with anyio.CancelScope(shield=True):
+                try:
+                    await self.store.abort(self.bucket, self.key, upload.upload_id, self.options)
+                except NotFoundError:
+                    pass
+            log.info("aborted upload %s, left by a CreateMultipartUpload whose answer was lost",
+                     upload.upload_id)
+        return adopted
 
     async def _multipart(self, fingerprint: Fingerprint, the_plan: Plan) -> ObjectInfo:
         to_send = await self._reconcile(the_plan)
@@ -218,20 +280,19 @@ class Transfer:
             return await self._verify_completed(the_plan)
         if self.upload_id is None:
             self.phase = Phase.CREATE
-            self.upload_id = await self.scheduler.retrying(
-                f"CreateMultipartUpload {self._where}",
-                lambda n: self.store.create_multipart(self.bucket, self.key, self.options),
-            )
-            self.journal.set_upload_id(self._row, self.upload_id)
+            self.upload_id = await self._create()
         self.phase = Phase.PARTS
         done_bytes = sum(p.size for p in self._parts.values())
         self.progress.start(self._where, the_plan.size, done_bytes)
         try:
             await self.scheduler.run_parts([the_plan.part(n) for n in to_send], the_plan.part_size,
                                            self._send_part)
+            await self._check_listed(the_plan)
         except NotFoundError as exc:
             if exc.code == "NoSuchUpload":
-                self.journal.finish(self._row, UploadState.ABORTED, error=str(exc))
+                # aborted behind our back (a lifecycle rule, another tool); abort anyway in
+                # case the answer was wrong, so nothing is left billed
+                await self._abort(str(exc))
                 raise NotFoundError(
                     f"{exc}; the journal entry was closed, run again to start a new upload",
                     operation=exc.operation, bucket=self.bucket, key=self.key,
@@ -278,26 +339,60 @@ class Transfer:
             self.upload_id = None
             self._parts = {}
             return list(range(1, the_plan.part_count + 1))
+        send = await self._settle(the_plan, journalled, listed)
+        self.resumed_parts = len(self._parts)
+        if self._parts:
+            log.info("resuming %s: %d of %d parts already on the server", self._where,
+                     len(self._parts), the_plan.part_count)
+        return send
+
+    async def _settle(self, the_plan: Plan, journalled: dict[int, PartRecord],
+                      listed: list[RemotePart]) -> list[int]:
+        """Make ``self._parts`` what the server holds and the file confirms; returns the
+        part numbers to send (again)."""
         result = reconcile(the_plan, journalled, listed)
         for number in result.stale:
             self.journal.drop_part(self._row, number)
         self._parts = dict(result.keep)
         send = list(result.send)
-        for number, remote in sorted(result.verify.items()):
-            record = await self._verify_listed_part(the_plan.part(number), remote)
+        for number, candidates in sorted(result.verify.items()):
+            record = await self._verify_listed_part(the_plan.part(number), candidates)
             if record is None:
                 send.append(number)
             else:
                 self._parts[number] = record
                 self.journal.record_part(self._row, record)
-        self.resumed_parts = len(self._parts)
-        if self._parts:
-            log.info("resuming %s: %d of %d parts already on the server", self._where,
-                     len(self._parts), the_plan.part_count)
         return sorted(send)
 
-    async def _verify_listed_part(self, part: Part, remote: RemotePart) -> PartRecord | None:
-        """Check a listed part we have no journal row for against the local bytes."""
+    async def _check_listed(self, the_plan: Plan) -> None:
+        """Before completing, compare what the server lists with what we journalled: a
+        response with a wrong ETag, or a stray upload of a part number, is caught here and
+        the part verified or sent again, instead of completing a wrong object. One ListParts
+        page per 1,000 parts."""
+        assert self.upload_id is not None
+        upload_id = self.upload_id
+        for _ in range(CHECK_ROUNDS):
+            listed = await self.scheduler.retrying(
+                f"ListParts {self._where}",
+                lambda n: self.store.list_parts(self.bucket, self.key, upload_id, self.options),
+            )
+            send = await self._settle(the_plan, dict(self._parts), listed)
+            if not send:
+                return
+            log.warning("%s: %d part(s) on the server differ from what was sent; sending them "
+                        "again", self._where, len(send))
+            await self.scheduler.run_parts([the_plan.part(n) for n in send], the_plan.part_size,
+                                           self._send_part)
+        raise IntegrityError(
+            f"{self._where}: the server's parts still differ from the file after "
+            f"{CHECK_ROUNDS} rounds of re-sending; the upload is kept for inspection "
+            f"(bigupload parts s3://{self.bucket}/{self.key} --upload-id {upload_id})",
+            operation="ListParts", bucket=self.bucket, key=self.key, upload_id=upload_id,
+        )
+
+    async def _verify_listed_part(self, part: Part, candidates: list[RemotePart]) -> PartRecord | None:
+        """The listed candidate for ``part`` whose checksum (where the server lists one) or
+        MD5 ETag matches the local bytes; None when none does."""
         def digest() -> tuple[bytes, str]:
             hasher, md5 = ck.Hasher(self.algorithm), hashlib.md5()
 
@@ -310,14 +405,15 @@ class Transfer:
 
         raw, etag = await self.scheduler.in_thread(digest)
         checksum = ck.encode(raw)
-        if remote.checksum is not None:
-            ok = remote.checksum == checksum
-        else:  # SSE-KMS/SSE-C ETags are not MD5s: such parts fail this check and are re-sent
-            ok = remote.etag.lower() == etag
-        if not ok:
-            log.info("part %d on the server differs from the file; sending it again", part.number)
-            return None
-        return PartRecord(part.number, part.length, remote.etag, checksum)
+        for remote in reversed(candidates):  # the newest upload of a number is listed last
+            if remote.checksum is not None:
+                ok = remote.checksum == checksum
+            else:  # SSE-KMS/SSE-C ETags are not MD5s: such parts fail this check and are re-sent
+                ok = remote.etag.lower() == etag
+            if ok:
+                return PartRecord(part.number, part.length, remote.etag, checksum)
+        log.info("part %d on the server differs from the file; sending it again", part.number)
+        return None
 
     def _part_checksum(self, part: Part) -> bytes:
         hasher = ck.Hasher(self.algorithm)
