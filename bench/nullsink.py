@@ -4,7 +4,7 @@ client's own ceiling, with the server costing no more than the kernel's copy out
 socket.
 
 Answered: CreateMultipartUpload, UploadPart (ETag and any x-amz-checksum-* echoed back),
-ListParts and ListMultipartUploads (empty), CompleteMultipartUpload, PutObject, HeadObject
+ListParts (paged at 1,000), ListMultipartUploads (empty), CompleteMultipartUpload, PutObject, HeadObject
 (the size of what was stored, 404 for unknown keys), HeadBucket, CreateBucket, DeleteObject
 and AbortMultipartUpload. Bodies may be Content-Length or chunked framed, with or without
 ``Expect: 100-continue``.
@@ -169,9 +169,17 @@ class S3Sink(asyncio.BufferedProtocol):
                         f'<ETag>"{0:032x}-{len(parts)}"</ETag></CompleteMultipartUploadResult>')
             extra = []
         elif method == "GET" and "uploadId" in query:
+            parts = store.uploads.get(query["uploadId"][0], {})
+            marker = int(query.get("part-number-marker", ["0"])[0] or 0)
+            page = sorted(n for n in parts if n > marker)[:1000]
+            truncated = bool(page) and page[-1] < max(parts)
+            listed = "".join(f'<Part><PartNumber>{n}</PartNumber><ETag>"{n:032x}"</ETag>'
+                             f"<Size>{parts[n]}</Size></Part>" for n in page)
             body = _xml(f"<ListPartsResult><Bucket>{bucket}</Bucket><Key>{key}</Key>"
-                        f"<UploadId>{query['uploadId'][0]}</UploadId><IsTruncated>false</IsTruncated>"
-                        "</ListPartsResult>")
+                        f"<UploadId>{query['uploadId'][0]}</UploadId>"
+                        f"<IsTruncated>{'true' if truncated else 'false'}</IsTruncated>"
+                        f"<NextPartNumberMarker>{page[-1] if page else marker}</NextPartNumberMarker>"
+                        f"{listed}</ListPartsResult>")
         elif method == "GET" and "uploads" in query:
             body = _xml(f"<ListMultipartUploadsResult><Bucket>{bucket}</Bucket>"
                         "<IsTruncated>false</IsTruncated></ListMultipartUploadsResult>")
