@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 PEERS_VENV ?= .venv-peers
 PEERS_STAMP := $(PEERS_VENV)/.installed
 
-.PHONY: install demo test bench bench-setup clean
+.PHONY: install demo test soak bench bench-setup clean
 
 install: $(STAMP)
 
@@ -24,6 +24,11 @@ demo: install
 
 test: install
 	$(PY) -m pytest
+
+# Many-trial runs: at least BIGUPLOAD_SOAK_KILLS (default 50) SIGKILLs of the CLI at random
+# moments, with 5% of requests faulted, each upload checked byte for byte.
+soak: install
+	$(PY) -m pytest tests/faults -m soak -s
 
 # The peers live outside bigupload's environment: awscrt installed next to botocore
 # changes how botocore signs, so it must not touch the environment bigupload is measured in.

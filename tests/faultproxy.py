@@ -93,8 +93,12 @@ class Rule:
     probability: float = 1.0
     reached: threading.Event = dataclasses.field(default_factory=threading.Event)
     released: threading.Event = dataclasses.field(default_factory=threading.Event)
+    dropped: bool = False
 
-    def release(self) -> None:
+    def release(self, *, drop: bool = False) -> None:
+        """Let a held request go on; ``drop`` resets its connection instead, so a request
+        held from a client that has since been killed never reaches the server late."""
+        self.dropped = drop
         self.released.set()
 
 
@@ -189,12 +193,12 @@ class FaultProxy:
             self.rate = rate
             self.random_kinds = kinds if kinds is not None else APPLICABLE
 
-    def clear(self) -> None:
+    def clear(self, *, drop: bool = False) -> None:
+        """Remove (and release) every rule; the ``inject`` rate stays."""
         with self._lock:
             for rule in self.rules:
-                rule.release()
+                rule.release(drop=drop)
             self.rules.clear()
-            self.rate = 0.0
 
     def injected(self) -> collections.Counter[str]:
         return collections.Counter(r.fault for r in self.log if r.fault and not r.fault.startswith("hold"))
@@ -302,6 +306,8 @@ class FaultProxy:
             assert rule is not None
             rule.reached.set()
             await _wait(rule.released)
+            if rule.dropped:
+                raise Reset
         up_reader, up_writer = upstream
         up_writer.write(_head(request))
         remaining = request.length
@@ -326,6 +332,8 @@ class FaultProxy:
             assert rule is not None
             rule.reached.set()
             await _wait(rule.released)
+            if rule.dropped:
+                raise Reset
         if action == "stall":
             await asyncio.sleep(self.stall_s)
             return False

@@ -18,6 +18,8 @@ import sys
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TextIO
 
+from .redact import redact
+
 EXIT_CODES = """exit codes:
   0    success
   1    internal error (a bug: please report it, with --debug output)
@@ -136,10 +138,8 @@ class Output:
         self.stream = stream or sys.stdout
 
     def emit(self, event: str, text: str, **fields: Any) -> None:
-        if self.as_json:
-            self.stream.write(json.dumps({"event": event, **fields}, default=str) + "\n")
-        else:
-            self.stream.write(text + "\n")
+        line = json.dumps({"event": event, **fields}, default=str) if self.as_json else text
+        self.stream.write(redact(line) + "\n")
         self.stream.flush()
 
 
@@ -377,11 +377,15 @@ def run(args: argparse.Namespace, out: Output) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.debug else logging.WARNING,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s" if args.debug else "bigupload: %(message)s",
-        stream=sys.stderr,
-    )
+    from .redact import RedactingFormatter, add_secret
+
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(RedactingFormatter(
+        "%(asctime)s %(levelname)s %(name)s: %(message)s" if args.debug else "bigupload: %(message)s"))
+    logging.basicConfig(level=logging.DEBUG if args.debug else logging.WARNING, handlers=[handler])
+    # known before any client exists, so even a failure to create one cannot print them
+    add_secret(os.environ.get("AWS_SECRET_ACCESS_KEY"))
+    add_secret(os.environ.get("AWS_SESSION_TOKEN"))
     if not args.debug:
         logging.getLogger("bigupload").setLevel(logging.INFO if not args.json else logging.WARNING)
         for noisy in ("botocore", "aiobotocore", "urllib3"):
@@ -407,7 +411,8 @@ def fail(out: Output, args: argparse.Namespace, code: int, message: str, exc: Ba
     if args.debug:
         import traceback
 
-        traceback.print_exception(type(exc), exc, exc.__traceback__, file=sys.stderr)
+        sys.stderr.write(redact("".join(traceback.format_exception(exc))))
+    message = redact(message)
     print(f"bigupload: error: {message}", file=sys.stderr)
     if out.as_json:
         out.emit("error", message, exit_code=code, error=type(exc).__name__, message=message)

@@ -12,8 +12,6 @@ import asyncio
 import contextlib
 import dataclasses
 import datetime
-import hashlib
-import base64
 from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any, Protocol
 
@@ -102,9 +100,10 @@ class ObjectOptions:
         ``sse_c=False`` for the calls that take no key: ListParts, AbortMultipartUpload)."""
         params: dict[str, Any] = {}
         if sse_c and self.sse_c_key is not None:
+            # botocore base64-encodes the key and adds its MD5, but only when the MD5 is
+            # not given: passing it too would send the raw bytes, which fails validation
             params["SSECustomerAlgorithm"] = "AES256"
             params["SSECustomerKey"] = self.sse_c_key
-            params["SSECustomerKeyMD5"] = base64.b64encode(hashlib.md5(self.sse_c_key).digest()).decode()
         if self.request_payer:
             params["RequestPayer"] = "requester"
         if self.expected_bucket_owner:
@@ -210,7 +209,9 @@ def map_error(exc: BaseException, operation: str, bucket: str, key: str = "",
                         bce.ConnectTimeoutError, asyncio.TimeoutError, ConnectionError, OSError)):
         return StoreError(f"{where}: network error: {exc or type(exc).__name__}",
                           code=type(exc).__name__, retryable=True, **ctx)
-    if isinstance(exc, bce.ResponseParserError):
+    from botocore.parsers import ResponseParserError
+
+    if isinstance(exc, ResponseParserError):
         return StoreError(f"{where}: malformed response: {exc}", code="MalformedResponse",
                           retryable=True, **ctx)
     if isinstance(exc, (bce.ParamValidationError, bce.BotoCoreError)):
@@ -272,14 +273,21 @@ class AioS3Store:
                 endpoint_url=config.endpoint_url,
                 region_name=config.region,
                 config=botocore_config(config),
-                verify=config.verify_tls,
+                # None, not True: botocore then honours AWS_CA_BUNDLE and ca_bundle in the profile
+                verify=None if config.verify_tls else False,
             )
         except bce.BotoCoreError as exc:
             raise map_error(exc, "connect", "") from exc
-        from . import httpbody
+        from . import httpbody, redact
 
         httpbody.register()
+        redact.add_secret(config.sse_c_key)
         async with client_cm as client:
+            credentials = await session.get_credentials()
+            if credentials is not None:
+                frozen = await credentials.get_frozen_credentials()
+                redact.add_secret(frozen.secret_key)
+                redact.add_secret(frozen.token)
             # botocore asks for ``Expect: 100-continue`` on every file-like body: one more
             # round trip per part that buys nothing when the request is already signed and
             # the part is checksummed, so it is dropped.

@@ -108,36 +108,63 @@ class Journal:
         self.path = Path(path) if path is not None else default_path()
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-            new = not self.path.exists()
-            if new:  # create it private before SQLite opens it
-                os.close(os.open(self.path, os.O_CREAT | os.O_WRONLY, 0o600))
+            if not self.path.exists():
+                self._create()
+            elif self.path.stat().st_size == 0:
+                # a new journal is renamed into place whole, so an empty one was truncated
+                raise ResumeError(
+                    f"journal {self.path} is empty (truncated?); refusing to start over on top "
+                    "of it. Move it aside to start afresh; unfinished uploads on the server can be "
+                    "listed with: bigupload ls-uploads s3://BUCKET"
+                )
             self._db = sqlite3.connect(self.path, isolation_level=None, timeout=30)
         except (OSError, sqlite3.Error) as exc:
             raise ResumeError(f"cannot open journal {self.path}: {exc}") from exc
         try:
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=NORMAL")
-            self._db.execute("PRAGMA foreign_keys=ON")
+            # read-only checks first: a file that is not ours is never modified
+            check = self._db.execute("PRAGMA quick_check").fetchone()
+            if check is None or check[0] != "ok":
+                raise sqlite3.DatabaseError(f"integrity check: {check[0] if check else 'no answer'}")
             version = self._schema_version()
             if version is None:
-                self._db.executescript(_SCHEMA)
-                self._db.execute(
-                    "INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
-                )
-            elif version > SCHEMA_VERSION:
+                raise sqlite3.DatabaseError("no bigupload schema")
+            if version > SCHEMA_VERSION:
                 raise ResumeError(
                     f"journal {self.path} has schema version {version}, newer than this "
                     f"bigupload understands ({SCHEMA_VERSION}); upgrade bigupload"
                 )
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.execute("PRAGMA foreign_keys=ON")
         except sqlite3.DatabaseError as exc:
             self._db.close()
             raise ResumeError(
                 f"journal {self.path} is corrupt or not a bigupload journal ({exc}); move it "
-                "aside to start afresh (unfinished uploads in it can be listed with ls-uploads)"
+                "aside to start afresh (unfinished uploads on the server can be listed with: "
+                "bigupload ls-uploads s3://BUCKET)"
             ) from exc
         except ResumeError:
             self._db.close()
             raise
+
+    def _create(self) -> None:
+        """Write a new journal beside its final name, private to the user, and rename it
+        into place: a journal file that exists is always a complete one."""
+        temporary = self.path.with_name(f".{self.path.name}.{os.getpid()}.new")
+        os.close(os.open(temporary, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o600))
+        try:
+            db = sqlite3.connect(temporary, isolation_level=None)
+            try:
+                db.executescript(_SCHEMA)
+                db.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+            finally:
+                db.close()
+            with open(temporary, "rb") as f:
+                os.fsync(f.fileno())
+            os.replace(temporary, self.path)
+        finally:
+            if temporary.exists():
+                temporary.unlink()
 
     def _schema_version(self) -> int | None:
         has_meta = self._db.execute(
@@ -147,6 +174,17 @@ class Journal:
             return None
         row = self._db.execute("SELECT value FROM meta WHERE name='schema_version'").fetchone()
         return int(row[0]) if row else None
+
+    def _exec(self, sql: str, params: tuple[object, ...] = ()) -> sqlite3.Cursor:
+        """Every statement after opening: a failure (disk full, I/O error, a file damaged
+        under us) becomes a ResumeError that says the upload itself is safe."""
+        try:
+            return self._db.execute(sql, params)
+        except sqlite3.Error as exc:
+            raise ResumeError(
+                f"journal {self.path}: {exc}; the upload on the server is kept and resumes "
+                "once the journal can be written again"
+            ) from exc
 
     def close(self) -> None:
         self._db.close()
@@ -187,7 +225,7 @@ class Journal:
     # uploads
 
     def find_active(self, source_path: str, endpoint: str, bucket: str, key: str) -> UploadRecord | None:
-        row = self._db.execute(
+        row = self._exec(
             "SELECT * FROM uploads WHERE source_path=? AND endpoint=? AND bucket=? AND key=? "
             "AND state=? ORDER BY id DESC LIMIT 1",
             (source_path, endpoint, bucket, key, UploadState.ACTIVE.value),
@@ -195,16 +233,16 @@ class Journal:
         return self._record(row) if row else None
 
     def get(self, upload_row: int) -> UploadRecord:
-        row = self._db.execute("SELECT * FROM uploads WHERE id=?", (upload_row,)).fetchone()
+        row = self._exec("SELECT * FROM uploads WHERE id=?", (upload_row,)).fetchone()
         if row is None:
             raise ResumeError(f"journal has no upload {upload_row}")
         return self._record(row)
 
     def uploads(self, state: UploadState | None = None) -> list[UploadRecord]:
         if state is None:
-            rows = self._db.execute("SELECT * FROM uploads ORDER BY id").fetchall()
+            rows = self._exec("SELECT * FROM uploads ORDER BY id").fetchall()
         else:
-            rows = self._db.execute(
+            rows = self._exec(
                 "SELECT * FROM uploads WHERE state=? ORDER BY id", (state.value,)
             ).fetchall()
         return [self._record(r) for r in rows]
@@ -222,7 +260,7 @@ class Journal:
     ) -> int:
         """Record a new upload before CreateMultipartUpload is sent; returns its row id."""
         now = time.time()
-        cur = self._db.execute(
+        cur = self._exec(
             "INSERT INTO uploads (state, source_path, size, mtime_ns, inode, device, sample_hash,"
             " endpoint, bucket, key, upload_id, part_size, part_count, checksum_algorithm,"
             " sse_c_key_hash, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,NULL,?,?,?,?,?,?)",
@@ -249,49 +287,49 @@ class Journal:
         return cur.lastrowid
 
     def set_upload_id(self, upload_row: int, upload_id: str) -> None:
-        self._db.execute(
+        self._exec(
             "UPDATE uploads SET upload_id=?, updated_at=? WHERE id=?", (upload_id, time.time(), upload_row)
         )
 
     def touch(self, upload_row: int) -> None:
         """Note that a request for this upload is about to be sent (``updated_at``)."""
-        self._db.execute("UPDATE uploads SET updated_at=? WHERE id=?", (time.time(), upload_row))
+        self._exec("UPDATE uploads SET updated_at=? WHERE id=?", (time.time(), upload_row))
 
     def finish(self, upload_row: int, state: UploadState, *, etag: str | None = None, error: str | None = None) -> None:
         """Mark an upload completed or aborted; its part rows are no longer needed."""
-        with self._db:
-            self._db.execute("BEGIN")
-            self._db.execute(
+        with self._db:  # one transaction: the state and the part rows change together
+            self._exec("BEGIN")
+            self._exec(
                 "UPDATE uploads SET state=?, etag=?, error=?, updated_at=? WHERE id=?",
                 (state.value, etag, error, time.time(), upload_row),
             )
-            self._db.execute("DELETE FROM parts WHERE upload=?", (upload_row,))
+            self._exec("DELETE FROM parts WHERE upload=?", (upload_row,))
 
     def forget(self, upload_row: int) -> None:
-        self._db.execute("DELETE FROM uploads WHERE id=?", (upload_row,))
+        self._exec("DELETE FROM uploads WHERE id=?", (upload_row,))
 
     # parts
 
     def record_part(self, upload_row: int, part: PartRecord) -> None:
         """Durably note that the server acknowledged ``part``."""
-        self._db.execute(
+        self._exec(
             "INSERT OR REPLACE INTO parts (upload, number, size, etag, checksum) VALUES (?,?,?,?,?)",
             (upload_row, part.number, part.size, part.etag, part.checksum),
         )
-        self._db.execute("UPDATE uploads SET updated_at=? WHERE id=?", (time.time(), upload_row))
+        self._exec("UPDATE uploads SET updated_at=? WHERE id=?", (time.time(), upload_row))
 
     def drop_part(self, upload_row: int, number: int) -> None:
-        self._db.execute("DELETE FROM parts WHERE upload=? AND number=?", (upload_row, number))
+        self._exec("DELETE FROM parts WHERE upload=? AND number=?", (upload_row, number))
 
     def parts(self, upload_row: int) -> dict[int, PartRecord]:
-        rows = self._db.execute(
+        rows = self._exec(
             "SELECT number, size, etag, checksum FROM parts WHERE upload=? ORDER BY number", (upload_row,)
         )
         return {r[0]: PartRecord(*r) for r in rows}
 
     def part_totals(self, upload_row: int) -> tuple[int, int]:
         """(parts recorded, bytes recorded) for status displays."""
-        row = self._db.execute(
+        row = self._exec(
             "SELECT COUNT(*), COALESCE(SUM(size), 0) FROM parts WHERE upload=?", (upload_row,)
         ).fetchone()
         return int(row[0]), int(row[1])

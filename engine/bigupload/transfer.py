@@ -41,6 +41,8 @@ from .source import Fingerprint, SourceFile
 log = logging.getLogger("bigupload")
 CLOCK_SKEW_S = 300.0  # SigV4 itself tolerates 15 minutes; NTP-synced clocks are far closer
 CHECK_ROUNDS = 3
+LISTING_LAG_S = 1.0
+LISTING_TRIES = 3
 
 
 class Phase(enum.Enum):
@@ -116,6 +118,7 @@ class Transfer:
         self.resumed_parts = 0
         self.upload_id: str | None = None
         self._row = 0
+        self._last_write = 0.0  # when a resumed upload's journal row last changed
         self._parts: dict[int, PartRecord] = {}
         content_type = config.content_type or mimetypes.guess_type(source.path)[0]
         self.options = ObjectOptions.from_config(config, content_type or "application/octet-stream")
@@ -190,6 +193,7 @@ class Transfer:
                     "SSE-C key (or none); use the same key, or --restart"
                 )
             self._row = record.id
+            self._last_write = record.updated_at
             self.upload_id = record.upload_id
             self.algorithm = ChecksumAlgorithm(record.checksum_algorithm)
             self.options = dataclasses.replace(self.options, checksum=self.algorithm)
@@ -317,19 +321,17 @@ class Transfer:
         if self.upload_id is None:
             self._parts = {}
             return list(range(1, the_plan.part_count + 1))
-        upload_id = self.upload_id
+        # parts answered just before a crash may not be listed yet: wait out the lag
+        await anyio.sleep(max(0.0, self._last_write + LISTING_LAG_S - time.time()))
         try:
-            listed = await self.scheduler.retrying(
-                f"ListParts {self._where}",
-                lambda n: self.store.list_parts(self.bucket, self.key, upload_id, self.options),
-            )
+            listed = await self._list_parts(journalled)
         except NotFoundError as exc:
             if exc.code != "NoSuchUpload" or self.adopt_upload_id:
                 raise
             self._parts = journalled
             if len(journalled) == the_plan.part_count:
                 return None  # maybe completed by a run that died before journalling it
-            log.warning("upload %s no longer exists on the server; starting a new one", upload_id)
+            log.warning("upload %s no longer exists on the server; starting a new one", self.upload_id)
             self.journal.finish(self._row, UploadState.ABORTED, error="NoSuchUpload on resume")
             record = self.journal.get(self._row)
             self._row = self.journal.start_upload(
@@ -345,6 +347,25 @@ class Transfer:
             log.info("resuming %s: %d of %d parts already on the server", self._where,
                      len(self._parts), the_plan.part_count)
         return send
+
+    async def _list_parts(self, journalled: dict[int, PartRecord]) -> list[RemotePart]:
+        """ListParts, all pages. Some servers list a part a moment after acknowledging it
+        (SeaweedFS: up to about a second, measured): while journalled parts are missing
+        from the listing, list again after ``LISTING_LAG_S``, a few times, before
+        believing they are gone. S3 itself is strongly consistent and never waits here."""
+        assert self.upload_id is not None
+        upload_id = self.upload_id
+        for attempt in range(LISTING_TRIES):
+            listed = await self.scheduler.retrying(
+                f"ListParts {self._where}",
+                lambda n: self.store.list_parts(self.bucket, self.key, upload_id, self.options),
+            )
+            missing = set(journalled) - {p.number for p in listed}
+            if not missing or attempt == LISTING_TRIES - 1:
+                return listed
+            log.debug("%d journalled part(s) not listed yet; listing again", len(missing))
+            await anyio.sleep(LISTING_LAG_S)
+        raise AssertionError("unreachable")
 
     async def _settle(self, the_plan: Plan, journalled: dict[int, PartRecord],
                       listed: list[RemotePart]) -> list[int]:
@@ -372,10 +393,7 @@ class Transfer:
         assert self.upload_id is not None
         upload_id = self.upload_id
         for _ in range(CHECK_ROUNDS):
-            listed = await self.scheduler.retrying(
-                f"ListParts {self._where}",
-                lambda n: self.store.list_parts(self.bucket, self.key, upload_id, self.options),
-            )
+            listed = await self._list_parts(self._parts)
             send = await self._settle(the_plan, dict(self._parts), listed)
             if not send:
                 return

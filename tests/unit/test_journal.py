@@ -34,10 +34,67 @@ def test_records_parts_and_finishes(tmp_path: Path) -> None:
 
 
 def test_private_permissions(tmp_path: Path) -> None:
+    """The journal, its WAL and shared-memory files, and the lock files are the user's alone."""
+    os.umask(0o022)
     path = tmp_path / "state" / "journal.sqlite3"
-    Journal(path).close()
-    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
-    assert stat.S_IMODE(os.stat(path.parent).st_mode) == 0o700
+    with Journal(path) as j:
+        row = j.start_upload(FP, "http://e", "b", "k", 5 << 20, 20, "crc32c", None)
+        j.record_part(row, PartRecord(1, 10, '"e1"', "c1"))
+        with j.claim("http://e", "b", "k"):
+            files = [p for p in path.parent.rglob("*") if p.is_file()]
+            assert {p.name for p in files} >= {"journal.sqlite3", "journal.sqlite3-wal",
+                                               "journal.sqlite3-shm"}
+            for p in files:
+                assert stat.S_IMODE(p.stat().st_mode) == 0o600, p
+    for d in (path.parent, path.parent / "journal.sqlite3.locks"):
+        assert stat.S_IMODE(d.stat().st_mode) == 0o700
+
+
+def valid_journal(path: Path) -> Path:
+    with Journal(path) as j:
+        for n in range(200):
+            row = j.start_upload(FP, "http://e", "b", f"k{n}", 5 << 20, 20, "crc32c", None)
+            j.record_part(row, PartRecord(1, 10, '"e1"', "c1"))
+    db = sqlite3.connect(path)
+    db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    db.close()
+    return path
+
+
+@pytest.mark.parametrize("damage", ["truncated", "empty", "garbled", "foreign"])
+def test_damaged_journal_is_refused_never_replaced(tmp_path: Path, damage: str) -> None:
+    """Refused with one clear message, never silently started over: the unfinished uploads
+    it records would otherwise be forgotten (and billed forever)."""
+    path = valid_journal(tmp_path / "journal.sqlite3")
+    data = path.read_bytes()
+    if damage == "truncated":
+        path.write_bytes(data[: len(data) // 2])
+    elif damage == "empty":
+        path.write_bytes(b"")
+    elif damage == "garbled":
+        path.write_bytes(data[:4096] + bytes(b ^ 0x5A for b in data[4096:12288]) + data[12288:])
+    else:  # some other SQLite database
+        path.unlink()
+        db = sqlite3.connect(path)
+        db.execute("CREATE TABLE photos (id INTEGER)")
+        db.commit()
+        db.close()
+    before = path.read_bytes()
+    with pytest.raises(ResumeError, match="corrupt or not a bigupload journal|is empty") as failure:
+        Journal(path).close()
+    assert "move it aside" in str(failure.value).lower()
+    assert path.read_bytes() == before
+
+
+def test_a_failed_journal_write_is_a_resume_error(tmp_path: Path) -> None:
+    """A full disk (here: SQLite's page limit) surfaces as ResumeError, not sqlite3's own."""
+    with Journal(tmp_path / "j.sqlite3") as j:
+        row = j.start_upload(FP, "http://e", "b", "k", 5 << 20, 20, "crc32c", None)
+        pages = j._db.execute("PRAGMA page_count").fetchone()[0]
+        j._db.execute(f"PRAGMA max_page_count={pages}")
+        with pytest.raises(ResumeError, match="full.*resumes once the journal can be written"):
+            for n in range(1, 10_001):
+                j.record_part(row, PartRecord(n, 10, '"e" * 20', "c" * 40))
 
 
 def test_corrupt_journal_is_refused_clearly(tmp_path: Path) -> None:
