@@ -232,6 +232,19 @@ def _our_error(exc: BaseException) -> BigUploadError | None:
     return None
 
 
+def _required(response: Mapping[str, Any], field: str, operation: str, bucket: str, key: str) -> Any:
+    """A field every S3 answer to ``operation`` has; its absence means the endpoint is not
+    an S3 API (a web server answering 200 to anything), which no retry will change."""
+    value = response.get(field)
+    if not value:
+        raise StoreError(
+            f"{operation} s3://{bucket}/{key}: the answer has no {field}; the endpoint does not "
+            "look like an S3 API (check --endpoint-url)",
+            operation=operation, bucket=bucket, key=key, code="NotS3", retryable=False,
+        )
+    return value
+
+
 def _no_expect_continue(params: dict[str, Any], **kwargs: Any) -> None:
     params.get("headers", {}).pop("Expect", None)
 
@@ -311,7 +324,7 @@ class AioS3Store:
 
     async def create_multipart(self, bucket: str, key: str, options: ObjectOptions) -> str:
         response = await self._call("create_multipart_upload", bucket, key, Key=key, **options.on_create())
-        return str(response["UploadId"])
+        return str(_required(response, "UploadId", "CreateMultipartUpload", bucket, key))
 
     async def upload_part(self, bucket: str, key: str, upload_id: str, number: int, body: Any,
                           checksum: str | None, options: ObjectOptions) -> PartReceipt:
@@ -322,7 +335,8 @@ class AioS3Store:
             "upload_part", bucket, key, upload_id=upload_id, part_number=number,
             Key=key, UploadId=upload_id, PartNumber=number, Body=body, **params,
         )
-        return PartReceipt(etag=str(response["ETag"]), checksum=_response_checksum(response, options.checksum))
+        etag = _required(response, "ETag", "UploadPart", bucket, key)
+        return PartReceipt(etag=str(etag), checksum=_response_checksum(response, options.checksum))
 
     async def list_parts(self, bucket: str, key: str, upload_id: str, options: ObjectOptions) -> list[RemotePart]:
         """All parts, following NextPartNumberMarker across pages (S3 pages at 1,000)."""
@@ -374,7 +388,8 @@ class AioS3Store:
         if checksum is not None:
             params[_checksum_param(options.checksum)] = checksum
         response = await self._call("put_object", bucket, key, Key=key, Body=body, **params)
-        return PartReceipt(etag=str(response.get("ETag", "")), checksum=_response_checksum(response, options.checksum))
+        etag = _required(response, "ETag", "PutObject", bucket, key)
+        return PartReceipt(etag=str(etag), checksum=_response_checksum(response, options.checksum))
 
     async def head(self, bucket: str, key: str, options: ObjectOptions) -> ObjectInfo | None:
         try:

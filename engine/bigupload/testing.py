@@ -116,8 +116,10 @@ class SeaweedServer(_Server):
         args = self.command()
         self.endpoint_url = f"http://127.0.0.1:{self.s3_port}"
         log = open(self.log_path, "wb")
+        # weed mini requires these credentials (it checks signatures) when they are set
         self.process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT,
-                                        stdin=subprocess.DEVNULL, start_new_session=True)
+                                        stdin=subprocess.DEVNULL, start_new_session=True,
+                                        env={**os.environ, **TEST_CREDENTIALS})
         log.close()
         deadline = time.monotonic() + self.startup_timeout_s
         client = self.boto3_client()
