@@ -1,4 +1,9 @@
-from collections.abc import Buffer
+import sys
+
+if sys.version_info >= (3, 12):
+    from collections.abc import Buffer
+else:
+    from typing_extensions import Buffer
 
 def crc32(data: Buffer, value: int = 0) -> int: ...
 def crc32c(data: Buffer, value: int = 0) -> int: ...

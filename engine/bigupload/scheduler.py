@@ -23,7 +23,7 @@ log = logging.getLogger("bigupload")
 T = TypeVar("T")
 
 
-def primary_error(group: BaseExceptionGroup) -> BaseException:  # type: ignore[type-arg]
+def primary_error(group: BaseExceptionGroup[BaseException]) -> BaseException:
     """The exception that matters in a task group's failure: the first that is not a
     cancellation, so callers can catch our error classes directly."""
     leaves: list[BaseException] = []
