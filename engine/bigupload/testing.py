@@ -126,7 +126,10 @@ class SeaweedServer(_Server):
         probe = "bigupload-ready-probe"
         while True:
             if self.process.poll() is not None:
-                raise RuntimeError(f"weed exited with {self.process.returncode}; see {self.log_path}")
+                code = self.process.returncode
+                log_text = Path(self.log_path).read_text(errors="replace")[-2000:]
+                self.stop()  # removes the data directory too
+                raise RuntimeError(f"weed exited with {code}: {log_text}")
             try:
                 client.create_bucket(Bucket=probe)
                 client.delete_bucket(Bucket=probe)
