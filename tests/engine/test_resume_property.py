@@ -28,6 +28,15 @@ CONFIG = UploadConfig(part_size=5 * MiB, concurrency=3, backoff_base_s=0.001, ba
 SIZE = 15 * MiB + 12345  # four parts, the last one short
 
 
+@pytest.fixture(scope="module", autouse=True)
+def no_listing_lag() -> Iterator[None]:
+    """The FakeStore lists at once; waiting out a server's listing lag would only slow
+    each example by seconds (the journal rows here are always fresh)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr("bigupload.transfer.LISTING_LAG_S", 0.0)
+        yield
+
+
 @pytest.fixture(scope="module")
 def source() -> Iterator[Path]:
     with tempfile.TemporaryDirectory() as d:
