@@ -303,11 +303,7 @@ class FaultProxy:
         if action == "reset_before":
             raise Reset
         if action == "hold_before":
-            assert rule is not None
-            rule.reached.set()
-            await _wait(rule.released)
-            if rule.dropped:
-                raise Reset
+            await _hold(rule)
         up_reader, up_writer = upstream
         up_writer.write(_head(request))
         remaining = request.length
@@ -329,11 +325,7 @@ class FaultProxy:
         if action == "reset_after":
             raise Reset
         if action == "hold_after":
-            assert rule is not None
-            rule.reached.set()
-            await _wait(rule.released)
-            if rule.dropped:
-                raise Reset
+            await _hold(rule)
         if action == "stall":
             await asyncio.sleep(self.stall_s)
             return False
@@ -419,9 +411,15 @@ async def _drain(reader: asyncio.StreamReader, length: int) -> None:
         length -= len(chunk)
 
 
-async def _wait(event: threading.Event) -> None:
-    while not event.is_set():
+async def _hold(rule: Rule | None) -> None:
+    """Tell the test a held request arrived, and wait until it is released; a dropped
+    request resets its connection."""
+    assert rule is not None
+    rule.reached.set()
+    while not rule.released.is_set():
         await asyncio.sleep(0.01)
+    if rule.dropped:
+        raise Reset
 
 
 def _reset(writer: asyncio.StreamWriter) -> None:

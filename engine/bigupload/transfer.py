@@ -269,11 +269,7 @@ class Transfer:
         if adopted:
             log.info("adopting upload %s, created by a run that stopped before journalling it", adopted)
         for upload in ours:
-            with anyio.CancelScope(shield=True):
-                try:
-                    await self.store.abort(self.bucket, self.key, upload.upload_id, self.options)
-                except NotFoundError:
-                    pass
+            await self._abort_upload(upload.upload_id)
             log.info("aborted upload %s, left by a CreateMultipartUpload whose answer was lost",
                      upload.upload_id)
         return adopted
@@ -561,12 +557,17 @@ class Transfer:
         """Abort an upload that cannot be resumed, so it is not billed forever."""
         self.phase = Phase.ABORT
         if self.upload_id is not None:
-            with anyio.CancelScope(shield=True):
-                try:
-                    await self.store.abort(self.bucket, self.key, self.upload_id, self.options)
-                except NotFoundError:
-                    pass
+            await self._abort_upload(self.upload_id)
         self.journal.finish(self._row, UploadState.ABORTED, error=reason)
+
+    async def _abort_upload(self, upload_id: str) -> None:
+        """AbortMultipartUpload, finished even if we are being cancelled; an upload that is
+        already gone is fine."""
+        with anyio.CancelScope(shield=True):
+            try:
+                await self.store.abort(self.bucket, self.key, upload_id, self.options)
+            except NotFoundError:
+                pass
 
     def _result(self, the_plan: Plan, info: ObjectInfo, elapsed: float) -> UploadResult:
         return UploadResult(

@@ -4,7 +4,6 @@ process killed with SIGKILL (and interrupted with SIGINT) mid-upload, then resum
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys

@@ -10,6 +10,7 @@ at least 50 kills, with 5% of requests faulted as well."""
 
 from __future__ import annotations
 
+import base64
 import collections
 import hashlib
 import json
@@ -155,7 +156,6 @@ class Torture:
         assert len(body) == len(data) and hashlib.sha256(body).digest() == hashlib.sha256(data).digest(), \
             f"{key}: the object differs from the file"
         whole = crc32c.crc32c(data).to_bytes(4, "big")
-        import base64
         assert done["full_object_checksum"] == base64.b64encode(whole).decode()
         head = client.head_object(Bucket=self.bucket, Key=key, ChecksumMode="ENABLED")
         if head.get("ChecksumCRC32C"):

@@ -1,11 +1,9 @@
 from __future__ import annotations
 
-import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bigupload.client import RemotePart
-from bigupload.errors import ResumeError
 from bigupload.journal import PartRecord
 from bigupload.plan import Plan
 from bigupload.resume import reconcile
