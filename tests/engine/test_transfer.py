@@ -40,6 +40,23 @@ def run(fn: Callable[[], Any]) -> Any:
     return anyio.run(fn)
 
 
+def interrupted_upload(path: Path, store: FakeStore, journal: Path, cfg: UploadConfig,
+                       stop_when: Callable[[str, dict[str, Any]], bool], timeout: float = 10) -> bool:
+    """Upload until a request makes ``stop_when(op, ctx)`` true, then cancel the upload as
+    Ctrl-C would; the store's faults are cleared after. True if it was cancelled."""
+    async def main() -> bool:
+        async with Uploader(cfg, store=store, journal=journal) as up:
+            with anyio.move_on_after(timeout) as scope:
+                store.faults.append(lambda op, ctx: scope.cancel() if stop_when(op, ctx) else None)
+                await up.upload_file(path, BUCKET, KEY)
+            return bool(scope.cancelled_caught)
+
+    try:
+        return bool(run(main))
+    finally:
+        store.faults.clear()
+
+
 def test_multipart_upload_is_byte_identical(make_file: Any, tmp_path: Path) -> None:
     path = make_file(23 * MiB + 5)
     store = FakeStore()
@@ -158,18 +175,8 @@ def test_interrupted_upload_resumes_without_resending(make_file: Any, tmp_path: 
     store = FakeStore()
     journal = tmp_path / "j.db"
 
-    async def interrupted() -> None:
-        async with Uploader(config(concurrency=2), store=store, journal=journal) as up:
-            with anyio.move_on_after(10) as scope:
-                def stop_after_five(op: str, ctx: dict[str, Any]) -> None:
-                    if op == "upload_part" and len(store.sent_parts) >= 5:
-                        scope.cancel()
-                store.faults.append(stop_after_five)
-                await up.upload_file(path, BUCKET, KEY)
-            assert scope.cancelled_caught
-
-    run(interrupted)
-    store.faults.clear()
+    assert interrupted_upload(path, store, journal, config(concurrency=2),
+                              lambda op, ctx: op == "upload_part" and len(store.sent_parts) >= 5)
     first = list(store.sent_parts)
     assert 5 <= len(first) < 11 and (BUCKET, KEY) not in store.objects
     result = run(lambda: upload(path, store, journal))
@@ -191,17 +198,8 @@ def test_resume_pages_through_more_than_1000_parts(tmp_path: Path) -> None:
     journal = tmp_path / "j.db"
     cfg = config(concurrency=8, checksum=ChecksumAlgorithm.CRC32C)
 
-    async def interrupted() -> None:
-        async with Uploader(cfg, store=store, journal=journal) as up:
-            with anyio.move_on_after(60) as scope:
-                def stop(op: str, ctx: dict[str, Any]) -> None:
-                    if op == "upload_part" and len(store.sent_parts) >= 1100:
-                        scope.cancel()
-                store.faults.append(stop)
-                await up.upload_file(path, BUCKET, KEY)
-
-    run(interrupted)
-    store.faults.clear()
+    interrupted_upload(path, store, journal, cfg,
+                       lambda op, ctx: op == "upload_part" and len(store.sent_parts) >= 1100, timeout=60)
     first = len(store.sent_parts)
     store.calls.clear()
     result = run(lambda: upload(path, store, journal, cfg=cfg))
@@ -219,17 +217,8 @@ def test_parts_listed_but_not_journalled_are_verified(make_file: Any, tmp_path: 
     store = FakeStore()
     journal = tmp_path / "j.db"
 
-    async def first_run() -> None:
-        async with Uploader(config(concurrency=1), store=store, journal=journal) as up:
-            with anyio.move_on_after(10) as scope:
-                def stop(op: str, ctx: dict[str, Any]) -> None:
-                    if op == "upload_part" and ctx["number"] == 3:
-                        scope.cancel()
-                store.faults.append(stop)
-                await up.upload_file(path, BUCKET, KEY)
-
-    run(first_run)
-    store.faults.clear()
+    interrupted_upload(path, store, journal, config(concurrency=1),
+                       lambda op, ctx: op == "upload_part" and ctx["number"] == 3)
     upload_id = next(iter(store.uploads))
     with Journal(journal) as j:  # forget part 2, as if killed before journalling it
         rec = j.uploads()[0]
@@ -253,14 +242,7 @@ def test_changed_source_is_refused_before_sending(make_file: Any, tmp_path: Path
     store = FakeStore()
     journal = tmp_path / "j.db"
 
-    async def partial() -> None:
-        async with Uploader(config(concurrency=1), store=store, journal=journal) as up:
-            with anyio.move_on_after(10) as scope:
-                store.faults.append(lambda op, ctx: scope.cancel() if op == "upload_part" else None)
-                await up.upload_file(path, BUCKET, KEY)
-
-    run(partial)
-    store.faults.clear()
+    interrupted_upload(path, store, journal, config(concurrency=1), lambda op, ctx: op == "upload_part")
     with open(path, "r+b") as f:  # same size, different bytes, same mtime
         st = os.stat(path)
         f.seek(0)
