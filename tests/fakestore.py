@@ -19,6 +19,7 @@ from bigupload.client import (
     CompletedPart,
     MultipartUpload,
     ObjectInfo,
+    ObjectSummary,
     ObjectOptions,
     PartReceipt,
     RemotePart,
@@ -52,6 +53,7 @@ class FakeStore:
         self.sizes: dict[tuple[str, str], int] = {}
         self.calls: collections.Counter[str] = collections.Counter()
         self.sent_parts: list[int] = []
+        self.put_keys: list[str] = []
         self.in_flight = 0
         self.max_in_flight = 0
         self.faults: list[Fault] = []
@@ -146,12 +148,23 @@ class FakeStore:
 
     async def put_object(self, bucket: str, key: str, body: Any, checksum: str | None,
                          options: ObjectOptions) -> PartReceipt:
-        self._fault("put_object")
-        data = _body_bytes(body)
-        etag = f'"{hashlib.md5(data).hexdigest()}"'
-        self.objects[(bucket, key)] = (data, etag, checksum)
-        self.sizes[(bucket, key)] = len(data)
-        return PartReceipt(etag, checksum)
+        self._fault("put_object", key=key)
+        self.in_flight += 1
+        self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            data = _body_bytes(body)
+            if self.part_delay_s:
+                await anyio.sleep(self.part_delay_s)
+            if checksum is not None and options.checksum is not ChecksumAlgorithm.NONE:
+                if checksum != ck.encode(ck.compute(options.checksum, data)):
+                    raise IntegrityError("BadDigest", code="BadDigest", retryable=True)
+            etag = f'"{hashlib.md5(data).hexdigest()}"'
+            self.objects[(bucket, key)] = (data, etag, checksum)
+            self.sizes[(bucket, key)] = len(data)
+            self.put_keys.append(key)
+            return PartReceipt(etag, checksum)
+        finally:
+            self.in_flight -= 1
 
     async def head(self, bucket: str, key: str, options: ObjectOptions) -> ObjectInfo | None:
         self._fault("head")
@@ -164,6 +177,11 @@ class FakeStore:
         self._fault("list_uploads")
         return [MultipartUpload(k, u, self.initiated[u]) for u, (b, k, _) in self.upload_meta.items()
                 if u in self.uploads and b == bucket and k.startswith(prefix)]
+
+    async def list_objects(self, bucket: str, prefix: str = "") -> list[ObjectSummary]:
+        self._fault("list_objects")
+        return [ObjectSummary(k, self.sizes[(b, k)], etag) for (b, k), (_, etag, _) in
+                sorted(self.objects.items()) if b == bucket and k.startswith(prefix)]
 
 
 def _body_bytes(body: Any) -> bytes:

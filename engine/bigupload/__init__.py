@@ -2,6 +2,7 @@
 
 Re-exports only; see ``uploader`` for the entry points and ``errors`` for the tree."""
 
+from .batch import BatchItem, BatchProgress, BatchResult, ItemResult, NullBatchProgress
 from .config import ChecksumAlgorithm, ServerSideEncryption, UploadConfig, parse_size
 from .errors import (
     AuthError,
@@ -9,13 +10,14 @@ from .errors import (
     Cancelled,
     ConfigError,
     IntegrityError,
+    JournalError,
     NotFoundError,
     ResumeError,
     SourceChangedError,
     SourceError,
     StoreError,
 )
-from .journal import Journal
+from .journal import FileState, JobState, Journal
 from .progress import NullProgress, Progress
 from .transfer import Phase, UploadResult
 from .uploader import Uploader, upload_file, upload_file_sync
@@ -24,13 +26,21 @@ __version__ = "0.1.0"
 
 __all__ = [
     "AuthError",
+    "BatchItem",
+    "BatchProgress",
+    "BatchResult",
     "BigUploadError",
     "Cancelled",
     "ChecksumAlgorithm",
     "ConfigError",
+    "FileState",
     "IntegrityError",
+    "ItemResult",
+    "JobState",
     "Journal",
+    "JournalError",
     "NotFoundError",
+    "NullBatchProgress",
     "NullProgress",
     "Phase",
     "Progress",

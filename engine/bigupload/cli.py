@@ -30,8 +30,10 @@ EXIT_CODES = """exit codes:
   6    integrity failure: the server saw different bytes, or the object does not match
   7    the store refused the request (no such bucket, upload gone, invalid request)
   8    resume refused: the file changed since the upload began, or the journal disagrees
-  130  interrupted (the journal is flushed: run the same command to resume)
+  9    partial: a batch finished, but some files failed (listed; `bigupload resume ID` retries them)
+  130  interrupted (the journal is flushed: run the same command, or `bigupload resume`, to resume)
 """
+EXIT_PARTIAL = 9
 
 BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 log = logging.getLogger("bigupload")
@@ -85,38 +87,70 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
 
-    cp = sub.add_parser("cp", parents=[common], help="upload a file (resumes an unfinished upload)",
-                        epilog=EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter)
-    cp.add_argument("source")
-    cp.add_argument("destination", help="s3://bucket/key (a key ending in / gets the file name)")
-    t = cp.add_argument_group("tuning")
-    t.add_argument("--part-size", default=env_default("part_size"), help="e.g. 64MiB (default: 32MiB, "
-                   "grown so the file fits in 10,000 parts)")
+    tuning = argparse.ArgumentParser(add_help=False)
+    t = tuning.add_argument_group("tuning")
     t.add_argument("--concurrency", type=int, default=int(env_default("concurrency", 8)),
-                   help="parts in flight (default 8)")
+                   help="requests in flight, across all files (default 8)")
     t.add_argument("--memory-limit", default=env_default("memory_limit"),
                    help="most part data held at once (default concurrency x part size)")
+    t.add_argument("--max-attempts", type=int, default=int(env_default("max_attempts", 5)))
+    t.add_argument("--sse-c-key-file", default=env_default("sse_c_key_file"),
+                   help="file holding a 32-byte SSE-C key (sent with every part)")
+    t.add_argument("--fail-fast", action="store_true", default=bool(env_default("fail_fast")),
+                   help="batch: stop at the first file that fails (default: record it, go on)")
+    t.add_argument("--progress", choices=["auto", "always", "never"],
+                   default=env_default("progress", "auto"))
+
+    cp = sub.add_parser(
+        "cp", parents=[common, tuning], epilog=EXIT_CODES,
+        help="upload a file, a directory (--recursive) or a manifest; resumes an unfinished one",
+        usage="bigupload cp [options] FILE s3://bucket/key\n"
+              "       bigupload cp [options] DIR s3://bucket/prefix/ --recursive\n"
+              "       bigupload cp [options] --manifest FILE [s3://bucket/prefix/]",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    cp.add_argument("paths", nargs="*", metavar="SOURCE DESTINATION",
+                    help="a file or directory, and s3://bucket/key (a key ending in / gets the "
+                    "file name; a directory goes under the key as a prefix)")
+    t = cp.add_argument_group("sizes and checksums")
+    t.add_argument("--part-size", default=env_default("part_size"), help="e.g. 64MiB (default: 32MiB, "
+                   "grown so the file fits in 10,000 parts)")
     t.add_argument("--multipart-threshold", default=env_default("multipart_threshold"),
                    help="files up to this size go in one PutObject (default: one part)")
     t.add_argument("--checksum", default=env_default("checksum", "crc32c"),
                    help="crc32c (default), crc32, crc64nvme, sha256 or none")
-    t.add_argument("--max-attempts", type=int, default=int(env_default("max_attempts", 5)))
+    b = cp.add_argument_group("batches (directories and manifests)")
+    b.add_argument("-r", "--recursive", action="store_true", help="upload a directory tree")
+    b.add_argument("--manifest", default=env_default("manifest"), metavar="FILE",
+                   help="upload the files a manifest lists: lines of SOURCE<TAB>KEY, or JSON "
+                   'objects {"source", "key", "content_type", "metadata", "storage_class"}')
+    b.add_argument("--include", action="append", default=[], metavar="GLOB",
+                   help="only files whose relative path (or name) matches; repeatable")
+    b.add_argument("--exclude", action="append", default=[], metavar="GLOB",
+                   help="skip files whose relative path (or name) matches; repeatable")
+    b.add_argument("--follow-symlinks", action="store_true", default=bool(env_default("follow_symlinks")),
+                   help="follow symbolic links (default: skip them)")
+    b.add_argument("--skip-existing", "--sync", action="store_true", dest="skip_existing",
+                   default=bool(env_default("skip_existing")),
+                   help="skip a file whose object exists with the same size and checksum or ETag")
     o = cp.add_argument_group("object")
     o.add_argument("--content-type", default=env_default("content_type"), help="default: guessed")
     o.add_argument("--metadata", action="append", default=[], metavar="K=V")
     o.add_argument("--storage-class", default=env_default("storage_class"))
     o.add_argument("--sse", choices=["AES256", "aws:kms"], default=env_default("sse"))
     o.add_argument("--sse-kms-key-id", default=env_default("sse_kms_key_id"))
-    o.add_argument("--sse-c-key-file", default=env_default("sse_c_key_file"),
-                   help="file holding a 32-byte SSE-C key (sent with every part)")
     o.add_argument("--request-payer", action="store_true")
     o.add_argument("--expected-bucket-owner", default=env_default("expected_bucket_owner"))
     r = cp.add_argument_group("resume")
     r.add_argument("--restart", action="store_true", help="abort the unfinished upload and start over")
     r.add_argument("--upload-id", help="adopt this existing multipart upload (parts are verified)")
     cp.add_argument("--dry-run", action="store_true", help="print the plan and send nothing")
-    cp.add_argument("--progress", choices=["auto", "always", "never"],
-                    default=env_default("progress", "auto"))
+
+    resume = sub.add_parser("resume", parents=[common, tuning], epilog=EXIT_CODES,
+                            formatter_class=argparse.RawDescriptionHelpFormatter,
+                            help="continue unfinished batch jobs (all, or one by id)")
+    resume.add_argument("job", nargs="?", type=int, metavar="JOB_ID",
+                        help="a job id from `bigupload status`; a finished job with failures "
+                        "retries them")
 
     ls = sub.add_parser("ls-uploads", parents=[common], help="list unfinished multipart uploads")
     ls.add_argument("url", help="s3://bucket[/prefix]")
@@ -126,7 +160,9 @@ def build_parser() -> argparse.ArgumentParser:
     abort = sub.add_parser("abort", parents=[common], help="abort a multipart upload")
     abort.add_argument("url", help="s3://bucket/key")
     abort.add_argument("--upload-id", required=True)
-    sub.add_parser("status", parents=[common], help="unfinished uploads in the journal")
+    status = sub.add_parser("status", parents=[common], help="batch jobs and unfinished uploads in the journal")
+    status.add_argument("job", nargs="?", type=int, metavar="JOB_ID", help="one job, with its failures")
+    status.add_argument("--all", action="store_true", help="finished jobs too")
     return parser
 
 
@@ -147,7 +183,7 @@ def make_config(args: argparse.Namespace) -> Any:
     from .config import ChecksumAlgorithm, ServerSideEncryption, UploadConfig, parse_size
 
     metadata = {}
-    for item in args.metadata:
+    for item in getattr(args, "metadata", []):
         name, sep, value = item.partition("=")
         if not sep:
             raise UsageError(f"--metadata wants K=V, got {item!r}")
@@ -168,25 +204,28 @@ def make_config(args: argparse.Namespace) -> Any:
     def size(value: str | None) -> int | None:
         return None if value is None else parse_size(value)
 
+    def opt(name: str) -> Any:  # ``resume`` has no object options: the job's own apply
+        return getattr(args, name, None)
+
     return UploadConfig(
-        part_size=size(args.part_size),
+        part_size=size(opt("part_size")),
         concurrency=args.concurrency,
         memory_limit=size(args.memory_limit),
-        multipart_threshold=size(args.multipart_threshold),
-        checksum=ChecksumAlgorithm.parse(args.checksum),
+        multipart_threshold=size(opt("multipart_threshold")),
+        checksum=ChecksumAlgorithm.parse(opt("checksum") or "crc32c"),
         max_attempts=args.max_attempts,
         endpoint_url=endpoint,
         region=args.region,
         profile=args.profile,
         verify_tls=not args.no_verify_ssl,
-        content_type=args.content_type,
+        content_type=opt("content_type"),
         metadata=metadata,
-        storage_class=args.storage_class,
-        sse=ServerSideEncryption(args.sse) if args.sse else None,
-        sse_kms_key_id=args.sse_kms_key_id,
+        storage_class=opt("storage_class"),
+        sse=ServerSideEncryption(opt("sse")) if opt("sse") else None,
+        sse_kms_key_id=opt("sse_kms_key_id"),
         sse_c_key=sse_c_key,
-        request_payer=args.request_payer,
-        expected_bucket_owner=args.expected_bucket_owner,
+        request_payer=bool(opt("request_payer")),
+        expected_bucket_owner=opt("expected_bucket_owner"),
     )
 
 
@@ -219,12 +258,32 @@ class TqdmProgress:
             self._bar = None
 
 
+def show_progress(args: argparse.Namespace) -> bool:
+    return bool(args.progress == "always"
+                or (args.progress == "auto" and sys.stderr.isatty() and not args.json))
+
+
 async def cmd_cp(args: argparse.Namespace, out: Output) -> int:
     from .config import format_size
     from .plan import plan
     from .source import check_regular_file
     from .uploader import Uploader
 
+    if args.manifest is not None:
+        if len(args.paths) > 1:
+            raise UsageError("with --manifest, give at most a destination (s3://bucket/prefix/)")
+        return await cmd_batch(args, out, None, args.paths[0] if args.paths else None)
+    if len(args.paths) != 2:
+        raise UsageError("cp needs a SOURCE and a DESTINATION (s3://bucket/key), or --manifest FILE")
+    args.source, args.destination = args.paths
+    if os.path.isdir(args.source):
+        if not args.recursive:
+            from .errors import SourceError
+
+            raise SourceError(f"{args.source}: is a directory (use --recursive to upload what it holds)")
+        return await cmd_batch(args, out, args.source, args.destination)
+    if args.include or args.exclude or args.skip_existing:
+        raise UsageError("--include, --exclude and --skip-existing apply to directories and manifests")
     bucket, key = parse_s3_url(args.destination, key_required=False)
     if not key or key.endswith("/"):
         key += os.path.basename(args.source.rstrip("/"))
@@ -240,7 +299,7 @@ async def cmd_cp(args: argparse.Namespace, out: Output) -> int:
                  multipart=the_plan.multipart, part_size=the_plan.part_size,
                  parts=the_plan.part_count, checksum=config.checksum.value)
         return 0
-    show = args.progress == "always" or (args.progress == "auto" and sys.stderr.isatty() and not args.json)
+    show = show_progress(args)
     async with Uploader(config, journal=args.journal) as uploader:
         # botocore's models are loaded and live until exit: keep the cyclic GC from walking
         # them again and again while parts are in flight (about 4% of the CPU otherwise)
@@ -257,6 +316,262 @@ async def cmd_cp(args: argparse.Namespace, out: Output) -> int:
              f"checksum {result.checksum_algorithm} {result.checksum}",
              **dataclasses.asdict(result))
     return 0
+
+
+async def cmd_batch(args: argparse.Namespace, out: Output, root: str | None,
+                    destination: str | None) -> int:
+    """A directory (``root``) or a manifest, as one resumable job."""
+    import anyio
+
+    from . import batch
+    from .uploader import Uploader
+
+    if args.restart or args.upload_id:
+        raise UsageError("--restart and --upload-id apply to single files")
+    bucket, prefix = (None, "") if destination is None else parse_s3_url(destination, key_required=False)
+    prefix = batch.destination_prefix(prefix)
+    config = make_config(args)
+    report = batch.WalkReport()
+    if root is not None:
+        assert bucket is not None
+        origin: dict[str, Any] = {"root": os.path.abspath(root), "bucket": bucket, "prefix": prefix,
+                                  "include": args.include, "exclude": args.exclude,
+                                  "follow_symlinks": args.follow_symlinks}
+        kind = "directory"
+
+        def find() -> list[batch.Entry]:
+            return list(batch.walk_directory(root, bucket, prefix, include=args.include,
+                                             exclude=args.exclude, follow_symlinks=args.follow_symlinks,
+                                             report=report))
+    else:
+        origin = {"manifest": os.path.abspath(args.manifest), "bucket": bucket, "prefix": prefix}
+        kind = "manifest"
+
+        def find() -> list[batch.Entry]:
+            return batch.read_manifest(args.manifest, bucket, prefix)
+
+    entries = await anyio.to_thread.run_sync(find)
+    for count, what in ((report.symlinks, "symbolic link(s) skipped (use --follow-symlinks)"),
+                        (report.special, "special file(s) skipped (FIFOs, sockets, devices)"),
+                        (report.loops, "directory link loop(s) not followed"),
+                        (report.excluded, "file(s) left out by --include/--exclude")):
+        if count:
+            log.info("%d %s", count, what)
+    if args.dry_run:
+        total = sum(e.size for e in entries)
+        out.emit("plan", f"{len(entries)} file(s), {_size(total)} -> "
+                 f"{describe_destination(bucket, prefix)}", files=len(entries), bytes=total,
+                 bucket=bucket, prefix=prefix)
+        for e in entries:
+            out.emit("file", f"  {e.item.source} -> s3://{e.item.bucket}/{e.item.key}"
+                     + (f"  ({e.error})" if e.error else ""),
+                     source=e.item.source, bucket=e.item.bucket, key=e.item.key, size=e.size,
+                     error=e.error)
+        return 0
+    async with Uploader(config, journal=args.journal) as uploader:
+        gc.freeze()
+        gc.enable()
+        spec = batch.make_spec(kind, origin, config, uploader.store.endpoint,
+                               skip_existing=args.skip_existing)
+        job, resumed = batch.open_job(uploader.journal, spec, entries)
+        if resumed:
+            log.info("resuming job %d (%s)", job.id, job.description)
+        return await run_job(uploader, job.id, args, out, retry_failed=False)
+
+
+def _size(n: int) -> str:
+    from .config import format_size
+
+    return format_size(n)
+
+
+def describe_destination(bucket: str | None, prefix: str) -> str:
+    return f"s3://{bucket}/{prefix}" if bucket else "the manifest's destinations"
+
+
+async def run_job(uploader: Any, job_id: int, args: argparse.Namespace, out: Output, *,
+                  retry_failed: bool) -> int:
+    """Run one job with progress and a summary; exit 9 when some files failed."""
+    from .errors import BigUploadError
+
+    reporter = BatchReporter(out, show_progress(args))
+    try:
+        result = await uploader.resume_job(job_id, retry_failed=retry_failed,
+                                           fail_fast=args.fail_fast, progress=reporter)
+    except BigUploadError as exc:
+        if exc.exit_code != 130 and exc.args:
+            exc.args = (f"{exc.args[0]} [job {job_id} is kept: bigupload resume {job_id}]",)
+        raise
+    rate = result.sent_bytes / result.elapsed_s / 1e6 if result.elapsed_s else 0.0
+    per_file = len(result.items) / result.elapsed_s if result.elapsed_s else 0.0
+    for failure in result.failures:
+        out.emit("failure", f"failed: {failure.source} -> s3://{failure.bucket}/{failure.key}: "
+                 f"{failure.error}", source=failure.source, bucket=failure.bucket, key=failure.key,
+                 error=failure.error, exit_code=failure.exit_code) if not out.as_json else None
+    out.emit(
+        "summary",
+        f"job {result.job_id} {result.state.value}: {result.files} file(s), {result.uploaded} "
+        f"uploaded, {result.skipped} skipped, {result.failed} failed; {_size(result.sent_bytes)} "
+        f"sent in {result.elapsed_s:.1f}s ({per_file:.0f} files/s, {rate:.0f} MB/s)"
+        + (f"; retry the failures with: bigupload resume {result.job_id}" if result.failed else ""),
+        job_id=result.job_id, state=result.state.value, files=result.files,
+        uploaded=result.uploaded, skipped=result.skipped, failed=result.failed,
+        total_bytes=result.total_bytes, sent_bytes=result.sent_bytes, elapsed_s=result.elapsed_s,
+        failures=[{"source": f.source, "bucket": f.bucket, "key": f.key, "error": f.error,
+                   "exit_code": f.exit_code} for f in result.failures],
+    )
+    return EXIT_PARTIAL if result.failed else 0
+
+
+class BatchReporter:
+    """Progress of a batch: one overall bar (bytes, rate, ETA, files in its postfix) and a
+    bar per large file, on stderr; with --json, a ``file`` event per file on stdout."""
+
+    def __init__(self, out: Output, bars: bool) -> None:
+        self.out = out
+        self.bars = bars
+        self._overall: Any = None
+        self._files = 0
+        self._done = 0
+        self._failed = 0
+        self._positions: set[int] = set()
+
+    def start_job(self, job_id: int, files: int, total_bytes: int, done_files: int,
+                  done_bytes: int) -> None:
+        self._files, self._done = files, done_files
+        if self.out.as_json:
+            self.out.emit("job", "", job_id=job_id, files=files, total_bytes=total_bytes,
+                          done_files=done_files, done_bytes=done_bytes)
+        if self.bars:
+            from tqdm import tqdm
+
+            self._overall = tqdm(total=total_bytes, initial=done_bytes, unit="B", unit_scale=True,
+                                 unit_divisor=1024, desc=f"job {job_id}", file=sys.stderr,
+                                 dynamic_ncols=True, position=0)
+            self._postfix()
+
+    def _postfix(self) -> None:
+        if self._overall is not None:
+            failed = f", {self._failed} failed" if self._failed else ""
+            self._overall.set_postfix_str(f"{self._done}/{self._files} files{failed}", refresh=False)
+
+    def advance(self, nbytes: int) -> None:
+        if self._overall is not None:
+            self._overall.update(nbytes)
+
+    def file_progress(self, item: Any, size: int, multipart: bool) -> Any:
+        if not self.bars or not multipart:
+            return _OverallOnly(self)
+        position = min(set(range(1, len(self._positions) + 2)) - self._positions)
+        self._positions.add(position)
+        return _FileBar(self, position)
+
+    def release(self, position: int) -> None:
+        self._positions.discard(position)
+
+    def file_done(self, result: Any) -> None:
+        from .journal import FileState
+
+        if result.state is FileState.FAILED:
+            self._failed += 1
+            if self._overall is not None:
+                self._overall.write(redact(f"bigupload: failed: {result.source}: {result.error}"),
+                                    file=sys.stderr)
+        else:
+            self._done += 1
+            if result.state is FileState.SKIPPED:
+                self.advance(result.size)
+        self._postfix()
+        if self.out.as_json:
+            self.out.emit("file", "", state=result.state.value, source=result.source,
+                          bucket=result.bucket, key=result.key, size=result.size, etag=result.etag,
+                          error=result.error, exit_code=result.exit_code)
+
+    def close(self) -> None:
+        if self._overall is not None:
+            self._overall.close()
+            self._overall = None
+
+
+class _OverallOnly:
+    """A file's progress counted on the overall bar only (small files)."""
+
+    def __init__(self, reporter: BatchReporter) -> None:
+        self.reporter = reporter
+
+    def start(self, description: str, total_bytes: int, done_bytes: int) -> None:
+        self.reporter.advance(done_bytes)
+
+    def advance(self, nbytes: int) -> None:
+        self.reporter.advance(nbytes)
+
+    def close(self) -> None:
+        pass
+
+
+class _FileBar(_OverallOnly):
+    """A large file's own bar, below the overall one; it also advances the overall bar."""
+
+    def __init__(self, reporter: BatchReporter, position: int) -> None:
+        super().__init__(reporter)
+        self.position = position
+        self.bar: Any = None
+
+    def start(self, description: str, total_bytes: int, done_bytes: int) -> None:
+        from tqdm import tqdm
+
+        super().start(description, total_bytes, done_bytes)
+        self.bar = tqdm(total=total_bytes, initial=done_bytes, unit="B", unit_scale=True,
+                        unit_divisor=1024, desc=description, file=sys.stderr, dynamic_ncols=True,
+                        position=self.position, leave=False)
+
+    def advance(self, nbytes: int) -> None:
+        super().advance(nbytes)
+        if self.bar is not None:
+            self.bar.update(nbytes)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+        self.reporter.release(self.position)
+
+
+async def cmd_resume(args: argparse.Namespace, out: Output) -> int:
+    import json as json_
+
+    from .journal import JobState, Journal
+    from .uploader import Uploader
+
+    with Journal(args.journal) as journal:
+        if args.job is not None:
+            job = journal.job(args.job)
+            if job is None:
+                raise UsageError(f"no job {args.job} in the journal {journal.path} (see: bigupload status)")
+            jobs = [job]
+        else:
+            jobs = journal.jobs((JobState.ACTIVE,))
+    if not jobs:
+        out.emit("summary", "no unfinished jobs to resume (single files resume by running the "
+                 "same cp command again; see: bigupload status)", jobs=0)
+        return 0
+    code = 0
+    for job in jobs:
+        if job.state is JobState.COMPLETED:
+            out.emit("summary", f"job {job.id} is already complete", job_id=job.id, state=job.state.value)
+            continue
+        spec = json_.loads(job.spec)
+        if args.endpoint_url and args.endpoint_url.rstrip("/") != spec["endpoint"].rstrip("/"):
+            raise UsageError(f"job {job.id} uploads to {spec['endpoint']}, not {args.endpoint_url}")
+        args.endpoint_url = spec["endpoint"]
+        config = make_config(args)
+        log.info("resuming job %d (%s)", job.id, job.description)
+        async with Uploader(config, journal=args.journal) as uploader:
+            gc.freeze()
+            gc.enable()
+            result = await run_job(uploader, job.id, args, out, retry_failed=True)
+        code = max(code, result)
+    return code
 
 
 async def cmd_ls_uploads(args: argparse.Namespace, out: Output) -> int:
@@ -307,10 +622,39 @@ async def cmd_abort(args: argparse.Namespace, out: Output) -> int:
 
 async def cmd_status(args: argparse.Namespace, out: Output) -> int:
     from .config import format_size
-    from .journal import Journal, iter_unfinished
+    from .journal import FileState, JobState, Journal, iter_unfinished
 
     with Journal(args.journal) as journal:
-        rows = list(iter_unfinished(journal))
+        if args.job is not None:
+            job = journal.job(args.job)
+            if job is None:
+                raise UsageError(f"no job {args.job} in the journal {journal.path}")
+            jobs = [job]
+        else:
+            jobs = journal.jobs(tuple(JobState) if args.all else (JobState.ACTIVE, JobState.PARTIAL))
+        for job in jobs:
+            totals = journal.job_totals(job.id)
+            done = totals.done_bytes + (journal.job_parts_bytes(job.id) if job.state is JobState.ACTIVE else 0)
+            pct = 100 * done / totals.bytes if totals.bytes else 100.0
+            failed = f", {totals.failed_files} failed" if totals.failed_files else ""
+            out.emit("job", f"job {job.id} [{job.state.value}] {job.description}: "
+                     f"{totals.done_files}/{totals.files} files, {format_size(done)} of "
+                     f"{format_size(totals.bytes)} ({pct:.0f}%){failed}",
+                     job_id=job.id, state=job.state.value, description=job.description,
+                     files=totals.files, done_files=totals.done_files,
+                     failed_files=totals.failed_files, bytes=totals.bytes, done_bytes=done)
+            if args.job is not None:
+                after = -1
+                while page := journal.job_files(job.id, (FileState.FAILED,), after=after):
+                    after = page[-1].seq
+                    for f in page:
+                        out.emit("failure", f"  failed: {f.source} -> s3://{f.bucket}/{f.key}: {f.error}",
+                                 job_id=job.id, source=f.source, bucket=f.bucket, key=f.key,
+                                 error=f.error, exit_code=f.exit_code)
+        rows = [(r, p, d) for r, p, d in iter_unfinished(journal)
+                if not journal.in_job(r.fingerprint.path, r.bucket, r.key)]
+    if args.job is not None:
+        return 0
     for record, parts, done in rows:
         pct = 100 * done / record.fingerprint.size if record.fingerprint.size else 100.0
         out.emit("unfinished",
@@ -321,20 +665,25 @@ async def cmd_status(args: argparse.Namespace, out: Output) -> int:
                  endpoint=record.endpoint, upload_id=record.upload_id, parts_done=parts,
                  parts=record.part_count, bytes_done=done, size=record.fingerprint.size)
     if not out.as_json:
-        out.emit("summary", f"{len(rows)} unfinished upload(s)")
+        out.emit("summary", f"{len(jobs)} job(s), {len(rows)} unfinished single-file upload(s)")
     return 0
 
 
 COMMANDS: dict[str, Callable[[argparse.Namespace, Output], Awaitable[int]]] = {
-    "cp": cmd_cp, "ls-uploads": cmd_ls_uploads, "parts": cmd_parts, "abort": cmd_abort,
-    "status": cmd_status,
+    "cp": cmd_cp, "resume": cmd_resume, "ls-uploads": cmd_ls_uploads, "parts": cmd_parts,
+    "abort": cmd_abort, "status": cmd_status,
 }
 
 
 def _interrupted(args: argparse.Namespace) -> str:
+    if args.command == "cp" and (args.manifest or args.recursive):
+        return ("interrupted; the job is saved: run the same command again, or bigupload resume, "
+                "to continue it")
     if args.command == "cp":
         return ("interrupted; the journal is saved: run the same command again to resume "
                 "(or add --restart to start over)")
+    if args.command == "resume":
+        return "interrupted; the job is saved: run bigupload resume again to continue it"
     return "interrupted"
 
 

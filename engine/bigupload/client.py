@@ -61,6 +61,15 @@ class ObjectInfo:
 
 
 @dataclasses.dataclass(frozen=True)
+class ObjectSummary:
+    """One entry of ListObjectsV2: enough to tell whether an object may equal a file."""
+
+    key: str
+    size: int
+    etag: str
+
+
+@dataclasses.dataclass(frozen=True)
 class MultipartUpload:
     key: str
     upload_id: str
@@ -157,6 +166,8 @@ class ObjectStore(Protocol):
     async def head(self, bucket: str, key: str, options: ObjectOptions) -> ObjectInfo | None: ...
 
     async def list_uploads(self, bucket: str, prefix: str = "") -> list[MultipartUpload]: ...
+
+    async def list_objects(self, bucket: str, prefix: str = "") -> list[ObjectSummary]: ...
 
 
 def _checksum_param(algorithm: ChecksumAlgorithm) -> str:
@@ -418,3 +429,16 @@ class AioS3Store:
                 return uploads
             params["KeyMarker"] = response.get("NextKeyMarker", "")
             params["UploadIdMarker"] = response.get("NextUploadIdMarker", "")
+
+    async def list_objects(self, bucket: str, prefix: str = "") -> list[ObjectSummary]:
+        """Every object under ``prefix`` (ListObjectsV2, 1,000 a page)."""
+        objects: list[ObjectSummary] = []
+        params: dict[str, Any] = {"Prefix": prefix}
+        while True:
+            response = await self._call("list_objects_v2", bucket, prefix, **params)
+            for o in response.get("Contents", []):
+                objects.append(ObjectSummary(str(o["Key"]), int(o["Size"]), str(o.get("ETag", ""))))
+            token = response.get("NextContinuationToken")
+            if not response.get("IsTruncated") or not token:
+                return objects
+            params["ContinuationToken"] = token

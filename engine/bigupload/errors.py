@@ -9,7 +9,8 @@ exceptions are chained with ``raise ... from exc``. Each class carries the CLI e
     │   ├── NotFoundError          7  NoSuchBucket, NoSuchUpload
     │   └── IntegrityError         6  BadDigest, checksum or size mismatch
     ├── ResumeError                8  journal corrupt, journal/file/server disagree
-    │   └── SourceChangedError     8  the file changed since the upload began
+    │   ├── SourceChangedError     8  the file changed since the upload began
+    │   └── JournalError           8  the journal cannot be read or written (stops a whole job)
     └── Cancelled                130  interrupted; journal flushed, resumable
 """
 
@@ -91,6 +92,10 @@ class ResumeError(BigUploadError):
 
 class SourceChangedError(ResumeError):
     """The source file changed since its unfinished upload began."""
+
+
+class JournalError(ResumeError):
+    """The journal cannot be opened, read or written (corrupt, disk full)."""
 
 
 class Cancelled(BigUploadError):

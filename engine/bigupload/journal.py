@@ -1,5 +1,6 @@
 """The SQLite journal (WAL): one row per upload (source fingerprint, destination, plan,
-upload id, checksum algorithm) and one per part that the server acknowledged. It is the
+upload id, checksum algorithm) and one per part that the server acknowledged; one row per
+batch job (its spec, to resume it) and one per file of a job (its state). It is the
 memory of what we did, never the truth about the server: resume.py reconciles it with
 ListParts. Credentials and SSE-C keys are never stored (only a salted hash of the key,
 to refuse a resume with a different key).
@@ -20,10 +21,10 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from .errors import ResumeError
+from .errors import JournalError, ResumeError
 from .source import Fingerprint
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2 added jobs and job_files; a version-1 journal is migrated on open
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -59,7 +60,81 @@ CREATE TABLE IF NOT EXISTS parts (
     checksum TEXT NOT NULL,
     PRIMARY KEY (upload, number)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS jobs (
+    id INTEGER PRIMARY KEY,
+    state TEXT NOT NULL,
+    description TEXT NOT NULL,
+    spec TEXT NOT NULL,
+    spec_hash TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    updated_at REAL NOT NULL,
+    error TEXT
+);
+CREATE INDEX IF NOT EXISTS jobs_spec ON jobs (spec_hash, state);
+CREATE TABLE IF NOT EXISTS job_files (
+    job INTEGER NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,
+    seq INTEGER NOT NULL,
+    source TEXT NOT NULL,
+    bucket TEXT NOT NULL,
+    key TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    settings TEXT,
+    state TEXT NOT NULL,
+    etag TEXT,
+    error TEXT,
+    exit_code INTEGER,
+    PRIMARY KEY (job, seq)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS job_files_state ON job_files (job, state, seq);
 """
+
+
+class JobState(enum.Enum):
+    ACTIVE = "active"  # running, or interrupted: ``bigupload resume`` continues it
+    COMPLETED = "completed"  # every file uploaded or skipped
+    PARTIAL = "partial"  # finished, some files failed for good (``resume ID`` retries them)
+
+
+class FileState(enum.Enum):
+    PENDING = "pending"
+    DONE = "done"
+    SKIPPED = "skipped"  # --skip-existing found the same object there
+    FAILED = "failed"
+
+
+@dataclasses.dataclass(frozen=True)
+class JobRecord:
+    id: int
+    state: JobState
+    description: str
+    spec: str  # JSON, written and read by batch.py
+    spec_hash: str
+    created_at: float
+    updated_at: float
+    error: str | None
+
+
+@dataclasses.dataclass(frozen=True)
+class JobFile:
+    seq: int  # position in the job, 0-based
+    source: str
+    bucket: str
+    key: str
+    size: int
+    settings: str | None  # JSON of per-object settings (manifests), or None
+    state: FileState = FileState.PENDING
+    etag: str | None = None
+    error: str | None = None
+    exit_code: int | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class JobTotals:
+    files: int
+    bytes: int
+    done_files: int  # uploaded or skipped
+    done_bytes: int
+    failed_files: int
 
 
 class UploadState(enum.Enum):
@@ -112,14 +187,14 @@ class Journal:
                 self._create()
             elif self.path.stat().st_size == 0:
                 # a new journal is renamed into place whole, so an empty one was truncated
-                raise ResumeError(
+                raise JournalError(
                     f"journal {self.path} is empty (truncated?); refusing to start over on top "
                     "of it. Move it aside to start afresh; unfinished uploads on the server can be "
                     "listed with: bigupload ls-uploads s3://BUCKET"
                 )
             self._db = sqlite3.connect(self.path, isolation_level=None, timeout=30)
         except (OSError, sqlite3.Error) as exc:
-            raise ResumeError(f"cannot open journal {self.path}: {exc}") from exc
+            raise JournalError(f"cannot open journal {self.path}: {exc}") from exc
         try:
             # read-only checks first: a file that is not ours is never modified
             check = self._db.execute("PRAGMA quick_check").fetchone()
@@ -129,16 +204,18 @@ class Journal:
             if version is None:
                 raise sqlite3.DatabaseError("no bigupload schema")
             if version > SCHEMA_VERSION:
-                raise ResumeError(
+                raise JournalError(
                     f"journal {self.path} has schema version {version}, newer than this "
                     f"bigupload understands ({SCHEMA_VERSION}); upgrade bigupload"
                 )
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.execute("PRAGMA foreign_keys=ON")
+            if version < SCHEMA_VERSION:
+                self._migrate(version)
         except sqlite3.DatabaseError as exc:
             self._db.close()
-            raise ResumeError(
+            raise JournalError(
                 f"journal {self.path} is corrupt or not a bigupload journal ({exc}); move it "
                 "aside to start afresh (unfinished uploads on the server can be listed with: "
                 "bigupload ls-uploads s3://BUCKET)"
@@ -166,6 +243,16 @@ class Journal:
             if temporary.exists():
                 temporary.unlink()
 
+    def _migrate(self, version: int) -> None:
+        """Bring an older journal up to date in one transaction: every change so far only
+        added tables, so the schema script (all ``IF NOT EXISTS``) does it."""
+        with self._db:
+            self._db.execute("BEGIN IMMEDIATE")
+            for statement in _SCHEMA.split(";"):
+                if statement.strip():
+                    self._db.execute(statement)
+            self._db.execute("UPDATE meta SET value=? WHERE name='schema_version'", (str(SCHEMA_VERSION),))
+
     def _schema_version(self) -> int | None:
         has_meta = self._db.execute(
             "SELECT 1 FROM sqlite_master WHERE type='table' AND name='meta'"
@@ -177,11 +264,11 @@ class Journal:
 
     def _exec(self, sql: str, params: tuple[object, ...] = ()) -> sqlite3.Cursor:
         """Every statement after opening: a failure (disk full, I/O error, a file damaged
-        under us) becomes a ResumeError that says the upload itself is safe."""
+        under us) becomes a JournalError that says the upload itself is safe."""
         try:
             return self._db.execute(sql, params)
         except sqlite3.Error as exc:
-            raise ResumeError(
+            raise JournalError(
                 f"journal {self.path}: {exc}; the upload on the server is kept and resumes "
                 "once the journal can be written again"
             ) from exc
@@ -195,26 +282,33 @@ class Journal:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    @contextlib.contextmanager
-    def claim(self, endpoint: str, bucket: str, key: str) -> Iterator[None]:
+    def claim(self, endpoint: str, bucket: str, key: str) -> contextlib.AbstractContextManager[None]:
         """Hold the destination for this process: a second process using the same journal
-        for the same destination is refused instead of interleaving parts with ours. An
-        flock on a file beside the journal, so a killed process releases it at once."""
+        for the same destination is refused instead of interleaving parts with ours."""
+        return self._lock(f"{endpoint}\0{bucket}\0{key}", f"is uploading to s3://{bucket}/{key}")
+
+    def claim_job(self, job_id: int) -> contextlib.AbstractContextManager[None]:
+        """Hold a batch job for this process, so two resumes cannot run it at once."""
+        return self._lock(f"job\0{job_id}", f"is running job {job_id}")
+
+    @contextlib.contextmanager
+    def _lock(self, name: str, doing: str) -> Iterator[None]:
+        """An flock on a file beside the journal, so a killed process releases it at once."""
         locks = self.path.parent / (self.path.name + ".locks")
-        name = hashlib.sha256(f"{endpoint}\0{bucket}\0{key}".encode()).hexdigest()[:32]
+        digest = hashlib.sha256(name.encode()).hexdigest()[:32]
         try:
             locks.mkdir(mode=0o700, exist_ok=True)
-            fd = os.open(locks / name, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o600)
+            fd = os.open(locks / digest, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o600)
         except OSError as exc:
-            raise ResumeError(f"cannot create the journal lock in {locks}: {exc.strerror}") from exc
+            raise JournalError(f"cannot create the journal lock in {locks}: {exc.strerror}") from exc
         try:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
                 holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
                 raise ResumeError(
-                    f"another bigupload process (pid {holder}) is uploading to s3://{bucket}/{key} "
-                    f"with the journal {self.path}; wait for it to finish or stop it"
+                    f"another bigupload process (pid {holder}) {doing} with the journal "
+                    f"{self.path}; wait for it to finish or stop it"
                 ) from None
             os.ftruncate(fd, 0)
             os.pwrite(fd, str(os.getpid()).encode(), 0)
@@ -355,6 +449,123 @@ class Journal:
             etag=etag if etag is None else str(etag),
             error=error if error is None else str(error),
         )
+
+
+    # batch jobs
+
+    def start_job(self, description: str, spec: str, spec_hash: str) -> int:
+        now = time.time()
+        cur = self._exec(
+            "INSERT INTO jobs (state, description, spec, spec_hash, created_at, updated_at) "
+            "VALUES (?,?,?,?,?,?)", (JobState.ACTIVE.value, description, spec, spec_hash, now, now),
+        )
+        assert cur.lastrowid is not None
+        return cur.lastrowid
+
+    def job(self, job_id: int) -> JobRecord | None:
+        row = self._exec("SELECT * FROM jobs WHERE id=?", (job_id,)).fetchone()
+        return self._job(row) if row else None
+
+    def jobs(self, states: tuple[JobState, ...] = tuple(JobState)) -> list[JobRecord]:
+        marks = ",".join("?" * len(states))
+        rows = self._exec(f"SELECT * FROM jobs WHERE state IN ({marks}) ORDER BY id",
+                          tuple(s.value for s in states)).fetchall()
+        return [self._job(r) for r in rows]
+
+    def find_job(self, spec_hash: str) -> JobRecord | None:
+        """The newest unfinished job started by the same command."""
+        row = self._exec("SELECT * FROM jobs WHERE spec_hash=? AND state=? ORDER BY id DESC LIMIT 1",
+                         (spec_hash, JobState.ACTIVE.value)).fetchone()
+        return self._job(row) if row else None
+
+    def set_job_state(self, job_id: int, state: JobState, error: str | None = None) -> None:
+        self._exec("UPDATE jobs SET state=?, error=?, updated_at=? WHERE id=?",
+                   (state.value, error, time.time(), job_id))
+
+    def add_job_files(self, job_id: int, files: list[JobFile]) -> None:
+        """Append files to a job, in one transaction."""
+        with self._db:
+            self._exec("BEGIN")
+            try:
+                self._db.executemany(
+                    "INSERT INTO job_files (job, seq, source, bucket, key, size, settings, state, "
+                    "error) VALUES (?,?,?,?,?,?,?,?,?)",
+                    [(job_id, f.seq, f.source, f.bucket, f.key, f.size, f.settings, f.state.value,
+                      f.error) for f in files],
+                )
+            except sqlite3.Error as exc:
+                raise JournalError(f"journal {self.path}: {exc}; nothing was sent") from exc
+
+    def job_keys(self, job_id: int) -> set[tuple[str, str]]:
+        rows = self._exec("SELECT bucket, key FROM job_files WHERE job=?", (job_id,))
+        return {(str(b), str(k)) for b, k in rows}
+
+    def next_seq(self, job_id: int) -> int:
+        row = self._exec("SELECT COALESCE(MAX(seq) + 1, 0) FROM job_files WHERE job=?",
+                         (job_id,)).fetchone()
+        return int(row[0])
+
+    def job_files(self, job_id: int, states: tuple[FileState, ...], *, after: int = -1,
+                  limit: int = 1000) -> list[JobFile]:
+        """One page of a job's files in the given states, by position after ``after``."""
+        marks = ",".join("?" * len(states))
+        rows = self._exec(
+            "SELECT seq, source, bucket, key, size, settings, state, etag, error, exit_code "
+            f"FROM job_files WHERE job=? AND state IN ({marks}) AND seq>? ORDER BY seq LIMIT ?",
+            (job_id, *(s.value for s in states), after, limit),
+        ).fetchall()
+        return [JobFile(int(r[0]), str(r[1]), str(r[2]), str(r[3]), int(r[4]), r[5],
+                        FileState(r[6]), r[7], r[8], r[9]) for r in rows]
+
+    def set_file_state(self, job_id: int, seq: int, state: FileState, *, etag: str | None = None,
+                       error: str | None = None, exit_code: int | None = None) -> None:
+        """Durably note what became of one file of a job."""
+        self._exec("UPDATE job_files SET state=?, etag=?, error=?, exit_code=? WHERE job=? AND seq=?",
+                   (state.value, etag, error, exit_code, job_id, seq))
+
+    def job_totals(self, job_id: int) -> JobTotals:
+        """Files and bytes in the job, done (uploaded or skipped) and failed. Bytes of a
+        large file count when it is done; ``status`` adds the parts of unfinished ones."""
+        row = self._exec(
+            "SELECT COUNT(*), COALESCE(SUM(size), 0), "
+            "COALESCE(SUM(state IN ('done', 'skipped')), 0), "
+            "COALESCE(SUM(CASE WHEN state IN ('done', 'skipped') THEN size ELSE 0 END), 0), "
+            "COALESCE(SUM(state='failed'), 0) FROM job_files WHERE job=?", (job_id,),
+        ).fetchone()
+        return JobTotals(*(int(v) for v in row))
+
+    def job_parts_bytes(self, job_id: int) -> int:
+        """Bytes of the parts already on the server for the job's unfinished large files."""
+        row = self._exec(
+            "SELECT COALESCE(SUM(p.size), 0) FROM job_files f JOIN uploads u ON u.source_path=f.source "
+            "AND u.bucket=f.bucket AND u.key=f.key AND u.state='active' JOIN parts p ON p.upload=u.id "
+            "WHERE f.job=? AND f.state='pending'", (job_id,),
+        ).fetchone()
+        return int(row[0])
+
+    def job_state_counts(self, job_id: int) -> dict[FileState, int]:
+        rows = self._exec("SELECT state, COUNT(*) FROM job_files WHERE job=? GROUP BY state", (job_id,))
+        return {FileState(s): int(n) for s, n in rows}
+
+    def job_key_range(self, job_id: int) -> dict[str, tuple[str, str]]:
+        """Per bucket, the smallest and largest key of the job."""
+        rows = self._exec("SELECT bucket, MIN(key), MAX(key) FROM job_files WHERE job=? GROUP BY bucket",
+                          (job_id,))
+        return {str(b): (str(low), str(high)) for b, low, high in rows}
+
+    def in_job(self, source: str, bucket: str, key: str) -> bool:
+        """Whether an unfinished file of an unfinished job is this upload."""
+        row = self._exec(
+            "SELECT 1 FROM job_files f JOIN jobs j ON j.id=f.job WHERE f.source=? AND f.bucket=? "
+            "AND f.key=? AND f.state='pending' AND j.state='active' LIMIT 1", (source, bucket, key),
+        ).fetchone()
+        return row is not None
+
+    @staticmethod
+    def _job(row: tuple[object, ...]) -> JobRecord:
+        id_, state, description, spec, spec_hash, created, updated, error = row
+        return JobRecord(int(id_), JobState(state), str(description), str(spec), str(spec_hash),  # type: ignore[call-overload]
+                         float(created), float(updated), None if error is None else str(error))  # type: ignore[arg-type]
 
 
 def iter_unfinished(journal: Journal) -> Iterator[tuple[UploadRecord, int, int]]:

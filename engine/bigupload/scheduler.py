@@ -1,9 +1,11 @@
-"""The only place that creates task groups. It bounds the pipeline twice: at most
-``concurrency`` parts in flight, and at most ``memory_limit`` bytes of part data in
-flight, reserved *before* a part is checksummed and released after its response (parts
-are sent from the file itself, so this bounds the data queued, not Python memory). File reads and
-checksums run in worker threads so the event loop never blocks on them. Retries use
-exponential backoff with full jitter, a bounded number of attempts."""
+"""The only place that creates task groups. It bounds the pipeline twice, across every
+upload that shares it (a batch job's files included): at most ``concurrency`` requests in
+flight, and at most ``memory_limit`` bytes of part data in flight, reserved *before* a part
+is checksummed and released after its response (parts are sent from the file itself, so
+this bounds the data queued, not Python memory). File reads and checksums run in worker
+threads so the event loop never blocks on them. Retries use exponential backoff with full
+jitter, a bounded number of attempts; a connection slot is held only while a request is
+being made, never during the backoff."""
 
 from __future__ import annotations
 
@@ -69,6 +71,12 @@ class ByteBudget:
                 self._waiters.remove(entry)
             raise
 
+    def grow(self, limit: int) -> None:
+        """Raise the limit (a batch meets a file with larger parts)."""
+        if limit > self.limit:
+            self.limit = limit
+            self.release(0)
+
     def release(self, nbytes: int) -> None:
         self.used -= nbytes
         while self._waiters and self.used + self._waiters[0][0] <= self.limit:
@@ -82,20 +90,31 @@ class ByteBudget:
 
 
 class Scheduler:
-    """Runs part jobs under the connection and memory bounds, with retries."""
+    """Runs part jobs and requests under the connection and memory bounds, with retries.
+    One scheduler serves every upload of an ``Uploader``, so the bounds are global."""
 
     def __init__(self, config: UploadConfig) -> None:
         self.config = config
         self.retries = 0
+        self.max_requests_in_flight = 0
+        self._requests_in_flight = 0
         self._budget: ByteBudget | None = None
-        self._budget_limit = 0
+        self._connections: anyio.CapacityLimiter | None = None
 
     def budget_for(self, part_size: int) -> ByteBudget:
+        """The one byte budget, grown if needed so that a part of ``part_size`` fits."""
         limit = self.config.effective_memory_limit(part_size)
-        if self._budget is None or self._budget_limit != limit:
+        if self._budget is None:
             self._budget = ByteBudget(limit)
-            self._budget_limit = limit
+        elif self.config.memory_limit is None:
+            self._budget.grow(limit)
         return self._budget
+
+    @property
+    def connections(self) -> anyio.CapacityLimiter:
+        if self._connections is None:  # created lazily: it needs a running event loop
+            self._connections = anyio.CapacityLimiter(self.config.concurrency)
+        return self._connections
 
     async def in_thread(self, fn: Callable[..., T], *args: object) -> T:
         """Run blocking work (file reads, checksums) off the event loop."""
@@ -108,8 +127,8 @@ class Scheduler:
         job: Callable[[Part], Awaitable[None]],
     ) -> None:
         """Run ``job(part)`` for every part: at most ``concurrency`` at once, each holding
-        its length in the byte budget until its response. The first failure cancels the
-        rest and propagates."""
+        its length in the byte budget until its response (its requests also take a shared
+        connection slot, in ``retrying``). The first failure cancels the rest and propagates."""
         budget = self.budget_for(part_size)
         pending = collections.deque(parts)
 
@@ -139,7 +158,14 @@ class Scheduler:
         config = self.config
         for n in range(1, config.max_attempts + 1):
             try:
-                return await attempt(n)
+                async with self.connections:
+                    self._requests_in_flight += 1
+                    self.max_requests_in_flight = max(self.max_requests_in_flight,
+                                                      self._requests_in_flight)
+                    try:
+                        return await attempt(n)
+                    finally:
+                        self._requests_in_flight -= 1
             except StoreError as exc:
                 if not exc.retryable or n == config.max_attempts:
                     if exc.retryable:

@@ -1,18 +1,33 @@
 """The embeddable entry points: ``Uploader`` (an async context manager that shares one
-client, journal and scheduler across uploads), ``upload_file`` and ``upload_file_sync``."""
+client, journal and scheduler across uploads and batch jobs), ``upload_file`` and
+``upload_file_sync``."""
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import json
 import os
+from collections.abc import Iterable
 from types import TracebackType
 from typing import Any
 
 import anyio
 
+from .batch import (
+    BatchItem,
+    BatchProgress,
+    BatchResult,
+    Entry,
+    JobRunner,
+    config_for_job,
+    make_spec,
+    open_job,
+)
 from .client import AioS3Store, ObjectStore
 from .config import UploadConfig
-from .journal import Journal
+from .errors import ResumeError
+from .journal import JobRecord, JobState, Journal
 from .progress import Progress
 from .scheduler import Scheduler
 from .source import SourceFile
@@ -93,6 +108,73 @@ class Uploader:
                 adopt_upload_id=upload_id,
             )
             return await transfer.run()
+
+    async def upload_many(
+        self,
+        items: Iterable[BatchItem | tuple[str, str, str]],
+        *,
+        skip_existing: bool = False,
+        fail_fast: bool = False,
+        progress: BatchProgress | None = None,
+    ) -> BatchResult:
+        """Upload many files as one resumable job: ``BatchItem`` or ``(source, bucket,
+        key)`` each. All share this uploader's connection and memory bounds. A file that
+        fails for good is recorded in ``BatchResult.failures`` and the others go on
+        (``fail_fast`` raises at the first). The same call again, or ``resume_job(job_id)``
+        after an interruption, continues the job: finished files are not sent again."""
+        entries = []
+        for item in items:
+            if not isinstance(item, BatchItem):
+                item = BatchItem(*item)
+            item = BatchItem(os.path.abspath(item.source), item.bucket, item.key,
+                             item.content_type, item.metadata, item.storage_class)
+            try:
+                size = os.stat(item.source).st_size
+            except OSError as exc:
+                entries.append(Entry(item, 0, f"{item.source}: {exc.strerror}"))
+                continue
+            entries.append(Entry(item, size))
+        digest = hashlib.sha256(json.dumps(
+            [(e.item.source, e.item.bucket, e.item.key, e.item.settings()) for e in entries],
+            sort_keys=True).encode()).hexdigest()
+        spec = make_spec("items", {"count": len(entries), "items": digest}, self.config,
+                         self.store.endpoint, skip_existing=skip_existing)
+        return await self.run_job(spec, entries, fail_fast=fail_fast, progress=progress)
+
+    async def run_job(self, spec: dict[str, Any], entries: Iterable[Entry], *,
+                      fail_fast: bool = False, progress: BatchProgress | None = None) -> BatchResult:
+        """Start the job ``spec`` describes (or continue the unfinished one with the same
+        spec, adding any new entries) and run it. ``upload_many`` and the CLI's directory
+        and manifest modes go through here."""
+        job, _ = open_job(self.journal, spec, entries)
+        return await self._run(job, spec, retry_failed=False, fail_fast=fail_fast, progress=progress)
+
+    async def resume_job(self, job_id: int, *, retry_failed: bool = True, fail_fast: bool = False,
+                         progress: BatchProgress | None = None) -> BatchResult:
+        """Continue job ``job_id`` from the journal: files already uploaded are skipped,
+        large files resume at part granularity, failed files are tried again unless
+        ``retry_failed`` is False."""
+        job = self.journal.job(job_id)
+        if job is None:
+            raise ResumeError(f"the journal {self.journal.path} has no job {job_id}")
+        if job.state is JobState.COMPLETED:
+            raise ResumeError(f"job {job_id} is already complete")
+        return await self._run(job, json.loads(job.spec), retry_failed=retry_failed,
+                               fail_fast=fail_fast, progress=progress)
+
+    def jobs(self, *states: JobState) -> list[JobRecord]:
+        """Jobs in the journal (all, or those in ``states``)."""
+        return self.journal.jobs(states or tuple(JobState))
+
+    async def _run(self, job: JobRecord, spec: dict[str, Any], *, retry_failed: bool,
+                   fail_fast: bool, progress: BatchProgress | None) -> BatchResult:
+        if spec["endpoint"] != self.store.endpoint:
+            raise ResumeError(f"job {job.id} uploads to {spec['endpoint']}, not to "
+                              f"{self.store.endpoint}; resume it with --endpoint-url {spec['endpoint']}")
+        runner = JobRunner(job=job, spec=spec, config=config_for_job(self.config, spec),
+                           store=self.store, journal=self.journal, scheduler=self.scheduler,
+                           progress=progress, fail_fast=fail_fast)
+        return await runner.run(retry_failed=retry_failed)
 
 
 async def upload_file(
