@@ -183,6 +183,9 @@ class S3Sink(asyncio.BufferedProtocol):
         elif method == "GET" and "uploads" in query:
             body = _xml(f"<ListMultipartUploadsResult><Bucket>{bucket}</Bucket>"
                         "<IsTruncated>false</IsTruncated></ListMultipartUploadsResult>")
+        elif method == "GET" and not key:  # ListObjectsV2: always empty (rclone copy lists first)
+            body = _xml(f"<ListBucketResult><Name>{bucket}</Name><KeyCount>0</KeyCount>"
+                        "<IsTruncated>false</IsTruncated></ListBucketResult>")
         elif method == "PUT" and key:
             store.objects[path] = self.body_size
             extra.append(f'ETag: "{0:032x}"')

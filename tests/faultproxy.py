@@ -16,6 +16,7 @@ import dataclasses
 import random
 import socket
 import ssl
+import urllib.parse
 import struct
 import threading
 import time
@@ -80,6 +81,7 @@ class Record:
     forwarded: bool = False  # the whole request reached the server
     relayed: bool = False  # the whole response reached the client
     status: int | None = None
+    path: str = ""  # /bucket/key, decoded
 
 
 @dataclasses.dataclass
@@ -266,7 +268,8 @@ class FaultProxy:
                 request = await self._read_request(reader)
                 if request is None:
                     return
-                record = Record(request.operation, request.part_number, request.upload_id)
+                record = Record(request.operation, request.part_number, request.upload_id,
+                                path=urllib.parse.unquote(request.target.split("?", 1)[0]))
                 self.log.append(record)
                 action, rule = self._choose(request)
                 record.fault = action

@@ -44,7 +44,7 @@ from .errors import (
     SourceError,
     StoreError,
 )
-from .journal import FileState, JobFile, JobRecord, JobState, Journal
+from .journal import FileChange, FileState, JobFile, JobRecord, JobState, Journal
 from .plan import plan
 from .progress import NullProgress, Progress
 from .source import SourceFile
@@ -58,6 +58,11 @@ log = logging.getLogger("bigupload")
 MAX_KEY_BYTES = 1024
 LARGE_FILES_AT_ONCE = 2  # each is already parallel over its parts
 PAGE = 1000  # job files read from the journal at a time
+# What became of each file is committed in groups: one commit per small file cost 0.3 ms
+# on the event loop (measured). A crash forgets at most this much, and those files (small:
+# large ones journal their parts as they go) are sent again on resume, which is harmless.
+MARK_EVERY_S = 0.25
+MARK_BATCH = 256
 FATAL_AUTH_CODES = frozenset({
     "InvalidAccessKeyId", "SignatureDoesNotMatch", "NoCredentials", "ExpiredToken",
     "InvalidToken", "TokenRefreshRequired", "ProfileNotFound", "AccountProblem",
@@ -580,6 +585,8 @@ class JobRunner:
         self._successes = 0
         self._store_failures_in_a_row = 0
         self._existing: ExistingObjects | None = None
+        self._marks: list[FileChange] = []
+        self._marked_at = time.monotonic()
 
     async def run(self, *, retry_failed: bool) -> BatchResult:
         started = time.monotonic()
@@ -604,6 +611,8 @@ class JobRunner:
                     from .scheduler import primary_error
 
                     raise primary_error(group) from None
+                finally:
+                    self._flush_marks()
                 totals = self.journal.job_totals(self.job.id)
                 state = JobState.PARTIAL if totals.failed_files else JobState.COMPLETED
                 self.journal.set_job_state(self.job.id, state)
@@ -647,7 +656,7 @@ class JobRunner:
             config = self._file_config(f)
             with SourceFile(f.source) as source:
                 if self._existing is not None and await self._exists(f, source, config):
-                    self.journal.set_file_state(self.job.id, f.seq, FileState.SKIPPED)
+                    self._mark(FileChange(f.seq, FileState.SKIPPED))
                     self._record(ItemResult(f.source, f.bucket, f.key, f.size, FileState.SKIPPED))
                     return
                 transfer = Transfer(source, f.bucket, f.key, config=config, store=self.store,
@@ -659,8 +668,7 @@ class JobRunner:
                 raise
             if isinstance(exc, StoreError) and not isinstance(exc, IntegrityError):
                 self._store_failures_in_a_row += 1
-            self.journal.set_file_state(self.job.id, f.seq, FileState.FAILED, error=str(exc),
-                                        exit_code=exc.exit_code)
+            self._mark(FileChange(f.seq, FileState.FAILED, error=str(exc), exit_code=exc.exit_code))
             self._record(ItemResult(f.source, f.bucket, f.key, f.size, FileState.FAILED,
                                     error=str(exc), exit_code=exc.exit_code))
             log.warning("%s", exc)
@@ -673,7 +681,7 @@ class JobRunner:
         self._successes += 1
         self._store_failures_in_a_row = 0
         self.sent_bytes += result.sent_bytes
-        self.journal.set_file_state(self.job.id, f.seq, FileState.DONE, etag=result.etag)
+        self._mark(FileChange(f.seq, FileState.DONE, etag=result.etag))
         self._record(ItemResult(f.source, f.bucket, f.key, result.size, FileState.DONE,
                                 etag=result.etag, upload=result))
 
@@ -688,6 +696,17 @@ class JobRunner:
             lambda: self.scheduler.retrying(f"HeadObject s3://{f.bucket}/{f.key}",
                                             lambda n: self.store.head(f.bucket, f.key, options)),
             self.scheduler)
+
+    def _mark(self, change: FileChange) -> None:
+        self._marks.append(change)
+        if len(self._marks) >= MARK_BATCH or time.monotonic() - self._marked_at >= MARK_EVERY_S:
+            self._flush_marks()
+
+    def _flush_marks(self) -> None:
+        if self._marks:
+            marks, self._marks = self._marks, []
+            self.journal.set_file_states(self.job.id, marks)
+        self._marked_at = time.monotonic()
 
     def _record(self, result: ItemResult) -> None:
         self.results.append(result)

@@ -355,8 +355,8 @@ async def cmd_batch(args: argparse.Namespace, out: Output, root: str | None,
                         (report.special, "special file(s) skipped (FIFOs, sockets, devices)"),
                         (report.loops, "directory link loop(s) not followed"),
                         (report.excluded, "file(s) left out by --include/--exclude")):
-        if count:
-            log.info("%d %s", count, what)
+        if count:  # files the user may expect to see uploaded: said even with --json
+            (log.info if what.endswith("--include/--exclude") else log.warning)("%d %s", count, what)
     if args.dry_run:
         total = sum(e.size for e in entries)
         out.emit("plan", f"{len(entries)} file(s), {_size(total)} -> "

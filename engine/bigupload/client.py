@@ -12,11 +12,15 @@ import asyncio
 import contextlib
 import dataclasses
 import datetime
+import logging
+import os
 from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any, Protocol
 
 from .config import ChecksumAlgorithm, UploadConfig
 from .errors import AuthError, BigUploadError, IntegrityError, NotFoundError, StoreError
+
+log = logging.getLogger("bigupload")
 
 AUTH_CODES = {
     "AccessDenied", "AllAccessDisabled", "InvalidAccessKeyId", "SignatureDoesNotMatch",
@@ -260,6 +264,25 @@ def _no_expect_continue(params: dict[str, Any], **kwargs: Any) -> None:
     params.get("headers", {}).pop("Expect", None)
 
 
+@contextlib.asynccontextmanager
+async def _lean_session(config: UploadConfig) -> AsyncIterator[Any]:
+    """The aiohttp session of ``LeanPut``: the same limits, timeouts and TLS rules as the
+    botocore client (AWS_CA_BUNDLE honoured, --no-verify-ssl), proxies from the environment."""
+    import ssl
+
+    import aiohttp
+
+    tls: ssl.SSLContext | bool = False
+    if config.verify_tls:
+        tls = ssl.create_default_context(cafile=os.environ.get("AWS_CA_BUNDLE") or None)
+    connector = aiohttp.TCPConnector(limit=config.concurrency + 2, ssl=tls)
+    timeout = aiohttp.ClientTimeout(sock_connect=config.connect_timeout_s, sock_read=config.read_timeout_s)
+    async with aiohttp.ClientSession(connector=connector, timeout=timeout, trust_env=True,
+                                     auto_decompress=False,
+                                     headers={"User-Agent": "bigupload/0.1"}) as session:
+        yield session
+
+
 def botocore_config(config: UploadConfig) -> Any:
     """AioConfig for bulk uploads: pool sized to the concurrency, no botocore retries, no
     duplicate body hashing."""
@@ -277,12 +300,136 @@ def botocore_config(config: UploadConfig) -> Any:
     )
 
 
+class LeanPut:
+    """PutObject without botocore's per-request machinery, for batches of small files.
+
+    botocore spends about 1.7 ms of CPU on every request (event hooks, endpoint rules, the
+    user-agent string, signing), measured against the null sink: 550 small PUTs a second
+    on one core, where the bytes cost almost nothing. This path signs with ``sigv4`` and
+    sends through its own aiohttp session (same payload writer, so bodies still go by
+    sendfile). It learns each bucket's URL from botocore itself: the first PutObject to a
+    bucket goes through botocore, and the URL it used gives the base (path or virtual-host
+    style, whatever botocore resolved). A request the lean path cannot sign correctly (a
+    bucket in another region) turns it off for that bucket."""
+
+    REDIRECTED = frozenset({"AuthorizationHeaderMalformed", "PermanentRedirect", "301", "307",
+                            "IllegalLocationConstraintException"})
+
+    def __init__(self, session: Any, credentials: Any, region: str) -> None:
+        self._session = session
+        self._credentials = credentials
+        self._region = region
+        self._bases: dict[str, str | None] = {}  # bucket -> URL base, None: not lean
+        self.seen_urls: list[str] = []  # filled by botocore's before-send hook
+
+    def base(self, bucket: str) -> str | None:
+        return self._bases.get(bucket)
+
+    def learn(self, bucket: str, key: str) -> None:
+        """Derive the bucket's URL base from a URL botocore just used for ``key``."""
+        from urllib.parse import quote
+
+        if bucket in self._bases:
+            return
+        quoted = quote(key, safe="/~")
+        for url in self.seen_urls:
+            path = url.split("?", 1)[0]
+            if path.endswith("/" + quoted):
+                self._bases[bucket] = path[: len(path) - len(quoted)]
+                break
+        self.seen_urls.clear()
+
+    def disable(self, bucket: str) -> None:
+        self._bases[bucket] = None
+
+    @staticmethod
+    def usable(options: ObjectOptions) -> bool:
+        return all(v.isascii() and k.isascii() for k, v in options.metadata.items())
+
+    async def put(self, base: str, bucket: str, key: str, body: Any, checksum: str | None,
+                  options: ObjectOptions) -> PartReceipt:
+        import base64
+        import hashlib
+        from urllib.parse import quote, urlsplit
+
+        import aiohttp
+
+        from . import sigv4
+
+        url = base + quote(key, safe="/~")
+        split = urlsplit(url)
+        headers: dict[str, str] = {}
+        if options.content_type:
+            headers["Content-Type"] = options.content_type
+        for name, value in options.metadata.items():
+            headers[f"x-amz-meta-{name}"] = value
+        if options.storage_class:
+            headers["x-amz-storage-class"] = options.storage_class
+        if options.sse:
+            headers["x-amz-server-side-encryption"] = options.sse
+        if options.sse_kms_key_id:
+            headers["x-amz-server-side-encryption-aws-kms-key-id"] = options.sse_kms_key_id
+        if options.sse_c_key is not None:
+            headers["x-amz-server-side-encryption-customer-algorithm"] = "AES256"
+            headers["x-amz-server-side-encryption-customer-key"] = base64.b64encode(options.sse_c_key).decode()
+            headers["x-amz-server-side-encryption-customer-key-MD5"] = base64.b64encode(
+                hashlib.md5(options.sse_c_key).digest()).decode()
+        if options.request_payer:
+            headers["x-amz-request-payer"] = "requester"
+        if options.expected_bucket_owner:
+            headers["x-amz-expected-bucket-owner"] = options.expected_bucket_owner
+        if checksum is not None:
+            headers[f"x-amz-checksum-{options.checksum.value}"] = checksum
+        frozen = self._credentials.get_frozen_credentials()
+        if asyncio.iscoroutine(frozen):
+            frozen = await frozen
+        signed = sigv4.sign("PUT", split.netloc, split.path, headers, access_key=frozen.access_key,
+                            secret_key=frozen.secret_key, token=frozen.token, region=self._region)
+        try:
+            async with self._session.put(url, data=body, headers=signed) as response:
+                content = await response.read()
+                status = response.status
+                answer = response.headers
+        except (BigUploadError, asyncio.CancelledError):
+            raise
+        except Exception as exc:
+            if (ours := _our_error(exc)) is not None:
+                raise ours from exc
+            if isinstance(exc, aiohttp.ClientError) and not isinstance(exc, OSError):
+                raise StoreError(f"PutObject s3://{bucket}/{key}: network error: {exc or type(exc).__name__}",
+                                 operation="PutObject", bucket=bucket, key=key,
+                                 code=type(exc).__name__, retryable=True) from exc
+            raise map_error(exc, "PutObject", bucket, key) from exc
+        if status >= 300:
+            raise _http_error(status, content, "PutObject", bucket, key)
+        etag = answer.get("ETag")
+        if not etag:
+            _required({}, "ETag", "PutObject", bucket, key)
+        return PartReceipt(etag=str(etag), checksum=answer.get(f"x-amz-checksum-{options.checksum.value}"))
+
+
+def _http_error(status: int, content: bytes, operation: str, bucket: str, key: str) -> BigUploadError:
+    """Our error for an S3 error answer (``<Error><Code>…``), as botocore would have parsed it."""
+    import re
+
+    import botocore.exceptions as bce
+
+    text = content.decode("utf-8", "replace")
+    code = re.search(r"<Code>([^<]*)</Code>", text)
+    message = re.search(r"<Message>([^<]*)</Message>", text)
+    error = {"Code": code.group(1) if code else str(status),
+             "Message": message.group(1) if message else ""}
+    exc = bce.ClientError({"Error": error, "ResponseMetadata": {"HTTPStatusCode": status}}, operation)
+    return map_error(exc, operation, bucket, key)
+
+
 class AioS3Store:
     """``ObjectStore`` over one aiobotocore S3 client. Create with ``AioS3Store.open``."""
 
-    def __init__(self, client: Any, endpoint: str) -> None:
+    def __init__(self, client: Any, endpoint: str, lean: LeanPut | None = None) -> None:
         self._client = client
         self.endpoint = endpoint
+        self._lean = lean
 
     @classmethod
     @contextlib.asynccontextmanager
@@ -317,7 +464,15 @@ class AioS3Store:
             # the part is checksummed, so it is dropped.
             client.meta.events.register_last("before-call.s3", _no_expect_continue)
             endpoint = config.endpoint_url or client.meta.endpoint_url
-            yield cls(client, str(endpoint))
+            if credentials is None or os.environ.get("BIGUPLOAD_LEAN_PUT", "1") == "0":
+                yield cls(client, str(endpoint))
+                return
+            async with _lean_session(config) as http:
+                lean = LeanPut(http, credentials, client.meta.region_name or "us-east-1")
+                client.meta.events.register(
+                    "before-send.s3.PutObject",
+                    lambda request, **kw: lean.seen_urls.append(str(request.url)))
+                yield cls(client, str(endpoint), lean)
 
     async def _call(self, operation: str, bucket: str, key: str = "", *,
                     upload_id: str | None = None, part_number: int | None = None,
@@ -394,6 +549,22 @@ class AioS3Store:
 
     async def put_object(self, bucket: str, key: str, body: Any, checksum: str | None,
                          options: ObjectOptions) -> PartReceipt:
+        lean = self._lean
+        if lean is not None and lean.usable(options) and (base := lean.base(bucket)):
+            try:
+                return await lean.put(base, bucket, key, body, checksum, options)
+            except StoreError as exc:
+                if exc.code not in LeanPut.REDIRECTED:
+                    raise
+                lean.disable(bucket)
+                log.info("s3://%s: PutObject goes through botocore (%s)", bucket, exc.code)
+        receipt = await self._botocore_put(bucket, key, body, checksum, options)
+        if lean is not None:
+            lean.learn(bucket, key)
+        return receipt
+
+    async def _botocore_put(self, bucket: str, key: str, body: Any, checksum: str | None,
+                            options: ObjectOptions) -> PartReceipt:
         params = options.on_create()
         params.pop("ChecksumAlgorithm", None)
         if checksum is not None:

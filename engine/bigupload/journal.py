@@ -129,6 +129,15 @@ class JobFile:
 
 
 @dataclasses.dataclass(frozen=True)
+class FileChange:
+    seq: int
+    state: FileState
+    etag: str | None = None
+    error: str | None = None
+    exit_code: int | None = None
+
+
+@dataclasses.dataclass(frozen=True)
 class JobTotals:
     files: int
     bytes: int
@@ -517,11 +526,18 @@ class Journal:
         return [JobFile(int(r[0]), str(r[1]), str(r[2]), str(r[3]), int(r[4]), r[5],
                         FileState(r[6]), r[7], r[8], r[9]) for r in rows]
 
-    def set_file_state(self, job_id: int, seq: int, state: FileState, *, etag: str | None = None,
-                       error: str | None = None, exit_code: int | None = None) -> None:
-        """Durably note what became of one file of a job."""
-        self._exec("UPDATE job_files SET state=?, etag=?, error=?, exit_code=? WHERE job=? AND seq=?",
-                   (state.value, etag, error, exit_code, job_id, seq))
+    def set_file_states(self, job_id: int, changes: list[FileChange]) -> None:
+        """Durably note what became of some files of a job, in one transaction."""
+        with self._db:
+            self._exec("BEGIN")
+            try:
+                self._db.executemany(
+                    "UPDATE job_files SET state=?, etag=?, error=?, exit_code=? WHERE job=? AND seq=?",
+                    [(c.state.value, c.etag, c.error, c.exit_code, job_id, c.seq) for c in changes])
+                self._db.execute("UPDATE jobs SET updated_at=? WHERE id=?", (time.time(), job_id))
+            except sqlite3.Error as exc:
+                raise JournalError(f"journal {self.path}: {exc}; the job resumes once the journal "
+                                   "can be written again") from exc
 
     def job_totals(self, job_id: int) -> JobTotals:
         """Files and bytes in the job, done (uploaded or skipped) and failed. Bytes of a
