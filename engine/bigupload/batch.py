@@ -39,13 +39,12 @@ from .errors import (
     ConfigError,
     IntegrityError,
     JournalError,
-    NotFoundError,
     ResumeError,
     SourceError,
     StoreError,
 )
 from .journal import FileChange, FileState, JobFile, JobRecord, JobState, Journal
-from .plan import plan
+from .plan import Part, plan
 from .progress import NullProgress, Progress
 from .source import SourceFile
 from .transfer import Transfer, UploadResult, sse_c_key_hash
@@ -496,18 +495,15 @@ class ExistingObjects:
         return self._listed[bucket].get(key)
 
 
-def _local_digests(source: SourceFile, size: int, config: UploadConfig, part_count: int | None,
-                   whole_md5: bool) -> tuple[str | None, list[bytes], list[str]]:
-    """One pass over the file: its MD5 (if asked), and per part of our plan (if
-    ``part_count`` matches it) the raw checksum and MD5."""
-    the_plan = plan(size, config)
-    parts = the_plan.parts() if the_plan.multipart else [the_plan.part(1)]
-    per_part = part_count is not None and part_count == len(parts)
+def _local_digests(source: SourceFile, parts: list[Part], algorithm: ChecksumAlgorithm,
+                   per_part: bool, whole_md5: bool) -> tuple[str | None, list[bytes], list[str]]:
+    """One pass over the file: its MD5 (if ``whole_md5``), and (if ``per_part``) each
+    part's raw checksum and MD5."""
     whole = hashlib.md5() if whole_md5 else None
     raws: list[bytes] = []
     md5s: list[str] = []
     for part in parts:
-        hasher, md5 = ck.Hasher(config.checksum), hashlib.md5()
+        hasher, md5 = ck.Hasher(algorithm), hashlib.md5()
 
         def consume(chunk: memoryview, hasher: ck.Hasher = hasher, md5: Any = md5) -> None:
             if per_part:
@@ -529,15 +525,19 @@ async def same_object(remote: ObjectSummary | ObjectInfo, source: SourceFile, si
     """Whether the object is this file, without downloading it: same size, then the same
     checksum (from HEAD) or, where that is what the server offers, the same ETag (the
     MD5 of a single-request object, or the MD5 of part MD5s for a multipart one whose part
-    count matches our plan). SSE-KMS and SSE-C ETags are not MD5s: only checksums count."""
+    count matches our plan). SSE-KMS and SSE-C ETags are not MD5s: only checksums count.
+    The file is read once, or twice when the ETag neither matches nor shares our parts."""
     if remote.size != size:
         return False
+    parts = plan(size, config).parts()
+    raws: list[bytes] = []  # per-part checksums, once computed
     etag = remote.etag.strip('"').lower()
     md5_etags = config.sse is not ServerSideEncryption.KMS and config.sse_c_key is None
     base, _, count = etag.partition("-")
     if md5_etags and len(base) == 32 and all(c in "0123456789abcdef" for c in base):
-        parts = int(count) if count.isdigit() else None
-        whole, _, md5s = await scheduler.in_thread(_local_digests, source, size, config, parts, not count)
+        per_part = count.isdigit() and int(count) == len(parts)
+        whole, raws, md5s = await scheduler.in_thread(_local_digests, source, parts, config.checksum,
+                                                      per_part, not count)
         if not count and whole == etag:
             return True
         if count and md5s:
@@ -550,20 +550,15 @@ async def same_object(remote: ObjectSummary | ObjectInfo, source: SourceFile, si
     if info is None or info.checksum is None:
         return False
     value, _, count = info.checksum.partition("-")
-    _, raws, _ = await scheduler.in_thread(_local_digests, source, size, config,
-                                           int(count) if count.isdigit() else len(plan(size, config).parts()),
-                                           False)
+    if count.isdigit() and int(count) != len(parts):
+        return False  # laid out differently: its checksum cannot be compared with ours
     if not raws:
-        return False
+        _, raws, _ = await scheduler.in_thread(_local_digests, source, parts, config.checksum,
+                                               True, False)
     if count and info.checksum_type != "FULL_OBJECT":
         return ck.composite(config.checksum, raws) == info.checksum
-    full = ck.full_object(config.checksum, [(raw, p.length) for raw, p in zip(raws, _parts(size, config))])
+    full = ck.full_object(config.checksum, [(raw, p.length) for raw, p in zip(raws, parts)])
     return full == value if len(raws) > 1 else ck.encode(raws[0]) == value
-
-
-def _parts(size: int, config: UploadConfig) -> list[Any]:
-    the_plan = plan(size, config)
-    return the_plan.parts() if the_plan.multipart else [the_plan.part(1)]
 
 
 class JobRunner:

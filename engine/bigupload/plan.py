@@ -43,6 +43,8 @@ class Plan:
     def part(self, number: int) -> Part:
         if not 1 <= number <= self.part_count:
             raise IndexError(number)
+        if not self.multipart:  # one PutObject: the whole file, even above the part size
+            return Part(1, 0, self.size)
         offset = (number - 1) * self.part_size
         return Part(number, offset, min(self.part_size, self.size - offset))
 

@@ -146,7 +146,7 @@ class Transfer:
     # single request
 
     async def _put_single(self, fingerprint: Fingerprint, the_plan: Plan) -> ObjectInfo:
-        whole = Part(1, 0, fingerprint.size)
+        whole = the_plan.part(1)
 
         def checksum_unchanged() -> bytes:  # one thread hop: small files are mostly overhead
             raw = self._part_checksum(whole)

@@ -6,7 +6,7 @@ from hypothesis import strategies as st
 
 from bigupload.config import GiB, MAX_OBJECT_SIZE, MAX_PART_SIZE, MAX_PARTS, MIN_PART_SIZE, MiB, UploadConfig
 from bigupload.errors import ConfigError
-from bigupload.plan import auto_part_size, plan
+from bigupload.plan import Part, auto_part_size, plan
 
 
 @settings(max_examples=300, deadline=None)
@@ -62,6 +62,13 @@ def test_threshold_and_empty_files() -> None:
     assert plan(32 * MiB + 1, UploadConfig()).part_count == 2
     # PutObject takes at most 5 GiB whatever the threshold
     assert plan(6 * GiB, UploadConfig(multipart_threshold=10 * GiB)).multipart
+
+
+def test_a_single_request_plan_is_the_whole_file() -> None:
+    """Above the part size but under the threshold: one part, the whole file."""
+    single = plan(50 * MiB, UploadConfig(part_size=32 * MiB, multipart_threshold=64 * MiB))
+    assert not single.multipart
+    assert single.parts() == [Part(1, 0, 50 * MiB)]
 
 
 @pytest.mark.parametrize("part_size", [MIN_PART_SIZE - 1, MAX_PART_SIZE + 1])
