@@ -9,14 +9,18 @@ UNSIGNED-PAYLOAD instead of a SHA-256 over the body."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import dataclasses
 import datetime
+import hashlib
 import logging
 import os
+from urllib.parse import quote, urlsplit
 from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any, Protocol
 
+from . import sigv4
 from .config import ChecksumAlgorithm, UploadConfig
 from .errors import AuthError, BigUploadError, IntegrityError, NotFoundError, StoreError
 
@@ -220,8 +224,11 @@ def map_error(exc: BaseException, operation: str, bucket: str, key: str = "",
     if isinstance(exc, bce.EndpointConnectionError):
         return StoreError(f"{where}: cannot connect to the endpoint: {exc}", code="ConnectionError",
                           retryable=True, **ctx)
+    import aiohttp  # raised as is by LeanPut, which talks to aiohttp without botocore
+
     if isinstance(exc, (bce.ConnectionError, bce.HTTPClientError, bce.ReadTimeoutError,
-                        bce.ConnectTimeoutError, asyncio.TimeoutError, ConnectionError, OSError)):
+                        bce.ConnectTimeoutError, asyncio.TimeoutError, ConnectionError, OSError,
+                        aiohttp.ClientError)):
         return StoreError(f"{where}: network error: {exc or type(exc).__name__}",
                           code=type(exc).__name__, retryable=True, **ctx)
     from botocore.parsers import ResponseParserError
@@ -327,8 +334,6 @@ class LeanPut:
 
     def learn(self, bucket: str, key: str) -> None:
         """Derive the bucket's URL base from a URL botocore just used for ``key``."""
-        from urllib.parse import quote
-
         if bucket in self._bases:
             return
         quoted = quote(key, safe="/~")
@@ -348,14 +353,6 @@ class LeanPut:
 
     async def put(self, base: str, bucket: str, key: str, body: Any, checksum: str | None,
                   options: ObjectOptions) -> PartReceipt:
-        import base64
-        import hashlib
-        from urllib.parse import quote, urlsplit
-
-        import aiohttp
-
-        from . import sigv4
-
         url = base + quote(key, safe="/~")
         split = urlsplit(url)
         headers: dict[str, str] = {}
@@ -395,10 +392,6 @@ class LeanPut:
         except Exception as exc:
             if (ours := _our_error(exc)) is not None:
                 raise ours from exc
-            if isinstance(exc, aiohttp.ClientError) and not isinstance(exc, OSError):
-                raise StoreError(f"PutObject s3://{bucket}/{key}: network error: {exc or type(exc).__name__}",
-                                 operation="PutObject", bucket=bucket, key=key,
-                                 code=type(exc).__name__, retryable=True) from exc
             raise map_error(exc, "PutObject", bucket, key) from exc
         if status >= 300:
             raise _http_error(status, content, "PutObject", bucket, key)
