@@ -5,10 +5,11 @@ every request so tests can assert what was (and was not) sent."""
 from __future__ import annotations
 
 import collections
+import contextlib
 import dataclasses
 import datetime
 import hashlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import anyio
@@ -61,6 +62,16 @@ class FakeStore:
         self.part_delay_s = 0.0
         self._next = 0
 
+    @contextlib.contextmanager
+    def _counted(self) -> Iterator[None]:
+        """Count a request in flight (``max_in_flight`` is what tests check)."""
+        self.in_flight += 1
+        self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            yield
+        finally:
+            self.in_flight -= 1
+
     def _fault(self, op: str, **ctx: Any) -> None:
         self.calls[op] += 1
         for fault in self.faults:
@@ -83,9 +94,7 @@ class FakeStore:
     async def upload_part(self, bucket: str, key: str, upload_id: str, number: int, body: Any,
                           checksum: str | None, options: ObjectOptions) -> PartReceipt:
         self._fault("upload_part", number=number, upload_id=upload_id)
-        self.in_flight += 1
-        self.max_in_flight = max(self.max_in_flight, self.in_flight)
-        try:
+        with self._counted():
             data = _body_bytes(body)
             if self.part_delay_s:
                 await anyio.sleep(self.part_delay_s)
@@ -103,8 +112,6 @@ class FakeStore:
                 parts[number] = StoredPart(data, len(data), etag, checksum)
             self.sent_parts.append(number)
             return PartReceipt(etag, checksum)
-        finally:
-            self.in_flight -= 1
 
     async def list_parts(self, bucket: str, key: str, upload_id: str,
                          options: ObjectOptions) -> list[RemotePart]:
@@ -149,9 +156,7 @@ class FakeStore:
     async def put_object(self, bucket: str, key: str, body: Any, checksum: str | None,
                          options: ObjectOptions) -> PartReceipt:
         self._fault("put_object", key=key)
-        self.in_flight += 1
-        self.max_in_flight = max(self.max_in_flight, self.in_flight)
-        try:
+        with self._counted():
             data = _body_bytes(body)
             if self.part_delay_s:
                 await anyio.sleep(self.part_delay_s)
@@ -163,8 +168,6 @@ class FakeStore:
             self.sizes[(bucket, key)] = len(data)
             self.put_keys.append(key)
             return PartReceipt(etag, checksum)
-        finally:
-            self.in_flight -= 1
 
     async def head(self, bucket: str, key: str, options: ObjectOptions) -> ObjectInfo | None:
         self._fault("head")

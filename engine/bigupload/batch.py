@@ -268,6 +268,18 @@ def walk_directory(root: str, bucket: str, prefix: str, *, include: Sequence[str
     yield from walk(top, "", frozenset({(st.st_dev, st.st_ino)}))
 
 
+def entry_for(item: BatchItem) -> Entry:
+    """The item with its size, or with why it cannot be uploaded (it then fails as a file
+    of the job, not the whole job)."""
+    try:
+        st = os.stat(item.source)
+    except OSError as exc:
+        return Entry(item, 0, f"{item.source}: {exc.strerror}")
+    if not stat.S_ISREG(st.st_mode):
+        return Entry(item, 0, f"{item.source}: not a regular file")
+    return Entry(item, st.st_size)
+
+
 def read_manifest(path: str, bucket: str | None, prefix: str) -> list[Entry]:
     """Parse a manifest: one file per line, either ``SOURCE<TAB>KEY`` or a JSON object
     ``{"source": ..., "key": ..., "content_type"?, "metadata"?, "storage_class"?}``. A key
@@ -300,15 +312,7 @@ def read_manifest(path: str, bucket: str | None, prefix: str) -> list[Entry]:
                             f"destination of line {seen[where]}")
             continue
         seen[where] = number
-        try:
-            st = os.stat(item.source)
-        except OSError as exc:
-            entries.append(Entry(item, 0, f"{item.source}: {exc.strerror}"))
-            continue
-        if not stat.S_ISREG(st.st_mode):
-            entries.append(Entry(item, 0, f"{item.source}: not a regular file"))
-            continue
-        entries.append(Entry(item, st.st_size))
+        entries.append(entry_for(item))
     if problems:
         more = f" (and {len(problems) - 1} more bad line(s))" if len(problems) > 1 else ""
         raise ConfigError(problems[0] + more)

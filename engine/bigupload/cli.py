@@ -324,6 +324,7 @@ async def cmd_batch(args: argparse.Namespace, out: Output, root: str | None,
     import anyio
 
     from . import batch
+    from .config import format_size
     from .uploader import Uploader
 
     if args.restart or args.upload_id:
@@ -359,7 +360,7 @@ async def cmd_batch(args: argparse.Namespace, out: Output, root: str | None,
             (log.info if what.endswith("--include/--exclude") else log.warning)("%d %s", count, what)
     if args.dry_run:
         total = sum(e.size for e in entries)
-        out.emit("plan", f"{len(entries)} file(s), {_size(total)} -> "
+        out.emit("plan", f"{len(entries)} file(s), {format_size(total)} -> "
                  f"{describe_destination(bucket, prefix)}", files=len(entries), bytes=total,
                  bucket=bucket, prefix=prefix)
         for e in entries:
@@ -379,12 +380,6 @@ async def cmd_batch(args: argparse.Namespace, out: Output, root: str | None,
         return await run_job(uploader, job.id, args, out, retry_failed=False)
 
 
-def _size(n: int) -> str:
-    from .config import format_size
-
-    return format_size(n)
-
-
 def describe_destination(bucket: str | None, prefix: str) -> str:
     return f"s3://{bucket}/{prefix}" if bucket else "the manifest's destinations"
 
@@ -392,6 +387,7 @@ def describe_destination(bucket: str | None, prefix: str) -> str:
 async def run_job(uploader: Any, job_id: int, args: argparse.Namespace, out: Output, *,
                   retry_failed: bool) -> int:
     """Run one job with progress and a summary; exit 9 when some files failed."""
+    from .config import format_size
     from .errors import BigUploadError
 
     reporter = BatchReporter(out, show_progress(args))
@@ -404,14 +400,14 @@ async def run_job(uploader: Any, job_id: int, args: argparse.Namespace, out: Out
         raise
     rate = result.sent_bytes / result.elapsed_s / 1e6 if result.elapsed_s else 0.0
     per_file = len(result.items) / result.elapsed_s if result.elapsed_s else 0.0
-    for failure in result.failures:
-        out.emit("failure", f"failed: {failure.source} -> s3://{failure.bucket}/{failure.key}: "
-                 f"{failure.error}", source=failure.source, bucket=failure.bucket, key=failure.key,
-                 error=failure.error, exit_code=failure.exit_code) if not out.as_json else None
+    if not out.as_json:  # JSON has them in the summary
+        for failure in result.failures:
+            out.emit("failure", f"failed: {failure.source} -> s3://{failure.bucket}/{failure.key}: "
+                     f"{failure.error}")
     out.emit(
         "summary",
         f"job {result.job_id} {result.state.value}: {result.files} file(s), {result.uploaded} "
-        f"uploaded, {result.skipped} skipped, {result.failed} failed; {_size(result.sent_bytes)} "
+        f"uploaded, {result.skipped} skipped, {result.failed} failed; {format_size(result.sent_bytes)} "
         f"sent in {result.elapsed_s:.1f}s ({per_file:.0f} files/s, {rate:.0f} MB/s)"
         + (f"; retry the failures with: bigupload resume {result.job_id}" if result.failed else ""),
         job_id=result.job_id, state=result.state.value, files=result.files,
@@ -538,8 +534,6 @@ class _FileBar(_OverallOnly):
 
 
 async def cmd_resume(args: argparse.Namespace, out: Output) -> int:
-    import json as json_
-
     from .journal import JobState, Journal
     from .uploader import Uploader
 
@@ -560,7 +554,7 @@ async def cmd_resume(args: argparse.Namespace, out: Output) -> int:
         if job.state is JobState.COMPLETED:
             out.emit("summary", f"job {job.id} is already complete", job_id=job.id, state=job.state.value)
             continue
-        spec = json_.loads(job.spec)
+        spec = json.loads(job.spec)
         if args.endpoint_url and args.endpoint_url.rstrip("/") != spec["endpoint"].rstrip("/"):
             raise UsageError(f"job {job.id} uploads to {spec['endpoint']}, not {args.endpoint_url}")
         args.endpoint_url = spec["endpoint"]

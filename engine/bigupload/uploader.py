@@ -5,6 +5,7 @@ client, journal and scheduler across uploads and batch jobs), ``upload_file`` an
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import json
 import os
@@ -20,6 +21,7 @@ from .batch import (
     BatchResult,
     Entry,
     JobRunner,
+    entry_for,
     config_for_job,
     make_spec,
     open_job,
@@ -126,14 +128,7 @@ class Uploader:
         for item in items:
             if not isinstance(item, BatchItem):
                 item = BatchItem(*item)
-            item = BatchItem(os.path.abspath(item.source), item.bucket, item.key,
-                             item.content_type, item.metadata, item.storage_class)
-            try:
-                size = os.stat(item.source).st_size
-            except OSError as exc:
-                entries.append(Entry(item, 0, f"{item.source}: {exc.strerror}"))
-                continue
-            entries.append(Entry(item, size))
+            entries.append(entry_for(dataclasses.replace(item, source=os.path.abspath(item.source))))
         digest = hashlib.sha256(json.dumps(
             [(e.item.source, e.item.bucket, e.item.key, e.item.settings()) for e in entries],
             sort_keys=True).encode()).hexdigest()
