@@ -96,8 +96,6 @@ class Scheduler:
     def __init__(self, config: UploadConfig) -> None:
         self.config = config
         self.retries = 0
-        self.max_requests_in_flight = 0
-        self._requests_in_flight = 0
         self._budget: ByteBudget | None = None
         self._connections: anyio.CapacityLimiter | None = None
 
@@ -159,13 +157,7 @@ class Scheduler:
         for n in range(1, config.max_attempts + 1):
             try:
                 async with self.connections:
-                    self._requests_in_flight += 1
-                    self.max_requests_in_flight = max(self.max_requests_in_flight,
-                                                      self._requests_in_flight)
-                    try:
-                        return await attempt(n)
-                    finally:
-                        self._requests_in_flight -= 1
+                    return await attempt(n)
             except StoreError as exc:
                 if not exc.retryable or n == config.max_attempts:
                     if exc.retryable:
