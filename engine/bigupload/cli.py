@@ -31,6 +31,7 @@ EXIT_CODES = """exit codes:
   7    the store refused the request (no such bucket, upload gone, invalid request)
   8    resume refused: the file changed since the upload began, or the journal disagrees
   9    partial: a batch finished, but some files failed (listed; `bigupload resume ID` retries them)
+  10   the Dask cluster could not run the work (--dask); see the message for what was kept
   130  interrupted (the journal is flushed: run the same command, or `bigupload resume`, to resume)
 """
 EXIT_PARTIAL = 9
@@ -100,6 +101,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="batch: stop at the first file that fails (default: record it, go on)")
     t.add_argument("--progress", choices=["auto", "always", "never"],
                    default=env_default("progress", "auto"))
+    t.add_argument("--dask", metavar="ADDRESS", default=env_default("dask"),
+                   help="upload on a Dask cluster: a scheduler address (tcp://host:8786) or "
+                   "local:N for N worker processes here; --concurrency is then per worker. "
+                   "Needs pip install 'bigupload[dask]' (see README, Running on a cluster)")
 
     cp = sub.add_parser(
         "cp", parents=[common, tuning], epilog=EXIT_CODES,
@@ -147,7 +152,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     resume = sub.add_parser("resume", parents=[common, tuning], epilog=EXIT_CODES,
                             formatter_class=argparse.RawDescriptionHelpFormatter,
-                            help="continue unfinished batch jobs (all, or one by id)")
+                            help="continue unfinished uploads: every batch job and single file, "
+                            "or one job by id")
     resume.add_argument("job", nargs="?", type=int, metavar="JOB_ID",
                         help="a job id from `bigupload status`; a finished job with failures "
                         "retries them")
@@ -300,7 +306,7 @@ async def cmd_cp(args: argparse.Namespace, out: Output) -> int:
                  parts=the_plan.part_count, checksum=config.checksum.value)
         return 0
     show = show_progress(args)
-    async with Uploader(config, journal=args.journal) as uploader:
+    async with Uploader(config, journal=args.journal, executor=args.dask) as uploader:
         # botocore's models are loaded and live until exit: keep the cyclic GC from walking
         # them again and again while parts are in flight (about 4% of the CPU otherwise)
         gc.freeze()
@@ -369,7 +375,7 @@ async def cmd_batch(args: argparse.Namespace, out: Output, root: str | None,
                      source=e.item.source, bucket=e.item.bucket, key=e.item.key, size=e.size,
                      error=e.error)
         return 0
-    async with Uploader(config, journal=args.journal) as uploader:
+    async with Uploader(config, journal=args.journal, executor=args.dask) as uploader:
         gc.freeze()
         gc.enable()
         spec = batch.make_spec(kind, origin, config, uploader.store.endpoint,
@@ -534,7 +540,7 @@ class _FileBar(_OverallOnly):
 
 
 async def cmd_resume(args: argparse.Namespace, out: Output) -> int:
-    from .journal import JobState, Journal
+    from .journal import JobState, Journal, UploadState
     from .uploader import Uploader
 
     with Journal(args.journal) as journal:
@@ -545,27 +551,63 @@ async def cmd_resume(args: argparse.Namespace, out: Output) -> int:
             jobs = [job]
         else:
             jobs = journal.jobs((JobState.ACTIVE,))
-    if not jobs:
-        out.emit("summary", "no unfinished jobs to resume (single files resume by running the "
-                 "same cp command again; see: bigupload status)", jobs=0)
+        # single-file uploads (``cp FILE``) too, when no job id was given
+        singles = [] if args.job is not None else [
+            r for r in journal.uploads(UploadState.ACTIVE)
+            if not journal.in_job(r.fingerprint.path, r.bucket, r.key)]
+    if not jobs and not singles:
+        out.emit("summary", "nothing to resume (see: bigupload status)", jobs=0)
         return 0
     code = 0
+    given = args.endpoint_url  # each job and upload sets its own below
     for job in jobs:
         if job.state is JobState.COMPLETED:
             out.emit("summary", f"job {job.id} is already complete", job_id=job.id, state=job.state.value)
             continue
         spec = json.loads(job.spec)
-        if args.endpoint_url and args.endpoint_url.rstrip("/") != spec["endpoint"].rstrip("/"):
-            raise UsageError(f"job {job.id} uploads to {spec['endpoint']}, not {args.endpoint_url}")
+        if given and given.rstrip("/") != spec["endpoint"].rstrip("/"):
+            raise UsageError(f"job {job.id} uploads to {spec['endpoint']}, not {given}")
         args.endpoint_url = spec["endpoint"]
         config = make_config(args)
         log.info("resuming job %d (%s)", job.id, job.description)
-        async with Uploader(config, journal=args.journal) as uploader:
+        async with Uploader(config, journal=args.journal, executor=args.dask) as uploader:
             gc.freeze()
             gc.enable()
             result = await run_job(uploader, job.id, args, out, retry_failed=True)
         code = max(code, result)
+    for record in singles:
+        code = max(code, await resume_single(record, given, args, out))
     return code
+
+
+async def resume_single(record: Any, given: str | None, args: argparse.Namespace, out: Output) -> int:
+    """Finish one unfinished single-file upload from the journal, as the same ``cp`` would."""
+    from .config import format_size
+    from .errors import BigUploadError
+    from .uploader import Uploader
+
+    where = f"s3://{record.bucket}/{record.key}"
+    if given and given.rstrip("/") != record.endpoint.rstrip("/"):
+        log.warning("skipping %s: it uploads to %s, not %s", where, record.endpoint, given)
+        return 0
+    args.endpoint_url = record.endpoint
+    config = dataclasses.replace(make_config(args), part_size=record.part_size)
+    log.info("resuming %s -> %s", record.fingerprint.path, where)
+    try:
+        async with Uploader(config, journal=args.journal, executor=args.dask) as uploader:
+            result = await uploader.upload_file(
+                record.fingerprint.path, record.bucket, record.key,
+                progress=TqdmProgress() if show_progress(args) else None)
+    except BigUploadError as exc:
+        if exc.exit_code == 130:
+            raise
+        out.emit("error", f"{where}: {exc}", bucket=record.bucket, key=record.key,
+                 error=type(exc).__name__, message=str(exc), exit_code=exc.exit_code)
+        return exc.exit_code
+    out.emit("done", f"{record.fingerprint.path} -> {where}: {format_size(result.size)} in "
+             f"{result.parts} parts, {result.resumed_parts} already on the server",
+             **dataclasses.asdict(result))
+    return 0
 
 
 async def cmd_ls_uploads(args: argparse.Namespace, out: Output) -> int:
@@ -733,6 +775,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         logging.getLogger("bigupload").setLevel(logging.INFO if not args.json else logging.WARNING)
         for noisy in ("botocore", "aiobotocore", "urllib3"):
             logging.getLogger(noisy).setLevel(logging.WARNING)
+        # Dask configures its loggers when first imported, from its config: ask it for
+        # warnings only (its worker processes inherit the variable)
+        os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", "warning")
     if args.no_verify_ssl:
         log.warning("TLS certificate verification is OFF (--no-verify-ssl)")
     out = Output(args.json)

@@ -11,6 +11,7 @@ exceptions are chained with ``raise ... from exc``. Each class carries the CLI e
     ├── ResumeError                8  journal corrupt, journal/file/server disagree
     │   ├── SourceChangedError     8  the file changed since the upload began
     │   └── JournalError           8  the journal cannot be read or written (stops a whole job)
+    ├── ClusterError            10  the Dask cluster cannot run the work (KilledWorker, lost)
     └── Cancelled                130  interrupted; journal flushed, resumable
 """
 
@@ -96,6 +97,18 @@ class SourceChangedError(ResumeError):
 
 class JournalError(ResumeError):
     """The journal cannot be opened, read or written (corrupt, disk full)."""
+
+
+class ClusterError(BigUploadError):
+    """The Dask cluster cannot run the work. ``abort`` is True when running again cannot
+    help (a task killed every worker it was given: ``KilledWorker``), so the uploads the
+    work created are aborted; False when the cluster was lost and the job can be resumed."""
+
+    exit_code = 10
+
+    def __init__(self, message: str, *, abort: bool = False) -> None:
+        super().__init__(message)
+        self.abort = abort
 
 
 class Cancelled(BigUploadError):

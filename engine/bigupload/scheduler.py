@@ -5,13 +5,21 @@ is checksummed and released after its response (parts are sent from the file its
 this bounds the data queued, not Python memory). File reads and checksums run in worker
 threads so the event loop never blocks on them. Retries use exponential backoff with full
 jitter, a bounded number of attempts; a connection slot is held only while a request is
-being made, never during the backoff."""
+being made, never during the backoff.
+
+A throttling answer (503 SlowDown and its kin) also halves the number of connections this
+scheduler uses, at most once per ``THROTTLE_HOLD_S``; each run of that many successful
+requests gives one back, up to ``concurrency`` (additive increase, multiplicative
+decrease, as TCP does). Jittered backoff alone spreads retries in time but keeps the
+request rate; with many hosts sharing one prefix's budget (about 3,500 PUT/s on S3), the
+rate itself has to come down."""
 
 from __future__ import annotations
 
 import collections
 import logging
 import random
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TypeVar
 
@@ -23,6 +31,9 @@ from .plan import Part
 
 log = logging.getLogger("bigupload")
 T = TypeVar("T")
+THROTTLE_CODES = frozenset({"SlowDown", "503", "Throttling", "ThrottlingException",
+                            "RequestLimitExceeded", "TooManyRequests", "429"})
+THROTTLE_HOLD_S = 1.0
 
 
 def primary_error(group: BaseExceptionGroup[BaseException]) -> BaseException:
@@ -96,6 +107,9 @@ class Scheduler:
     def __init__(self, config: UploadConfig) -> None:
         self.config = config
         self.retries = 0
+        self.throttled = 0  # times a throttling answer halved the connections
+        self._successes = 0
+        self._throttled_at = -THROTTLE_HOLD_S
         self._budget: ByteBudget | None = None
         self._connections: anyio.CapacityLimiter | None = None
 
@@ -146,6 +160,28 @@ class Scheduler:
         except BaseExceptionGroup as group:
             raise primary_error(group) from None
 
+    def _slow_down(self) -> None:
+        """Halve the connections in use (not below 1), at most once per hold time: the
+        answers to requests already in flight report the same overload."""
+        now = time.monotonic()
+        limiter = self.connections
+        if now - self._throttled_at < THROTTLE_HOLD_S or limiter.total_tokens <= 1:
+            return
+        self._throttled_at = now
+        self._successes = 0
+        self.throttled += 1
+        limiter.total_tokens = max(1, int(limiter.total_tokens) // 2)
+        log.info("the server is throttling: down to %d connection(s)", limiter.total_tokens)
+
+    def _succeeded(self) -> None:
+        limiter = self.connections
+        if limiter.total_tokens >= self.config.concurrency:
+            return
+        self._successes += 1
+        if self._successes >= limiter.total_tokens:
+            self._successes = 0
+            limiter.total_tokens = int(limiter.total_tokens) + 1
+
     async def retrying(
         self,
         what: str,
@@ -157,8 +193,12 @@ class Scheduler:
         for n in range(1, config.max_attempts + 1):
             try:
                 async with self.connections:
-                    return await attempt(n)
+                    result = await attempt(n)
+                self._succeeded()
+                return result
             except StoreError as exc:
+                if exc.code in THROTTLE_CODES:
+                    self._slow_down()
                 if not exc.retryable or n == config.max_attempts:
                     if exc.retryable:
                         exc.args = (f"{exc.args[0]} (gave up after {n} attempts)",)

@@ -4,6 +4,10 @@
     PUT -> VERIFY -> DONE                                         (single request)
     any phase -> ABORT, only when the upload cannot be resumed
 
+With an ``executor`` (a Dask cluster, ``remote.py``) the parts are uploaded by cluster
+workers through the same ``PartSender``; this process still owns the journal and alone
+creates, completes and aborts.
+
 An upload id is journalled the moment it exists. Cancellation, a crash or a transient
 failure leave the upload resumable; it is aborted only when resuming cannot help (the
 source changed during the upload, or the server rejected the completion). Concurrency
@@ -24,6 +28,7 @@ from . import checksum as ck
 from .client import CompletedPart, ObjectInfo, ObjectOptions, ObjectStore, RemotePart
 from .config import ChecksumAlgorithm, UploadConfig
 from .errors import (
+    ClusterError,
     IntegrityError,
     NotFoundError,
     ResumeError,
@@ -34,6 +39,7 @@ from .errors import (
 from .journal import Journal, PartRecord, UploadRecord, UploadState
 from .plan import Part, Plan, plan
 from .progress import NullProgress, Progress
+from .remote import Executor, PartsTask
 from .resume import reconcile
 from .scheduler import Scheduler
 from .source import Fingerprint, SourceFile
@@ -84,9 +90,71 @@ def sse_c_key_hash(key: bytes | None) -> str | None:
     return hashlib.sha256(b"bigupload sse-c key check\0" + key).hexdigest()[:32]
 
 
+def part_checksum(source: SourceFile, part: Part, algorithm: ChecksumAlgorithm) -> bytes:
+    """The raw checksum of one part's bytes (empty for ``none``). Blocking: run in a thread."""
+    hasher = ck.Hasher(algorithm)
+    if algorithm is not ChecksumAlgorithm.NONE:
+        source.scan(part, hasher.update)
+    return hasher.digest()
+
+
+class PartSender:
+    """Checksums and uploads parts of one file to one multipart upload, with retries.
+    The same code runs here and, for a cluster, on the workers (``remote.upload_parts``)."""
+
+    def __init__(self, source: SourceFile, bucket: str, key: str, upload_id: str, *,
+                 algorithm: ChecksumAlgorithm, options: ObjectOptions, store: ObjectStore,
+                 scheduler: Scheduler) -> None:
+        self.source = source
+        self.bucket = bucket
+        self.key = key
+        self.upload_id = upload_id
+        self.algorithm = algorithm
+        self.options = options
+        self.store = store
+        self.scheduler = scheduler
+
+    async def send(self, part: Part) -> PartRecord:
+        """Upload one part; its record once acknowledged. The body is a ``FileRange``: the
+        HTTP layer sends it from the file, so if the file changes between the checksum and
+        the send, the server's checksum check fails the part (BadDigest) and the retry
+        checksums it again."""
+        raw = b""
+        body = self.source.range(part)
+        reread = True  # checksum on the first attempt, and again after a digest mismatch
+        where = f"s3://{self.bucket}/{self.key}"
+
+        async def attempt(n: int) -> PartRecord:
+            nonlocal raw, reread
+            if reread:
+                raw = await self.scheduler.in_thread(part_checksum, self.source, part, self.algorithm)
+                reread = False
+            header = ck.encode(raw) if self.algorithm is not ChecksumAlgorithm.NONE else None
+            try:
+                receipt = await self.store.upload_part(
+                    self.bucket, self.key, self.upload_id, part.number, body, header, self.options
+                )
+            except IntegrityError:
+                reread = True  # the bytes may have been corrupted on our side
+                raise
+            expected = ck.encode(raw)
+            if receipt.checksum is not None and expected and receipt.checksum != expected:
+                reread = True
+                raise IntegrityError(
+                    f"UploadPart {where} part {part.number}: server checksum "
+                    f"{receipt.checksum} != ours {expected}",
+                    operation="UploadPart", bucket=self.bucket, key=self.key,
+                    upload_id=self.upload_id, part_number=part.number, retryable=True,
+                )
+            return PartRecord(part.number, part.length, receipt.etag, expected)
+
+        return await self.scheduler.retrying(f"UploadPart {where} part {part.number}", attempt)
+
+
 class Transfer:
     """Uploads one file to one key. Only the scheduler runs its part jobs concurrently;
-    all state changes happen on the event loop, so no locks are needed."""
+    all state changes happen on the event loop, so no locks are needed. ``journal`` may be
+    None only where no multipart upload can happen (a cluster worker's small files)."""
 
     def __init__(
         self,
@@ -96,19 +164,21 @@ class Transfer:
         *,
         config: UploadConfig,
         store: ObjectStore,
-        journal: Journal,
+        journal: Journal | None,
         scheduler: Scheduler,
         progress: Progress | None = None,
         restart: bool = False,
         adopt_upload_id: str | None = None,
+        executor: Executor | None = None,
     ) -> None:
         self.source = source
         self.bucket = bucket
         self.key = key
         self.config = config
         self.store = store
-        self.journal = journal
+        self._journal = journal
         self.scheduler = scheduler
+        self.executor = executor
         self.progress = progress or NullProgress()
         self.restart = restart
         self.adopt_upload_id = adopt_upload_id
@@ -122,6 +192,12 @@ class Transfer:
         self._parts: dict[int, PartRecord] = {}
         content_type = config.content_type or mimetypes.guess_type(source.path)[0]
         self.options = ObjectOptions.from_config(config, content_type or "application/octet-stream")
+
+    @property
+    def journal(self) -> Journal:
+        if self._journal is None:
+            raise ResumeError(f"internal: a multipart upload to {self._where} needs a journal")
+        return self._journal
 
     @property
     def _where(self) -> str:
@@ -149,7 +225,7 @@ class Transfer:
         whole = the_plan.part(1)
 
         def checksum_unchanged() -> bytes:  # one thread hop: small files are mostly overhead
-            raw = self._part_checksum(whole)
+            raw = part_checksum(self.source, whole, self.algorithm)
             if changes := fingerprint.differences(self.source.fingerprint()):
                 raise SourceError(f"{self.source.path}: changed while being read ({', '.join(changes)})")
             return raw
@@ -295,9 +371,13 @@ class Transfer:
         done_bytes = sum(p.size for p in self._parts.values())
         self.progress.start(self._where, the_plan.size, done_bytes)
         try:
-            await self.scheduler.run_parts([the_plan.part(n) for n in to_send], the_plan.part_size,
-                                           self._send_part)
-            await self._check_listed(the_plan)
+            await self._send_parts(the_plan, fingerprint, to_send)
+            await self._check_listed(the_plan, fingerprint)
+        except ClusterError as exc:
+            if exc.abort:  # running it again cannot help: leave nothing billed
+                await self._abort(f"the cluster could not run it: {exc}")
+                await self._check_aborted()
+            raise
         except NotFoundError as exc:
             if exc.code == "NoSuchUpload":
                 # aborted behind our back (a lifecycle rule, another tool); abort anyway in
@@ -391,7 +471,7 @@ class Transfer:
                 self.journal.record_part(self._row, record)
         return sorted(send)
 
-    async def _check_listed(self, the_plan: Plan) -> None:
+    async def _check_listed(self, the_plan: Plan, fingerprint: Fingerprint) -> None:
         """Before completing, compare what the server lists with what we journalled: a
         response with a wrong ETag, or a stray upload of a part number, is caught here and
         the part verified or sent again, instead of completing a wrong object. One ListParts
@@ -405,8 +485,7 @@ class Transfer:
                 return
             log.warning("%s: %d part(s) on the server differ from what was sent; sending them "
                         "again", self._where, len(send))
-            await self.scheduler.run_parts([the_plan.part(n) for n in send], the_plan.part_size,
-                                           self._send_part)
+            await self._send_parts(the_plan, fingerprint, send)
         raise IntegrityError(
             f"{self._where}: the server's parts still differ from the file after "
             f"{CHECK_ROUNDS} rounds of re-sending; the upload is kept for inspection "
@@ -439,51 +518,34 @@ class Transfer:
         log.info("part %d on the server differs from the file; sending it again", part.number)
         return None
 
-    def _part_checksum(self, part: Part) -> bytes:
-        hasher = ck.Hasher(self.algorithm)
-        if self.algorithm is not ChecksumAlgorithm.NONE:
-            self.source.scan(part, hasher.update)
-        return hasher.digest()
+    async def _send_parts(self, the_plan: Plan, fingerprint: Fingerprint, numbers: list[int]) -> None:
+        """Send these parts, here or on the cluster; each is journalled as it is acknowledged."""
+        if self.executor is not None:
+            assert self.upload_id is not None
+            task = PartsTask(
+                fingerprint=fingerprint, bucket=self.bucket, key=self.key, upload_id=self.upload_id,
+                part_size=the_plan.part_size, algorithm=self.algorithm, options=self.options,
+                config=self.config,
+            )
+            if await self.executor.send_parts(task, numbers, self._part_sent):
+                return
+            log.info("no cluster worker can read %s: sending it from here", self.source.path)
+        await self.scheduler.run_parts([the_plan.part(n) for n in numbers], the_plan.part_size,
+                                       self._send_part)
 
     async def _send_part(self, part: Part) -> None:
-        """Checksum and upload one part with retries; journal it once acknowledged. The body
-        is a ``FileRange``: the HTTP layer sends it from the file, so if the file changes
-        between the checksum and the send, the server's checksum check fails the part
-        (BadDigest) and the retry checksums it again."""
         assert self.upload_id is not None
-        upload_id = self.upload_id
-        raw = b""
-        body = self.source.range(part)
-        reread = True  # checksum on the first attempt, and again after a digest mismatch
+        sender = PartSender(self.source, self.bucket, self.key, self.upload_id,
+                            algorithm=self.algorithm, options=self.options, store=self.store,
+                            scheduler=self.scheduler)
+        self._part_sent(await sender.send(part))
 
-        async def attempt(n: int) -> PartRecord:
-            nonlocal raw, reread
-            if reread:
-                raw = await self.scheduler.in_thread(self._part_checksum, part)
-                reread = False
-            try:
-                receipt = await self.store.upload_part(
-                    self.bucket, self.key, upload_id, part.number, body, self._header(raw), self.options
-                )
-            except IntegrityError:
-                reread = True  # the bytes may have been corrupted on our side
-                raise
-            expected = ck.encode(raw)
-            if receipt.checksum is not None and expected and receipt.checksum != expected:
-                reread = True
-                raise IntegrityError(
-                    f"UploadPart {self._where} part {part.number}: server checksum "
-                    f"{receipt.checksum} != ours {expected}",
-                    operation="UploadPart", bucket=self.bucket, key=self.key,
-                    upload_id=upload_id, part_number=part.number, retryable=True,
-                )
-            return PartRecord(part.number, part.length, receipt.etag, expected)
-
-        record = await self.scheduler.retrying(f"UploadPart {self._where} part {part.number}", attempt)
+    def _part_sent(self, record: PartRecord) -> None:
+        """Journal a part the server acknowledged (here or on a cluster worker)."""
         self.journal.record_part(self._row, record)
-        self._parts[part.number] = record
-        self.sent_bytes += part.length
-        self.progress.advance(part.length)
+        self._parts[record.number] = record
+        self.sent_bytes += record.size
+        self.progress.advance(record.size)
 
     async def _complete(self, the_plan: Plan) -> ObjectInfo:
         self.phase = Phase.COMPLETE
@@ -569,6 +631,22 @@ class Transfer:
         if self.upload_id is not None:
             await self._abort_upload(self.upload_id)
         self.journal.finish(self._row, UploadState.ABORTED, error=reason)
+
+    async def _check_aborted(self) -> None:
+        """After aborting, make sure the server no longer lists the upload."""
+        upload_id = self.upload_id
+        for attempt in range(LISTING_TRIES):
+            uploads = await self.scheduler.retrying(
+                f"ListMultipartUploads {self._where}",
+                lambda n: self.store.list_uploads(self.bucket, self.key))
+            if not any(u.upload_id == upload_id for u in uploads):
+                return
+            await anyio.sleep(LISTING_LAG_S)
+            await self._abort_upload(upload_id or "")
+        raise StoreError(f"{self._where}: upload {upload_id} is still listed after being aborted; "
+                         f"check with: bigupload ls-uploads s3://{self.bucket}/{self.key}",
+                         operation="AbortMultipartUpload", bucket=self.bucket, key=self.key,
+                         upload_id=upload_id)
 
     async def _abort_upload(self, upload_id: str) -> None:
         """AbortMultipartUpload, finished even if we are being cancelled; an upload that is

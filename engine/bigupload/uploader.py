@@ -28,9 +28,10 @@ from .batch import (
 )
 from .client import AioS3Store, ObjectStore
 from .config import UploadConfig
-from .errors import ResumeError
+from .errors import ConfigError, ResumeError
 from .journal import JobRecord, JobState, Journal
 from .progress import Progress
+from .remote import Executor
 from .scheduler import Scheduler
 from .source import SourceFile
 from .transfer import UploadResult, Transfer
@@ -43,7 +44,12 @@ class Uploader:
             result = await up.upload_file("big.bin", "bucket", "key")
 
     ``store`` and ``journal`` may be given (tests, custom stores); otherwise an
-    aiobotocore client is opened from ``config`` and the default journal is used."""
+    aiobotocore client is opened from ``config`` and the default journal is used.
+
+    ``executor`` spreads the uploading over a cluster: a ``cluster.DaskExecutor`` (opened
+    and closed with the uploader), or a Dask address as a string (``tcp://host:8786``, or
+    ``local:N`` for N worker processes here). This process stays the coordinator: it owns
+    the journal and creates, completes and aborts every multipart upload."""
 
     def __init__(
         self,
@@ -51,8 +57,11 @@ class Uploader:
         *,
         store: ObjectStore | None = None,
         journal: Journal | str | os.PathLike[str] | None = None,
+        executor: Executor | str | None = None,
     ) -> None:
         self.config = config or UploadConfig()
+        self._executor_arg = executor
+        self.executor: Executor | None = None
         self._store = store
         self._journal_arg = journal
         self._journal: Journal | None = None
@@ -80,10 +89,24 @@ class Uploader:
                 self._stack.callback(self._journal.close)
             if self._store is None:
                 self._store = await self._stack.enter_async_context(AioS3Store.open(self.config))
+            if self._executor_arg is not None:
+                self.executor = await self._open_executor(self._executor_arg)
         except BaseException:
             await self._stack.aclose()
             raise
         return self
+
+    async def _open_executor(self, executor: Executor | str) -> Executor:
+        if isinstance(executor, str):
+            try:
+                from .cluster import DaskExecutor
+            except ImportError as exc:
+                raise ConfigError("running on a Dask cluster needs the dask extra: "
+                                  "pip install 'bigupload[dask]'") from exc
+            executor = DaskExecutor(executor)
+        if isinstance(executor, contextlib.AbstractAsyncContextManager):
+            await self._stack.enter_async_context(executor)
+        return executor
 
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
@@ -107,7 +130,7 @@ class Uploader:
             transfer = Transfer(
                 source, bucket, key, config=self.config, store=self.store, journal=self.journal,
                 scheduler=self.scheduler, progress=progress, restart=restart,
-                adopt_upload_id=upload_id,
+                adopt_upload_id=upload_id, executor=self.executor,
             )
             return await transfer.run()
 
@@ -168,7 +191,8 @@ class Uploader:
                               f"{self.store.endpoint}; resume it with --endpoint-url {spec['endpoint']}")
         runner = JobRunner(job=job, spec=spec, config=config_for_job(self.config, spec),
                            store=self.store, journal=self.journal, scheduler=self.scheduler,
-                           progress=progress, fail_fast=fail_fast)
+                           progress=progress, fail_fast=fail_fast, executor=self.executor,
+                           executor_slots=getattr(self.executor, "slots", 1))
         return await runner.run(retry_failed=retry_failed)
 
 
