@@ -85,7 +85,7 @@ class DaskExecutor:
             if isinstance(self.address, str) and self.address.startswith("local:"):
                 self._cluster = await LocalCluster(
                     n_workers=_local_workers(self.address), threads_per_worker=self.tasks_per_worker,
-                    processes=True, host="127.0.0.1", dashboard_address=None,
+                    processes=True, host="127.0.0.1", dashboard_address="127.0.0.1:0",
                     worker_dashboard_address=None, silence_logs=logging.ERROR, asynchronous=True)
                 self._client = await Client(self._cluster, asynchronous=True)
             elif isinstance(self.address, str):
@@ -211,20 +211,27 @@ class DaskExecutor:
         except LOST as exc:
             raise ClusterError(f"lost the Dask cluster ({exc}); the journal is kept: run "
                                "`bigupload resume`") from exc
-        hosts: dict[str, list[bool]] = {}
-        for worker, answer in seen.items():
-            if isinstance(answer, BaseException):
-                continue  # a worker going away: its host's other workers answer for it
-            host = get_address_host(worker)
-            mine = hosts.setdefault(host, [False] * len(files))
-            hosts[host] = [a or b for a, b in zip(mine, answer)]
-        if not hosts:
-            raise ClusterError("the Dask cluster has no workers left")
-        placements: list[list[str] | None] = []
-        for i in range(len(files)):
-            seeing = sorted(h for h, answers in hosts.items() if answers[i])
-            placements.append(None if not seeing else [] if len(seeing) == len(hosts) else seeing)
-        return placements
+        return placements(seen, len(files))
+
+
+def placements(answers: dict[str, Any], count: int) -> list[list[str] | None]:
+    """From each worker's ``remote.visible`` answer (or the error it raised), where each of
+    ``count`` files may go: [] anywhere, a list of hosts, or None when no host sees it. A
+    host sees a file if any of its workers does."""
+    hosts: dict[str, list[bool]] = {}
+    for worker, answer in answers.items():
+        if isinstance(answer, BaseException):
+            continue  # a worker going away: its host's other workers answer for it
+        host = get_address_host(worker)
+        seen = hosts.setdefault(host, [False] * count)
+        hosts[host] = [a or b for a, b in zip(seen, answer)]
+    if not hosts:
+        raise ClusterError("the Dask cluster has no workers left")
+    result: list[list[str] | None] = []
+    for i in range(count):
+        seeing = sorted(h for h, answers in hosts.items() if answers[i])
+        result.append(None if not seeing else [] if len(seeing) == len(hosts) else seeing)
+    return result
 
 
 def _local_workers(address: str) -> int:

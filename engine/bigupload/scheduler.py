@@ -8,8 +8,9 @@ jitter, a bounded number of attempts; a connection slot is held only while a req
 being made, never during the backoff.
 
 A throttling answer (503 SlowDown and its kin) also halves the number of connections this
-scheduler uses, at most once per ``THROTTLE_HOLD_S``; each run of that many successful
-requests gives one back, up to ``concurrency`` (additive increase, multiplicative
+scheduler uses, once per round: answers to requests sent before the last halving report
+the overload already acted on. Each run of as many successful requests as there are
+connections gives one back, up to ``concurrency`` (additive increase, multiplicative
 decrease, as TCP does). Jittered backoff alone spreads retries in time but keeps the
 request rate; with many hosts sharing one prefix's budget (about 3,500 PUT/s on S3), the
 rate itself has to come down."""
@@ -19,7 +20,6 @@ from __future__ import annotations
 import collections
 import logging
 import random
-import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TypeVar
 
@@ -33,7 +33,6 @@ log = logging.getLogger("bigupload")
 T = TypeVar("T")
 THROTTLE_CODES = frozenset({"SlowDown", "503", "Throttling", "ThrottlingException",
                             "RequestLimitExceeded", "TooManyRequests", "429"})
-THROTTLE_HOLD_S = 1.0
 
 
 def primary_error(group: BaseExceptionGroup[BaseException]) -> BaseException:
@@ -109,7 +108,7 @@ class Scheduler:
         self.retries = 0
         self.throttled = 0  # times a throttling answer halved the connections
         self._successes = 0
-        self._throttled_at = -THROTTLE_HOLD_S
+        self._round = 0  # how many times the connections were halved
         self._budget: ByteBudget | None = None
         self._connections: anyio.CapacityLimiter | None = None
 
@@ -160,14 +159,13 @@ class Scheduler:
         except BaseExceptionGroup as group:
             raise primary_error(group) from None
 
-    def _slow_down(self) -> None:
-        """Halve the connections in use (not below 1), at most once per hold time: the
-        answers to requests already in flight report the same overload."""
-        now = time.monotonic()
+    def _slow_down(self, sent_in_round: int) -> None:
+        """Halve the connections (not below 1), unless the request was sent before the last
+        halving: its answer reports the overload that halving already acted on."""
         limiter = self.connections
-        if now - self._throttled_at < THROTTLE_HOLD_S or limiter.total_tokens <= 1:
+        if sent_in_round != self._round or limiter.total_tokens <= 1:
             return
-        self._throttled_at = now
+        self._round += 1
         self._successes = 0
         self.throttled += 1
         limiter.total_tokens = max(1, int(limiter.total_tokens) // 2)
@@ -191,14 +189,16 @@ class Scheduler:
         raised, or ``max_attempts`` is reached; sleep with backoff and full jitter between."""
         config = self.config
         for n in range(1, config.max_attempts + 1):
+            sent_in_round = self._round
             try:
                 async with self.connections:
+                    sent_in_round = self._round
                     result = await attempt(n)
                 self._succeeded()
                 return result
             except StoreError as exc:
                 if exc.code in THROTTLE_CODES:
-                    self._slow_down()
+                    self._slow_down(sent_in_round)
                 if not exc.retryable or n == config.max_attempts:
                     if exc.retryable:
                         exc.args = (f"{exc.args[0]} (gave up after {n} attempts)",)
