@@ -50,9 +50,7 @@ def main() -> None:
     parser.add_argument("--servers", default="seaweed,null")
     parser.add_argument("--concurrency", type=int, default=8)
     args = parser.parse_args()
-    os.environ.setdefault("AWS_ACCESS_KEY_ID", "bench")
-    os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "bench-secret")
-    os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+    os.environ.update(harness.TEST_CREDENTIALS)  # what the local servers accept
     servers = {"seaweed": harness.fresh_seaweed, "null": null_sink}
     size = args.size_mib * MiB
     report: dict[str, object] = {"date": datetime.date.today().isoformat(), "rounds": args.rounds,
