@@ -657,6 +657,15 @@ class JobRunner:
         while (f := files.next(large)) is not None:
             await self._run_file(f, large)
 
+    def _usable(self, f: JobFile) -> UploadConfig:
+        """The file's settings, or SourceError if the walk or manifest found it unusable or
+        its key is not one S3 accepts."""
+        if f.error and f.exit_code is None:
+            raise SourceError(f.error)
+        if problem := check_key(f.key):
+            raise SourceError(f"{f.source}: {problem}")
+        return self._file_config(f)
+
     def _file_config(self, f: JobFile) -> UploadConfig:
         if not f.settings:
             return self.config
@@ -665,11 +674,7 @@ class JobRunner:
     async def _run_file(self, f: JobFile, large: bool) -> None:
         item = BatchItem(f.source, f.bucket, f.key)
         try:
-            if f.error and f.exit_code is None:  # found unusable by the walk or the manifest
-                raise SourceError(f.error)
-            if problem := check_key(f.key):
-                raise SourceError(f"{f.source}: {problem}")
-            config = self._file_config(f)
+            config = self._usable(f)
             with SourceFile(f.source) as source:
                 if self._existing is not None and await self._exists(f, source, config):
                     self._mark(FileChange(f.seq, FileState.SKIPPED))
@@ -705,11 +710,7 @@ class JobRunner:
         tasks: list[FileTask] = []
         for f in shard:
             try:
-                if f.error and f.exit_code is None:
-                    raise SourceError(f.error)
-                if problem := check_key(f.key):
-                    raise SourceError(f"{f.source}: {problem}")
-                config = self._file_config(f)
+                config = self._usable(f)
                 if self._existing is not None:
                     with SourceFile(f.source) as source:
                         if await self._exists(f, source, config):

@@ -30,10 +30,19 @@ TEST_CREDENTIALS = {
 def journalled_parts(journal: str | os.PathLike[str]) -> int:
     """How many parts a journal holds, read-only, while another process writes it (0 if
     it does not exist yet); lets tests and the demo interrupt an upload part-way."""
+    return _count(journal, "SELECT COUNT(*) FROM parts")
+
+
+def journalled_files_done(journal: str | os.PathLike[str]) -> int:
+    """How many batch-job files a journal holds as uploaded, read like ``journalled_parts``."""
+    return _count(journal, "SELECT COUNT(*) FROM job_files WHERE state='done'")
+
+
+def _count(journal: str | os.PathLike[str], sql: str) -> int:
     try:
         db = sqlite3.connect(f"file:{os.fspath(journal)}?mode=ro", uri=True, timeout=1)
         try:
-            return int(db.execute("SELECT COUNT(*) FROM parts").fetchone()[0])
+            return int(db.execute(sql).fetchone()[0])
         finally:
             db.close()
     except sqlite3.Error:

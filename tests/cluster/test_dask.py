@@ -33,7 +33,13 @@ from bigupload.errors import ClusterError
 from bigupload.journal import Journal, PartRecord, UploadState
 from bigupload.remote import PartsTask
 from bigupload.scheduler import primary_error
-from bigupload.testing import TEST_CREDENTIALS, MotoServer, SeaweedServer, journalled_parts
+from bigupload.testing import (
+    TEST_CREDENTIALS,
+    MotoServer,
+    SeaweedServer,
+    journalled_files_done,
+    journalled_parts,
+)
 from tests.conftest import MiB, list_uploads, random_file, read_object
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -284,10 +290,10 @@ def test_batch_sharded_crash_and_resume(seaweed: SeaweedServer, seaweed_bucket: 
               "--progress", "never"]
     proc = start_cli("cp", str(root), f"s3://{seaweed_bucket}/set/", "-r", "--dask", "local:3",
                      "--part-size", "5MiB", "--concurrency", "1", *common)
-    wait_for(lambda: _files_done(journal) >= 30 or proc.poll() is not None)
+    wait_for(lambda: journalled_files_done(journal) >= 30 or proc.poll() is not None)
     assert proc.poll() is None, "the job finished before it could be interrupted"
     kill_coordinator(proc, linger_s=0.2)
-    assert _files_done(journal) < len(files)
+    assert journalled_files_done(journal) < len(files)
     done = cli("resume", "--json", "--dask", "local:2", *common)
     assert done.returncode == 0, done.stderr
     summary = json.loads(done.stdout.splitlines()[-1])
@@ -304,13 +310,3 @@ def test_batch_sharded_crash_and_resume(seaweed: SeaweedServer, seaweed_bucket: 
     assert not [e for e in map(json.loads, status.stdout.splitlines())
                 if e.get("event") == "job" and e.get("state") == "active"]
 
-
-def _files_done(journal: Path) -> int:
-    try:
-        db = sqlite3.connect(f"file:{journal}?mode=ro", uri=True, timeout=1)
-        try:
-            return int(db.execute("SELECT COUNT(*) FROM job_files WHERE state='done'").fetchone()[0])
-        finally:
-            db.close()
-    except sqlite3.Error:
-        return 0
