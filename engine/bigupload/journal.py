@@ -1,12 +1,18 @@
 """The SQLite journal (WAL): one row per upload (source fingerprint, destination, plan,
-upload id, checksum algorithm) and one per part that the server acknowledged; one row per
-batch job (its spec, to resume it) and one per file of a job (its state). It is the
-memory of what we did, never the truth about the server: resume.py reconciles it with
-ListParts. Credentials and SSE-C keys are never stored (only a salted hash of the key,
-to refuse a resume with a different key).
+upload id, checksum algorithm and type, and the destination's state when the upload began)
+and one per part that the server acknowledged; one row per batch job (its spec, to resume
+it) and one per file of a job (its state). It is the memory of what we did, never the
+truth about the server: resume.py reconciles it with ListParts, and an upload completes
+only under the precondition its row recorded (``DestinationGuard``), so a stale row can
+never write an older file over a newer object. Credentials and SSE-C keys are never
+stored (only a salted hash of the key, to refuse a resume with a different key).
 
 Each acknowledged part is committed at once (WAL, synchronous=NORMAL: survives a killed
-process; a power loss may forget the last parts, which ListParts then recovers)."""
+process; a power loss may forget the last parts, which ListParts then recovers). Rows
+are read as ``sqlite3.Row`` and converted once, by column name, into frozen records.
+
+Forgetting rows (``forget_uploads``, ``forget_jobs``) only edits the journal: it never
+touches the server."""
 
 from __future__ import annotations
 
@@ -18,13 +24,15 @@ import hashlib
 import os
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from pathlib import Path
 
 from .errors import JournalError, ResumeError
 from .source import Fingerprint
 
-SCHEMA_VERSION = 2  # 2 added jobs and job_files; a version-1 journal is migrated on open
+# 2 added jobs and job_files; 3 added uploads.checksum_type and uploads.guard. An older
+# journal is migrated on open, in one transaction.
+SCHEMA_VERSION = 3
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -48,7 +56,9 @@ CREATE TABLE IF NOT EXISTS uploads (
     created_at REAL NOT NULL,
     updated_at REAL NOT NULL,
     etag TEXT,
-    error TEXT
+    error TEXT,
+    checksum_type TEXT NOT NULL DEFAULT 'COMPOSITE',
+    guard TEXT
 );
 CREATE INDEX IF NOT EXISTS uploads_destination
     ON uploads (source_path, endpoint, bucket, key, state);
@@ -87,6 +97,14 @@ CREATE TABLE IF NOT EXISTS job_files (
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS job_files_state ON job_files (job, state, seq);
 """
+
+# Columns added to ``uploads`` after version 2, as ``ALTER TABLE`` clauses. A migrated row
+# gets the default: 'COMPOSITE' is the checksum type every earlier upload began with, and a
+# NULL guard says the destination's state was not recorded.
+_UPLOADS_V3 = (
+    "checksum_type TEXT NOT NULL DEFAULT 'COMPOSITE'",
+    "guard TEXT",
+)
 
 
 class JobState(enum.Enum):
@@ -147,9 +165,74 @@ class JobTotals:
 
 
 class UploadState(enum.Enum):
+    """What became of an upload row. Only ACTIVE rows are resumable and listed as
+    unfinished; the others are closed, with the reason in ``UploadRecord.error``."""
+
     ACTIVE = "active"  # has (or is about to get) an upload id; resumable
     COMPLETED = "completed"
-    ABORTED = "aborted"
+    ABORTED = "aborted"  # the upload on the server was aborted (or vanished)
+    # never created an upload on the server (refused, bad credentials, no bucket, TLS)
+    FAILED = "failed"
+    # the destination changed since the upload began, or --restart / --upload-id replaced it
+    SUPERSEDED = "superseded"
+
+
+UPLOAD_CLOSED_STATES = (UploadState.COMPLETED, UploadState.ABORTED, UploadState.FAILED,
+                        UploadState.SUPERSEDED)
+JOB_CLOSED_STATES = (JobState.COMPLETED, JobState.PARTIAL)
+
+
+@dataclasses.dataclass(frozen=True)
+class DestinationGuard:
+    """What the destination held when an upload began, so that completion can be made
+    conditional on it: ``If-None-Match: *`` when it was absent, ``If-Match: <etag>`` when
+    it held an object. ``existed`` is None when nothing was recorded (rows journalled before
+    schema 3, or not looked at yet): such an upload has no precondition to complete under.
+
+    In the journal's ``guard`` column: NULL for unknown, '' for absent, else the ETag as the
+    server sent it (quotes included; an ETag is never empty)."""
+
+    existed: bool | None
+    etag: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.existed and not self.etag:
+            raise ValueError("a destination that existed is guarded by its ETag")
+        if not self.existed and self.etag is not None:
+            raise ValueError("only an existing destination has an ETag")
+
+    @classmethod
+    def unknown(cls) -> DestinationGuard:
+        return cls(None)
+
+    @classmethod
+    def absent(cls) -> DestinationGuard:
+        return cls(False)
+
+    @classmethod
+    def present(cls, etag: str) -> DestinationGuard:
+        return cls(True, etag)
+
+    @property
+    def known(self) -> bool:
+        return self.existed is not None
+
+    def to_column(self) -> str | None:
+        if self.existed is None:
+            return None
+        return self.etag if self.existed else ""
+
+    @classmethod
+    def from_column(cls, value: str | None) -> DestinationGuard:
+        if value is None:
+            return cls.unknown()
+        return cls.present(value) if value else cls.absent()
+
+    def describe(self) -> str:
+        """For status lines: what the upload expects to find when it completes."""
+        if self.existed is None:
+            return "destination not recorded"
+        return f"replaces ETag {self.etag}" if self.existed else "destination was absent"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -176,7 +259,9 @@ class UploadRecord:
     created_at: float
     updated_at: float
     etag: str | None
-    error: str | None
+    error: str | None  # why it closed other than completed: the error (FAILED) or the reason
+    checksum_type: str = "COMPOSITE"  # or "FULL_OBJECT": what CreateMultipartUpload asked for
+    guard: DestinationGuard = DestinationGuard.unknown()
 
 
 def default_path() -> Path:
@@ -202,6 +287,7 @@ class Journal:
                     "listed with: bigupload ls-uploads s3://BUCKET"
                 )
             self._db = sqlite3.connect(self.path, isolation_level=None, timeout=30)
+            self._db.row_factory = sqlite3.Row
         except (OSError, sqlite3.Error) as exc:
             raise JournalError(f"cannot open journal {self.path}: {exc}") from exc
         try:
@@ -253,10 +339,17 @@ class Journal:
                 temporary.unlink()
 
     def _migrate(self, version: int) -> None:
-        """Bring an older journal up to date in one transaction: every change so far only
-        added tables, so the schema script (all ``IF NOT EXISTS``) does it."""
+        """Bring an older journal up to date in one transaction (SQLite's DDL is
+        transactional: a failure leaves the old journal as it was). Version 3 added columns
+        to ``uploads``, with defaults that describe the rows already there; the other
+        changes only added tables, which the schema script (all ``IF NOT EXISTS``) makes."""
         with self._db:
             self._db.execute("BEGIN IMMEDIATE")
+            if version < 3:
+                have = {r["name"] for r in self._db.execute("PRAGMA table_info(uploads)")}
+                for column in _UPLOADS_V3:
+                    if column.split()[0] not in have:
+                        self._db.execute(f"ALTER TABLE uploads ADD COLUMN {column}")
             for statement in _SCHEMA.split(";"):
                 if statement.strip():
                     self._db.execute(statement)
@@ -360,13 +453,21 @@ class Journal:
         part_count: int,
         checksum_algorithm: str,
         sse_c_key_hash: str | None,
+        *,
+        checksum_type: str = "COMPOSITE",
+        guard: DestinationGuard = DestinationGuard.unknown(),
     ) -> int:
-        """Record a new upload before CreateMultipartUpload is sent; returns its row id."""
+        """Record a new upload before CreateMultipartUpload is sent; returns its row id.
+        ``checksum_type`` is the one Create will ask for (a resume must keep it); ``guard``
+        is the destination's state, if already looked at (else ``set_guard`` later)."""
+        if checksum_type not in ("COMPOSITE", "FULL_OBJECT"):
+            raise ValueError(f"unknown checksum type {checksum_type!r}")
         now = time.time()
         cur = self._exec(
             "INSERT INTO uploads (state, source_path, size, mtime_ns, inode, device, sample_hash,"
             " endpoint, bucket, key, upload_id, part_size, part_count, checksum_algorithm,"
-            " sse_c_key_hash, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,NULL,?,?,?,?,?,?)",
+            " sse_c_key_hash, created_at, updated_at, checksum_type, guard)"
+            " VALUES (?,?,?,?,?,?,?,?,?,?,NULL,?,?,?,?,?,?,?,?)",
             (
                 UploadState.ACTIVE.value,
                 fingerprint.path,
@@ -384,6 +485,8 @@ class Journal:
                 sse_c_key_hash,
                 now,
                 now,
+                checksum_type,
+                guard.to_column(),
             ),
         )
         assert cur.lastrowid is not None
@@ -394,12 +497,21 @@ class Journal:
             "UPDATE uploads SET upload_id=?, updated_at=? WHERE id=?", (upload_id, time.time(), upload_row)
         )
 
+    def set_guard(self, upload_row: int, guard: DestinationGuard) -> None:
+        """Record the destination's state as found when the upload began (before Create)."""
+        self._exec("UPDATE uploads SET guard=?, updated_at=? WHERE id=?",
+                   (guard.to_column(), time.time(), upload_row))
+
     def touch(self, upload_row: int) -> None:
         """Note that a request for this upload is about to be sent (``updated_at``)."""
         self._exec("UPDATE uploads SET updated_at=? WHERE id=?", (time.time(), upload_row))
 
-    def finish(self, upload_row: int, state: UploadState, *, etag: str | None = None, error: str | None = None) -> None:
-        """Mark an upload completed or aborted; its part rows are no longer needed."""
+    def finish(self, upload_row: int, state: UploadState, *, etag: str | None = None,
+               error: str | None = None) -> None:
+        """Close an upload row (any state but ACTIVE), with the ETag of a completed one or
+        the reason it closed otherwise; its part rows are no longer needed."""
+        if state is UploadState.ACTIVE:
+            raise ValueError("finish() closes a row; ACTIVE is not a closed state")
         with self._db:  # one transaction: the state and the part rows change together
             self._exec("BEGIN")
             self._exec(
@@ -410,6 +522,47 @@ class Journal:
 
     def forget(self, upload_row: int) -> None:
         self._exec("DELETE FROM uploads WHERE id=?", (upload_row,))
+
+    def forget_uploads(
+        self,
+        *,
+        ids: Collection[int] | None = None,
+        states: Collection[UploadState] | None = None,
+        older_than: float | None = None,
+    ) -> int:
+        """Delete the upload rows (and their parts) that pass every filter given: row ids,
+        states, last change more than ``older_than`` seconds ago. Returns how many went.
+        With no filter nothing is deleted (forgetting everything is never a default). Only
+        the journal changes: an upload on the server stays as it is."""
+        return self._forget("uploads", ids, _values(states), older_than)
+
+    def forget_jobs(
+        self,
+        *,
+        ids: Collection[int] | None = None,
+        states: Collection[JobState] | None = None,
+        older_than: float | None = None,
+    ) -> int:
+        """Like ``forget_uploads``, for batch jobs and their file rows. The upload rows of a
+        job's large files are separate rows and stay (an unfinished one is then listed and
+        resumed as a single-file upload)."""
+        return self._forget("jobs", ids, _values(states), older_than)
+
+    def _forget(self, table: str, ids: Collection[int] | None, states: list[str] | None,
+                older_than: float | None) -> int:
+        if ids is None and states is None and older_than is None:
+            return 0
+        where: list[str] = []
+        params: list[object] = []
+        for column, values in (("id", None if ids is None else list(ids)), ("state", states)):
+            if values is not None:
+                where.append(f"{column} IN ({','.join('?' * len(values))})" if values else "0")
+                params.extend(values)
+        if older_than is not None:
+            where.append("updated_at < ?")
+            params.append(time.time() - older_than)
+        sql = f"DELETE FROM {table} WHERE {' AND '.join(where)}"
+        return self._exec(sql, tuple(params)).rowcount
 
     # parts
 
@@ -428,7 +581,9 @@ class Journal:
         rows = self._exec(
             "SELECT number, size, etag, checksum FROM parts WHERE upload=? ORDER BY number", (upload_row,)
         )
-        return {r[0]: PartRecord(*r) for r in rows}
+        return {int(r["number"]): PartRecord(number=int(r["number"]), size=int(r["size"]),
+                                             etag=str(r["etag"]), checksum=str(r["checksum"]))
+                for r in rows}
 
     def part_totals(self, upload_row: int) -> tuple[int, int]:
         """(parts recorded, bytes recorded) for status displays."""
@@ -438,27 +593,27 @@ class Journal:
         return int(row[0]), int(row[1])
 
     @staticmethod
-    def _record(row: tuple[object, ...]) -> UploadRecord:
-        (id_, state, path, size, mtime_ns, inode, device, sample_hash, endpoint, bucket, key,
-         upload_id, part_size, part_count, algorithm, key_hash, created, updated, etag, error) = row
+    def _record(row: sqlite3.Row) -> UploadRecord:
         return UploadRecord(
-            id=int(id_),  # type: ignore[call-overload]
-            state=UploadState(state),
-            fingerprint=Fingerprint(str(path), int(size), int(mtime_ns), int(inode), int(device), str(sample_hash)),  # type: ignore[call-overload]
-            endpoint=str(endpoint),
-            bucket=str(bucket),
-            key=str(key),
-            upload_id=upload_id if upload_id is None else str(upload_id),
-            part_size=int(part_size),  # type: ignore[call-overload]
-            part_count=int(part_count),  # type: ignore[call-overload]
-            checksum_algorithm=str(algorithm),
-            sse_c_key_hash=key_hash if key_hash is None else str(key_hash),
-            created_at=float(created),  # type: ignore[arg-type]
-            updated_at=float(updated),  # type: ignore[arg-type]
-            etag=etag if etag is None else str(etag),
-            error=error if error is None else str(error),
+            id=int(row["id"]),
+            state=UploadState(row["state"]),
+            fingerprint=Fingerprint(str(row["source_path"]), int(row["size"]), int(row["mtime_ns"]),
+                                    int(row["inode"]), int(row["device"]), str(row["sample_hash"])),
+            endpoint=str(row["endpoint"]),
+            bucket=str(row["bucket"]),
+            key=str(row["key"]),
+            upload_id=_text(row["upload_id"]),
+            part_size=int(row["part_size"]),
+            part_count=int(row["part_count"]),
+            checksum_algorithm=str(row["checksum_algorithm"]),
+            sse_c_key_hash=_text(row["sse_c_key_hash"]),
+            created_at=float(row["created_at"]),
+            updated_at=float(row["updated_at"]),
+            etag=_text(row["etag"]),
+            error=_text(row["error"]),
+            checksum_type=str(row["checksum_type"]),
+            guard=DestinationGuard.from_column(_text(row["guard"])),
         )
-
 
     # batch jobs
 
@@ -519,12 +674,14 @@ class Journal:
         """One page of a job's files in the given states, by position after ``after``."""
         marks = ",".join("?" * len(states))
         rows = self._exec(
-            "SELECT seq, source, bucket, key, size, settings, state, etag, error, exit_code "
-            f"FROM job_files WHERE job=? AND state IN ({marks}) AND seq>? ORDER BY seq LIMIT ?",
+            f"SELECT * FROM job_files WHERE job=? AND state IN ({marks}) AND seq>? ORDER BY seq LIMIT ?",
             (job_id, *(s.value for s in states), after, limit),
         ).fetchall()
-        return [JobFile(int(r[0]), str(r[1]), str(r[2]), str(r[3]), int(r[4]), r[5],
-                        FileState(r[6]), r[7], r[8], r[9]) for r in rows]
+        return [JobFile(seq=int(r["seq"]), source=str(r["source"]), bucket=str(r["bucket"]),
+                        key=str(r["key"]), size=int(r["size"]), settings=_text(r["settings"]),
+                        state=FileState(r["state"]), etag=_text(r["etag"]), error=_text(r["error"]),
+                        exit_code=None if r["exit_code"] is None else int(r["exit_code"]))
+                for r in rows]
 
     def set_file_states(self, job_id: int, changes: list[FileChange]) -> None:
         """Durably note what became of some files of a job, in one transaction."""
@@ -569,19 +726,32 @@ class Journal:
                           (job_id,))
         return {str(b): (str(low), str(high)) for b, low, high in rows}
 
-    def in_job(self, source: str, bucket: str, key: str) -> bool:
-        """Whether an unfinished file of an unfinished job is this upload."""
+    def in_job(self, source: str, bucket: str, key: str, *, unfinished: bool = True) -> bool:
+        """Whether an unfinished file of an unfinished job is this upload (``resume`` runs
+        it with its job); with ``unfinished=False``, whether any job in the journal has it
+        as a file (``status --all`` shows it with the job, not as a single-file upload)."""
+        pending = "AND f.state='pending' AND j.state='active' " if unfinished else ""
         row = self._exec(
             "SELECT 1 FROM job_files f JOIN jobs j ON j.id=f.job WHERE f.source=? AND f.bucket=? "
-            "AND f.key=? AND f.state='pending' AND j.state='active' LIMIT 1", (source, bucket, key),
+            f"AND f.key=? {pending}LIMIT 1", (source, bucket, key),
         ).fetchone()
         return row is not None
 
     @staticmethod
-    def _job(row: tuple[object, ...]) -> JobRecord:
-        id_, state, description, spec, spec_hash, created, updated, error = row
-        return JobRecord(int(id_), JobState(state), str(description), str(spec), str(spec_hash),  # type: ignore[call-overload]
-                         float(created), float(updated), None if error is None else str(error))  # type: ignore[arg-type]
+    def _job(row: sqlite3.Row) -> JobRecord:
+        return JobRecord(id=int(row["id"]), state=JobState(row["state"]),
+                         description=str(row["description"]), spec=str(row["spec"]),
+                         spec_hash=str(row["spec_hash"]), created_at=float(row["created_at"]),
+                         updated_at=float(row["updated_at"]), error=_text(row["error"]))
+
+
+def _values(states: Collection[enum.Enum] | None) -> list[str] | None:
+    return None if states is None else [str(s.value) for s in states]
+
+
+def _text(value: object) -> str | None:
+    """A nullable TEXT column."""
+    return None if value is None else str(value)
 
 
 def iter_unfinished(journal: Journal) -> Iterator[tuple[UploadRecord, int, int]]:

@@ -38,6 +38,21 @@ def journalled_files_done(journal: str | os.PathLike[str]) -> int:
     return _count(journal, "SELECT COUNT(*) FROM job_files WHERE state='done'")
 
 
+def journalled_uploads(journal: str | os.PathLike[str]) -> list[dict[str, Any]]:
+    """The journal's upload rows as column-name dicts, oldest first, read like
+    ``journalled_parts`` ([] if it cannot be read yet): for tests that check what state a
+    row was closed in, and why, without opening the journal as its writer."""
+    try:
+        db = sqlite3.connect(f"file:{os.fspath(journal)}?mode=ro", uri=True, timeout=1)
+        try:
+            db.row_factory = sqlite3.Row
+            return [dict(r) for r in db.execute("SELECT * FROM uploads ORDER BY id")]
+        finally:
+            db.close()
+    except sqlite3.Error:
+        return []
+
+
 def _count(journal: str | os.PathLike[str], sql: str) -> int:
     try:
         db = sqlite3.connect(f"file:{os.fspath(journal)}?mode=ro", uri=True, timeout=1)

@@ -7,8 +7,17 @@ from pathlib import Path
 
 import pytest
 
-from bigupload.errors import ResumeError
-from bigupload.journal import SCHEMA_VERSION, Journal, PartRecord, UploadState
+from bigupload.errors import JournalError, ResumeError
+from bigupload.journal import (
+    SCHEMA_VERSION,
+    DestinationGuard,
+    FileState,
+    JobFile,
+    JobState,
+    Journal,
+    PartRecord,
+    UploadState,
+)
 from bigupload.source import Fingerprint
 
 FP = Fingerprint("/data/x.bin", 100, 1, 2, 3, "abc")
@@ -142,3 +151,224 @@ def test_claim_is_exclusive_per_destination_and_released(tmp_path: Path) -> None
     assert oct(lock_dir.stat().st_mode & 0o777) == "0o700"
     journal.close()
     other.close()
+
+
+# The schema of version 2, as bigupload 0.1 wrote it (version 1 is the same without the
+# jobs and job_files tables). Written out here, not taken from journal.py, so that the
+# migration is tested against the files users actually have.
+V2_UPLOADS = """
+CREATE TABLE meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE uploads (
+    id INTEGER PRIMARY KEY, state TEXT NOT NULL, source_path TEXT NOT NULL,
+    size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL, inode INTEGER NOT NULL,
+    device INTEGER NOT NULL, sample_hash TEXT NOT NULL, endpoint TEXT NOT NULL,
+    bucket TEXT NOT NULL, key TEXT NOT NULL, upload_id TEXT, part_size INTEGER NOT NULL,
+    part_count INTEGER NOT NULL, checksum_algorithm TEXT NOT NULL, sse_c_key_hash TEXT,
+    created_at REAL NOT NULL, updated_at REAL NOT NULL, etag TEXT, error TEXT
+);
+CREATE INDEX uploads_destination ON uploads (source_path, endpoint, bucket, key, state);
+CREATE TABLE parts (
+    upload INTEGER NOT NULL REFERENCES uploads (id) ON DELETE CASCADE,
+    number INTEGER NOT NULL, size INTEGER NOT NULL, etag TEXT NOT NULL,
+    checksum TEXT NOT NULL, PRIMARY KEY (upload, number)
+) WITHOUT ROWID;
+"""
+V2_JOBS = """
+CREATE TABLE jobs (
+    id INTEGER PRIMARY KEY, state TEXT NOT NULL, description TEXT NOT NULL,
+    spec TEXT NOT NULL, spec_hash TEXT NOT NULL, created_at REAL NOT NULL,
+    updated_at REAL NOT NULL, error TEXT
+);
+CREATE INDEX jobs_spec ON jobs (spec_hash, state);
+CREATE TABLE job_files (
+    job INTEGER NOT NULL REFERENCES jobs (id) ON DELETE CASCADE, seq INTEGER NOT NULL,
+    source TEXT NOT NULL, bucket TEXT NOT NULL, key TEXT NOT NULL, size INTEGER NOT NULL,
+    settings TEXT, state TEXT NOT NULL, etag TEXT, error TEXT, exit_code INTEGER,
+    PRIMARY KEY (job, seq)
+) WITHOUT ROWID;
+CREATE INDEX job_files_state ON job_files (job, state, seq);
+"""
+
+
+def old_journal(path: Path, version: int) -> Path:
+    """A journal as bigupload wrote it at ``version``, with one active upload (two parts
+    acknowledged) and, from version 2, a job with one file."""
+    db = sqlite3.connect(path)
+    db.executescript(V2_UPLOADS + (V2_JOBS if version >= 2 else ""))
+    db.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(version),))
+    db.execute("INSERT INTO uploads VALUES (7, 'active', '/data/x.bin', 100, 1, 2, 3, 'abc', "
+               "'http://e', 'b', 'k', 'U1', 5242880, 20, 'crc32c', NULL, 1000.0, 1001.0, NULL, NULL)")
+    db.execute("INSERT INTO parts VALUES (7, 1, 10, '\"e1\"', 'c1'), (7, 2, 10, '\"e2\"', 'c2')")
+    if version >= 2:
+        db.execute("INSERT INTO jobs VALUES (3, 'partial', 'd', '{}', 'h', 1000.0, 1001.0, NULL)")
+        db.execute("INSERT INTO job_files VALUES (3, 0, '/s', 'b', 'j', 1, NULL, 'failed', NULL, 'no', 3)")
+    db.commit()
+    db.close()
+    return path
+
+
+@pytest.mark.parametrize("version", [1, 2])
+def test_old_journal_is_migrated_and_reads_back(tmp_path: Path, version: int) -> None:
+    """An upload journalled before schema 3 reads back as it was, resuming with the
+    checksum type it began with (COMPOSITE) and no recorded destination state; jobs are
+    kept (v2) or become possible (v1)."""
+    path = old_journal(tmp_path / "journal.sqlite3", version)
+    with Journal(path) as j:
+        rec = j.find_active("/data/x.bin", "http://e", "b", "k")
+        assert rec is not None and rec.id == 7 and rec.upload_id == "U1" and rec.fingerprint == FP
+        assert (rec.part_size, rec.part_count, rec.checksum_algorithm) == (5 << 20, 20, "crc32c")
+        assert (rec.created_at, rec.updated_at, rec.etag, rec.error) == (1000.0, 1001.0, None, None)
+        assert rec.checksum_type == "COMPOSITE"
+        assert rec.guard == DestinationGuard.unknown() and not rec.guard.known
+        assert sorted(j.parts(7)) == [1, 2] and j.parts(7)[2].etag == '"e2"'
+        if version >= 2:
+            job = j.job(3)
+            assert job is not None and job.state is JobState.PARTIAL
+            (failed,) = j.job_files(3, (FileState.FAILED,))
+            assert (failed.key, failed.error, failed.exit_code) == ("j", "no", 3)
+        else:
+            assert j.jobs() == []
+        # the new columns are writable on the migrated row
+        j.set_guard(7, DestinationGuard.present('"old"'))
+        assert j.get(7).guard.etag == '"old"'
+    db = sqlite3.connect(path)
+    assert db.execute("SELECT value FROM meta WHERE name='schema_version'").fetchone()[0] == "3"
+    db.close()
+
+
+def test_migration_is_one_transaction(tmp_path: Path) -> None:
+    """A migration that fails at its last step leaves the version-2 journal as it was:
+    no new column half-added, the version unchanged."""
+    path = old_journal(tmp_path / "journal.sqlite3", 2)
+    db = sqlite3.connect(path)
+    db.execute("CREATE TRIGGER refuse BEFORE UPDATE ON meta BEGIN SELECT RAISE(ABORT, 'refused'); END")
+    db.commit()
+    db.close()
+    with pytest.raises(JournalError, match="refused"):
+        Journal(path)
+    db = sqlite3.connect(path)
+    columns = {r[1] for r in db.execute("PRAGMA table_info(uploads)")}
+    assert "checksum_type" not in columns and "guard" not in columns
+    assert db.execute("SELECT value FROM meta WHERE name='schema_version'").fetchone()[0] == "2"
+    db.close()
+
+
+@pytest.mark.parametrize("guard", [DestinationGuard.unknown(), DestinationGuard.absent(),
+                                   DestinationGuard.present('"9b2cf535f27731c974343645a3985328"'),
+                                   DestinationGuard.present('"abc-3"')])
+def test_guard_round_trip(tmp_path: Path, guard: DestinationGuard) -> None:
+    """Each state of the destination comes back as it went in, through start_upload,
+    set_guard and a reopened file."""
+    path = tmp_path / "j.sqlite3"
+    with Journal(path) as j:
+        first = j.start_upload(FP, "http://e", "b", "k", 5 << 20, 20, "crc32c", None,
+                               checksum_type="FULL_OBJECT", guard=guard)
+        second = j.start_upload(FP, "http://e", "b", "k2", 5 << 20, 20, "sha256", None)
+        j.set_guard(second, guard)
+    with Journal(path) as j:
+        assert j.get(first).guard == guard and j.get(second).guard == guard
+        assert j.get(first).checksum_type == "FULL_OBJECT"
+        assert j.get(second).checksum_type == "COMPOSITE"  # the default: what callers sent before
+    assert DestinationGuard.from_column(guard.to_column()) == guard
+
+
+def test_guard_column_values(tmp_path: Path) -> None:
+    """NULL is unknown, '' is absent, anything else is the ETag: what another reader of
+    the file (or an older row) sees."""
+    path = tmp_path / "j.sqlite3"
+    with Journal(path) as j:
+        rows = [j.start_upload(FP, "http://e", "b", f"k{n}", 5 << 20, 20, "crc32c", None, guard=g)
+                for n, g in enumerate([DestinationGuard.unknown(), DestinationGuard.absent(),
+                                       DestinationGuard.present('"e"')])]
+    db = sqlite3.connect(path)
+    assert [db.execute("SELECT guard FROM uploads WHERE id=?", (r,)).fetchone()[0] for r in rows] == \
+        [None, "", '"e"']
+    db.close()
+
+
+@pytest.mark.parametrize("existed,etag", [(True, None), (True, ""), (False, '"e"'), (None, '"e"')])
+def test_guard_refuses_contradictions(existed: bool | None, etag: str | None) -> None:
+    with pytest.raises(ValueError):
+        DestinationGuard(existed, etag)
+
+
+def test_bad_checksum_type_is_refused(tmp_path: Path) -> None:
+    with Journal(tmp_path / "j.sqlite3") as j, pytest.raises(ValueError, match="checksum type"):
+        j.start_upload(FP, "http://e", "b", "k", 5 << 20, 20, "crc32c", None, checksum_type="FULL")
+
+
+@pytest.mark.parametrize("state", [UploadState.FAILED, UploadState.SUPERSEDED, UploadState.ABORTED])
+def test_closed_states_keep_their_reason_and_are_not_resumable(tmp_path: Path, state: UploadState) -> None:
+    path = tmp_path / "j.sqlite3"
+    with Journal(path) as j:
+        row = j.start_upload(FP, "http://e", "b", "k", 5 << 20, 20, "crc32c", None)
+        j.record_part(row, PartRecord(1, 10, '"e1"', "c1"))
+        j.finish(row, state, error="the destination changed since the upload began")
+    with Journal(path) as j:
+        assert j.find_active("/data/x.bin", "http://e", "b", "k") is None
+        assert j.uploads(UploadState.ACTIVE) == []
+        rec = j.get(row)
+        assert rec.state is state and rec.error == "the destination changed since the upload began"
+        assert j.parts(row) == {}
+        with pytest.raises(ValueError, match="ACTIVE"):
+            j.finish(row, UploadState.ACTIVE)
+
+
+def test_forget_filters(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Filters combine with AND; no filter forgets nothing; parts and job files go with
+    their rows; upload rows of a forgotten job stay."""
+    clock = [1_000_000.0]
+    monkeypatch.setattr("bigupload.journal.time.time", lambda: clock[0])
+    with Journal(tmp_path / "j.sqlite3") as j:
+        rows = {}
+        for state in UploadState:
+            rows[state] = j.start_upload(FP, "http://e", "b", state.value, 5 << 20, 20, "crc32c", None)
+            j.record_part(rows[state], PartRecord(1, 10, '"e1"', "c1"))
+            if state is not UploadState.ACTIVE:
+                j.finish(rows[state], state, error="why")
+        clock[0] += 3600  # the rows above are an hour old; the next ones new
+        fresh = j.start_upload(FP, "http://e", "b", "fresh", 5 << 20, 20, "crc32c", None)
+        j.finish(fresh, UploadState.COMPLETED, etag='"x"')
+        jobs = {}
+        for state in JobState:
+            jobs[state] = j.start_job(state.value, "{}", state.value)
+            j.add_job_files(jobs[state], [JobFile(0, "/s", "b", state.value, 1, None)])
+            j.set_job_state(jobs[state], state)
+
+        def left() -> set[int]:
+            return {r.id for r in j.uploads()}
+
+        assert j.forget_uploads() == 0 and j.forget_jobs() == 0
+        assert j.forget_uploads(states=[UploadState.COMPLETED], older_than=1800) == 1
+        assert left() == set(rows.values()) - {rows[UploadState.COMPLETED]} | {fresh}
+        assert j.forget_uploads(ids=[rows[UploadState.ACTIVE], fresh], states=[UploadState.FAILED]) == 0
+        assert j.forget_uploads(ids=[]) == 0
+        assert j.forget_uploads(states=[UploadState.FAILED, UploadState.SUPERSEDED]) == 2
+        assert left() == {rows[UploadState.ACTIVE], rows[UploadState.ABORTED], fresh}
+        assert j.forget_uploads(older_than=1800, states=[UploadState.ABORTED]) == 1
+        assert j.forget_uploads(ids=[rows[UploadState.ACTIVE]]) == 1
+        assert j._db.execute("SELECT COUNT(*) FROM parts").fetchone()[0] == 0
+        assert left() == {fresh}
+
+        assert j.forget_jobs(states=[JobState.COMPLETED, JobState.PARTIAL], older_than=1) == 0
+        clock[0] += 10
+        assert j.forget_jobs(states=[JobState.COMPLETED, JobState.PARTIAL], older_than=1) == 2
+        assert [job.id for job in j.jobs()] == [jobs[JobState.ACTIVE]]
+        assert j._db.execute("SELECT COUNT(*) FROM job_files").fetchone()[0] == 1
+        assert j.forget_jobs(ids=[jobs[JobState.ACTIVE]]) == 1
+        assert j._db.execute("SELECT COUNT(*) FROM job_files").fetchone()[0] == 0
+        assert left() == {fresh}  # upload rows are not a job's to take along
+
+
+def test_journalled_uploads_reads_rows_by_name(tmp_path: Path) -> None:
+    from bigupload.testing import journalled_uploads
+
+    path = tmp_path / "j.sqlite3"
+    assert journalled_uploads(path) == []
+    with Journal(path) as j:
+        row = j.start_upload(FP, "http://e", "b", "k", 5 << 20, 20, "crc32c", None,
+                             guard=DestinationGuard.absent())
+        j.finish(row, UploadState.SUPERSEDED, error="restarted")
+        (seen,) = journalled_uploads(path)  # while the writer holds it open
+    assert (seen["state"], seen["error"], seen["guard"], seen["checksum_type"]) == \
+        ("superseded", "restarted", "", "COMPOSITE")
