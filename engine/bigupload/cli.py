@@ -168,7 +168,27 @@ def build_parser() -> argparse.ArgumentParser:
     abort.add_argument("--upload-id", required=True)
     status = sub.add_parser("status", parents=[common], help="batch jobs and unfinished uploads in the journal")
     status.add_argument("job", nargs="?", type=int, metavar="JOB_ID", help="one job, with its failures")
-    status.add_argument("--all", action="store_true", help="finished jobs too")
+    status.add_argument("--all", action="store_true",
+                        help="closed rows too: finished jobs, and single-file uploads that completed, "
+                        "failed, were aborted or superseded, with their reason")
+    forget = sub.add_parser(
+        "forget", parents=[common], help="remove rows from the journal; never touches the server",
+        usage="bigupload forget [options] (upload ID... | job ID...)\n"
+              "       bigupload forget [options] [--finished] [--failed] [--older-than AGE]",
+        description="Remove upload rows and batch jobs from the journal, as `bigupload status` "
+        "shows them. Nothing on the server is changed: to stop paying for an unfinished "
+        "upload, `bigupload abort` it.")
+    forget.add_argument("ids", nargs="*", metavar="upload ID | job ID",
+                        help="rows named as status names them: `upload 12 13 job 3`; an active "
+                        "row is only forgotten when named here")
+    forget.add_argument("--finished", action="store_true",
+                        help="completed upload rows and completed jobs")
+    forget.add_argument("--failed", action="store_true",
+                        help="failed, aborted and superseded upload rows, and partial jobs (their "
+                        "list of failures goes too: `bigupload resume ID` can no longer retry them)")
+    forget.add_argument("--older-than", metavar="AGE",
+                        help="30d, 12h or 90m: only rows last changed longer ago than that; alone, "
+                        "every closed row that old")
     return parser
 
 
@@ -657,8 +677,10 @@ async def cmd_abort(args: argparse.Namespace, out: Output) -> int:
 
 
 async def cmd_status(args: argparse.Namespace, out: Output) -> int:
+    """Jobs, and the single-file upload rows (by id, with endpoint and destination): the
+    unfinished ones, and with ``--all`` the closed ones with their state and reason."""
     from .config import format_size
-    from .journal import FileState, JobState, Journal, iter_unfinished
+    from .journal import UPLOAD_CLOSED_STATES, FileState, JobState, Journal, UploadState, iter_unfinished
 
     with Journal(args.journal) as journal:
         if args.job is not None:
@@ -675,10 +697,12 @@ async def cmd_status(args: argparse.Namespace, out: Output) -> int:
             failed = f", {totals.failed_files} failed" if totals.failed_files else ""
             out.emit("job", f"job {job.id} [{job.state.value}] {job.description}: "
                      f"{totals.done_files}/{totals.files} files, {format_size(done)} of "
-                     f"{format_size(totals.bytes)} ({pct:.0f}%){failed}",
+                     f"{format_size(totals.bytes)} ({pct:.0f}%){failed}"
+                     + (f": {job.error}" if job.error else ""),
                      job_id=job.id, state=job.state.value, description=job.description,
                      files=totals.files, done_files=totals.done_files,
-                     failed_files=totals.failed_files, bytes=totals.bytes, done_bytes=done)
+                     failed_files=totals.failed_files, bytes=totals.bytes, done_bytes=done,
+                     reason=job.error, updated_at=job.updated_at)
             if args.job is not None:
                 after = -1
                 while page := journal.job_files(job.id, (FileState.FAILED,), after=after):
@@ -689,25 +713,174 @@ async def cmd_status(args: argparse.Namespace, out: Output) -> int:
                                  error=f.error, exit_code=f.exit_code)
         rows = [(r, p, d) for r, p, d in iter_unfinished(journal)
                 if not journal.in_job(r.fingerprint.path, r.bucket, r.key)]
+        closed = [] if not args.all or args.job is not None else [
+            r for state in UPLOAD_CLOSED_STATES for r in journal.uploads(state)
+            if not journal.in_job(r.fingerprint.path, r.bucket, r.key, unfinished=False)]
     if args.job is not None:
         return 0
     for record, parts, done in rows:
         pct = 100 * done / record.fingerprint.size if record.fingerprint.size else 100.0
         out.emit("unfinished",
-                 f"{record.fingerprint.path} -> s3://{record.bucket}/{record.key}: {parts}/"
+                 f"upload {record.id} [{record.state.value}] {_row_destination(record)}: {parts}/"
                  f"{record.part_count} parts, {format_size(done)} of "
-                 f"{format_size(record.fingerprint.size)} ({pct:.0f}%), upload id {record.upload_id}",
-                 source=record.fingerprint.path, bucket=record.bucket, key=record.key,
-                 endpoint=record.endpoint, upload_id=record.upload_id, parts_done=parts,
-                 parts=record.part_count, bytes_done=done, size=record.fingerprint.size)
+                 f"{format_size(record.fingerprint.size)} ({pct:.0f}%), "
+                 + (f"upload id {record.upload_id}" if record.upload_id else "no upload id recorded"),
+                 id=record.id, state=record.state.value, source=record.fingerprint.path,
+                 bucket=record.bucket, key=record.key, endpoint=record.endpoint,
+                 upload_id=record.upload_id, parts_done=parts, parts=record.part_count,
+                 bytes_done=done, size=record.fingerprint.size, reason=None,
+                 updated_at=record.updated_at)
+    for record in sorted(closed, key=lambda r: r.id):
+        outcome = (f"{format_size(record.fingerprint.size)}, ETag {record.etag}"
+                   if record.state is UploadState.COMPLETED else record.error or "no reason recorded")
+        out.emit("closed",
+                 f"upload {record.id} [{record.state.value}] {_row_destination(record)}: {outcome} "
+                 f"({_age(record.updated_at)} ago)",
+                 id=record.id, state=record.state.value, source=record.fingerprint.path,
+                 bucket=record.bucket, key=record.key, endpoint=record.endpoint,
+                 upload_id=record.upload_id, etag=record.etag, size=record.fingerprint.size,
+                 reason=record.error, updated_at=record.updated_at)
     if not out.as_json:
-        out.emit("summary", f"{len(jobs)} job(s), {len(rows)} unfinished single-file upload(s)")
+        out.emit("summary", f"{len(jobs)} job(s), {len(rows)} unfinished single-file upload(s)"
+                 + (f", {len(closed)} closed single-file upload row(s)" if args.all else ""))
+    return 0
+
+
+def _row_destination(record: Any) -> str:
+    return f"{record.fingerprint.path} -> s3://{record.bucket}/{record.key} on {record.endpoint}"
+
+
+def _age(timestamp: float) -> str:
+    """How long ago, in the units ``forget --older-than`` takes."""
+    import time
+
+    seconds = max(0.0, time.time() - timestamp)
+    for unit, length in (("d", 86400), ("h", 3600)):
+        if seconds >= length:
+            return f"{int(seconds // length)}{unit}"
+    return f"{int(seconds // 60)}m"
+
+
+AGE_UNITS = {"d": 86400, "h": 3600, "m": 60}
+
+
+def parse_age(text: str) -> float:
+    """``30d``, ``12h`` or ``90m`` -> seconds."""
+    match = re.fullmatch(r"(\d+)([dhm])", text.strip())
+    if not match:
+        raise UsageError(f"--older-than wants a whole number of days, hours or minutes "
+                         f"(30d, 12h, 90m), got {text!r}")
+    return int(match.group(1)) * AGE_UNITS[match.group(2)]
+
+
+def parse_row_ids(words: list[str]) -> tuple[list[int], list[int]]:
+    """``upload 12 13 job 3`` -> ([12, 13], [3]): upload rows and jobs are numbered apart,
+    so each number is named by the word before it, as ``status`` shows it."""
+    uploads: list[int] = []
+    jobs: list[int] = []
+    kind: list[int] | None = None
+    for word in words:
+        if word in ("upload", "uploads"):
+            kind = uploads
+        elif word in ("job", "jobs"):
+            kind = jobs
+        elif word.isdigit() and kind is not None:
+            kind.append(int(word))
+        elif word.isdigit():
+            raise UsageError(f"say `upload {word}` or `job {word}`: upload rows and jobs are "
+                             "numbered separately (see bigupload status)")
+        else:
+            raise UsageError(f"forget takes `upload ID...` and `job ID...`, not {word!r}")
+    if words and not uploads and not jobs:
+        raise UsageError(f"no ids after {words[-1]!r}")
+    return uploads, jobs
+
+
+async def cmd_forget(args: argparse.Namespace, out: Output) -> int:
+    """Remove rows from the journal, never from the server. Named rows may be in any
+    state (an active one is held first, so a running upload is not forgotten under it,
+    and the command to abort it on the server is shown); the filters alone only take
+    closed rows. ``--failed`` takes partial jobs too: what failed is no longer retried."""
+    import contextlib
+    import time
+
+    from .errors import JournalError, ResumeError
+    from .journal import JOB_CLOSED_STATES, UPLOAD_CLOSED_STATES, JobState, Journal, UploadState
+
+    upload_ids, job_ids = parse_row_ids(args.ids)
+    age = None if args.older_than is None else parse_age(args.older_than)
+    named = bool(args.ids)
+    if not (named or args.finished or args.failed or age is not None):
+        raise UsageError("forget needs rows (upload ID..., job ID... as bigupload status shows "
+                         "them), --finished, --failed or --older-than AGE")
+    upload_states: tuple[UploadState, ...] | None = None
+    job_states: tuple[JobState, ...] | None = None
+    if args.finished or args.failed:
+        upload_states = ((UploadState.COMPLETED,) if args.finished else ()) + (
+            (UploadState.FAILED, UploadState.ABORTED, UploadState.SUPERSEDED) if args.failed else ())
+        job_states = ((JobState.COMPLETED,) if args.finished else ()) + (
+            (JobState.PARTIAL,) if args.failed else ())
+    elif not named:
+        upload_states, job_states = UPLOAD_CLOSED_STATES, JOB_CLOSED_STATES
+    with Journal(args.journal) as journal, contextlib.ExitStack() as held:
+        cutoff = None if age is None else time.time() - age
+        active_uploads = []
+        for row in upload_ids:
+            try:
+                record = journal.get(row)
+            except JournalError:
+                raise
+            except ResumeError:  # no such row
+                raise UsageError(f"no upload {row} in the journal {journal.path} "
+                                 "(see: bigupload status --all)") from None
+            if (record.state is UploadState.ACTIVE and upload_states is None
+                    and (cutoff is None or record.updated_at < cutoff)):
+                held.enter_context(journal.claim(record.endpoint, record.bucket, record.key))
+                active_uploads.append(record)
+        active_jobs = []
+        for job_id in job_ids:
+            job = journal.job(job_id)
+            if job is None:
+                raise UsageError(f"no job {job_id} in the journal {journal.path} (see: bigupload status --all)")
+            if (job.state is JobState.ACTIVE and job_states is None
+                    and (cutoff is None or job.updated_at < cutoff)):
+                held.enter_context(journal.claim_job(job.id))
+                active_jobs.append(job)
+        uploads = journal.forget_uploads(ids=upload_ids if named else None, states=upload_states,
+                                         older_than=age)
+        jobs = journal.forget_jobs(ids=job_ids if named else None, states=job_states, older_than=age)
+    for record in active_uploads:
+        where = f"s3://{record.bucket}/{record.key}"
+        if record.upload_id:
+            stop = f"bigupload abort {where} --upload-id {record.upload_id} --endpoint-url {record.endpoint}"
+            text = f"to stop its billing: {stop}"
+        else:
+            stop = f"bigupload ls-uploads {where} --endpoint-url {record.endpoint}"
+            text = f"no upload id was recorded; to find one on the server: {stop}"
+        log.warning("upload %d was active: the upload to %s on the server (if any) is left as "
+                    "is; %s", record.id, where, text)
+        if out.as_json:
+            out.emit("warning", "", id=record.id, state=record.state.value, bucket=record.bucket,
+                     key=record.key, endpoint=record.endpoint, upload_id=record.upload_id, command=stop)
+    for job in active_jobs:
+        log.warning("job %d was active: its unfinished large-file uploads stay in the journal as "
+                    "single-file uploads (bigupload status lists them, bigupload resume finishes "
+                    "them)", job.id)
+        if out.as_json:
+            out.emit("warning", "", job_id=job.id, state=job.state.value)
+    if uploads == 0 and jobs == 0:
+        out.emit("summary", "nothing to forget", forgotten_uploads=0, forgotten_jobs=0,
+                 server_changed=False)
+        return 0
+    out.emit("summary", f"forgot {uploads} upload row(s) and {jobs} job(s); nothing on the "
+             "server was changed", forgotten_uploads=uploads, forgotten_jobs=jobs,
+             server_changed=False)
     return 0
 
 
 COMMANDS: dict[str, Callable[[argparse.Namespace, Output], Awaitable[int]]] = {
     "cp": cmd_cp, "resume": cmd_resume, "ls-uploads": cmd_ls_uploads, "parts": cmd_parts,
-    "abort": cmd_abort, "status": cmd_status,
+    "abort": cmd_abort, "status": cmd_status, "forget": cmd_forget,
 }
 
 
