@@ -21,8 +21,8 @@ from bigupload.client import (
     CompletedPart,
     MultipartUpload,
     ObjectInfo,
-    ObjectSummary,
     ObjectOptions,
+    ObjectSummary,
     PartReceipt,
     RemotePart,
 )
@@ -158,7 +158,8 @@ class FakeStore:
         if algorithm is not ChecksumAlgorithm.NONE:
             checksum = ck.composite(algorithm, [ck.decode(stored[p.number].checksum or "")
                                                 for p in parts])
-        etag = f'"{hashlib.md5("".join(stored[p.number].etag for p in parts).encode()).hexdigest()}-{len(parts)}"'
+        etags = "".join(stored[p.number].etag for p in parts).encode()
+        etag = f'"{hashlib.md5(etags).hexdigest()}-{len(parts)}"'
         self.objects[(bucket, key)] = (body, etag, checksum)
         self.sizes[(bucket, key)] = size
         del self.uploads[upload_id]
@@ -190,11 +191,13 @@ class FakeStore:
         if (bucket, key) not in self.objects:
             return None
         _, etag, checksum = self.objects[(bucket, key)]
-        return ObjectInfo(self.sizes[(bucket, key)], etag, checksum, "COMPOSITE" if checksum else None)
+        return ObjectInfo(self.sizes[(bucket, key)], etag, checksum,
+                          "COMPOSITE" if checksum else None)
 
     async def list_uploads(self, bucket: str, prefix: str = "") -> list[MultipartUpload]:
         self._fault("list_uploads")
-        return [MultipartUpload(k, u, self.initiated[u]) for u, (b, k, _) in self.upload_meta.items()
+        return [MultipartUpload(k, u, self.initiated[u])
+                for u, (b, k, _) in self.upload_meta.items()
                 if u in self.uploads and b == bucket and k.startswith(prefix)]
 
     async def list_objects(self, bucket: str, prefix: str = "") -> list[ObjectSummary]:

@@ -198,7 +198,7 @@ def test_full_object_with_python_combine(alg: str, monkeypatch: pytest.MonkeyPat
     parts = [data[i:i + 1200] for i in range(0, len(data), 1200)]
     raws = [oracle(alg, p).to_bytes(ck.width(algorithm), "big") for p in parts]
     expected = ck.encode(oracle(alg, data).to_bytes(ck.width(algorithm), "big"))
-    assert ck.full_object(algorithm, list(zip(raws, map(len, parts)))) == expected
+    assert ck.full_object(algorithm, list(zip(raws, map(len, parts), strict=True))) == expected
 
 
 def test_composite_matches_s3_definition() -> None:

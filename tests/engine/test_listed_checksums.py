@@ -15,7 +15,16 @@ import pytest
 
 from bigupload import ChecksumAlgorithm, Journal
 from bigupload import transfer as transfer_module
-from tests.engine.test_transfer import BUCKET, KEY, MiB, config, interrupted_upload, run, stored, upload
+from tests.engine.test_transfer import (
+    BUCKET,
+    KEY,
+    MiB,
+    config,
+    interrupted_upload,
+    run,
+    stored,
+    upload,
+)
 from tests.fakestore import FakeStore
 
 ALGORITHMS = [ChecksumAlgorithm.CRC32C, ChecksumAlgorithm.CRC64NVME, ChecksumAlgorithm.SHA256]
@@ -80,7 +89,8 @@ def test_unjournalled_part_with_opaque_etag_is_kept_by_its_checksum(
     assert stored(store) == path.read_bytes()
 
 
-def test_without_listed_checksums_an_opaque_etag_is_sent_again(make_file: Any, tmp_path: Path) -> None:
+def test_without_listed_checksums_an_opaque_etag_is_sent_again(make_file: Any,
+                                                               tmp_path: Path) -> None:
     """The same case against a server that lists no checksums (SeaweedFS, moto): the
     part cannot be confirmed, so it is sent again. What the listed checksum saves."""
     path, store, journal = make_file(20 * MiB), FakeStore(list_checksums=False), tmp_path / "j.db"
