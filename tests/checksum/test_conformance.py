@@ -20,6 +20,8 @@ from collections.abc import Callable, Iterator
 import crc32c as crc32c_package
 import pytest
 
+# imported unconditionally: the build is optional, so a broken native build shows up here
+# as a collection error instead of passing silently on the fallbacks
 from bigupload import _native
 from bigupload import checksum as ck
 from bigupload.config import ChecksumAlgorithm
