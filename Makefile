@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 PEERS_VENV ?= .venv-peers
 PEERS_STAMP := $(PEERS_VENV)/.installed
 
-.PHONY: install demo test soak bench bench-setup clean
+.PHONY: install demo test test-unit soak bench bench-setup clean
 
 install: $(STAMP)
 
@@ -24,6 +24,10 @@ demo: install
 
 test: install
 	$(PY) -m pytest
+
+# The fast inner loop: pure units and the checksum conformance suite, no servers.
+test-unit: install
+	$(PY) -m pytest tests/unit tests/checksum
 
 # Many-trial runs: at least BIGUPLOAD_SOAK_KILLS (default 50) SIGKILLs of the CLI at random
 # moments, with 5% of requests faulted, each upload checked byte for byte.

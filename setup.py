@@ -1,4 +1,8 @@
-"""Only the C extension lives here; all other metadata is in pyproject.toml."""
+"""Only the C extension lives here; all other metadata is in pyproject.toml.
+
+The extension is optional: where it cannot be compiled (no C compiler), setuptools warns
+and installs without it, and bigupload.checksum falls back per algorithm to the crc32c
+package, zlib and pure Python, with a warning at run time saying which backend runs."""
 from setuptools import Extension, setup
 
 setup(
@@ -15,6 +19,7 @@ setup(
             ],
             depends=["native/crc.h"],
             extra_compile_args=["-O3", "-std=gnu11", "-Wall", "-Wextra", "-Wno-unused-parameter"],
+            optional=True,
         )
     ]
 )

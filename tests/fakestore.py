@@ -1,6 +1,7 @@
 """An in-memory ObjectStore with scriptable faults, for engine tests. It checks what a
-real S3 checks (checksum header, 5 MiB minimum at completion, part ETags) and records
-every request so tests can assert what was (and was not) sent."""
+real S3 checks (checksum header, 5 MiB minimum at completion, part ETags), lists part
+checksums as S3 does, and records every request so tests can assert what was (and was
+not) sent."""
 
 from __future__ import annotations
 
@@ -20,8 +21,8 @@ from bigupload.client import (
     CompletedPart,
     MultipartUpload,
     ObjectInfo,
-    ObjectSummary,
     ObjectOptions,
+    ObjectSummary,
     PartReceipt,
     RemotePart,
 )
@@ -43,9 +44,13 @@ class FakeStore:
     endpoint = "fake://store"
 
     def __init__(self, page_size: int = 1000, min_part: int = 5 << 20,
-                 lightweight: bool = False) -> None:
-        """``lightweight`` keeps only sizes and uses xxh3 ETags, for many-GiB tests."""
+                 lightweight: bool = False, list_checksums: bool = True) -> None:
+        """``lightweight`` keeps only sizes and uses xxh3 ETags, for many-GiB tests.
+        ``list_checksums``: ListParts reports each part's checksum, as S3 does (computed
+        over the bytes stored, so a test that changes a stored part's bytes changes it
+        too); False lists none, as SeaweedFS and moto."""
         self.lightweight = lightweight
+        self.list_checksums = list_checksums
         self.page_size = page_size
         self.min_part = min_part
         self.uploads: dict[str, dict[int, StoredPart]] = {}
@@ -121,8 +126,19 @@ class FakeStore:
         for start in range(0, max(len(numbers), 1), self.page_size):  # one call per page
             self._fault("list_parts_page", upload_id=upload_id)
             for n in numbers[start:start + self.page_size]:
-                listed.append(RemotePart(n, parts[n].size, parts[n].etag, None))
+                listed.append(RemotePart(n, parts[n].size, parts[n].etag,
+                                         self._listed_checksum(upload_id, parts[n])))
         return listed
+
+    def _listed_checksum(self, upload_id: str, part: StoredPart) -> str | None:
+        """What S3 lists for a part: the checksum of the bytes it holds, for an upload
+        created with a checksum algorithm."""
+        algorithm = self.upload_meta[upload_id][2]
+        if not self.list_checksums or algorithm is ChecksumAlgorithm.NONE:
+            return None
+        if self.lightweight:
+            return part.checksum
+        return ck.encode(ck.compute(algorithm, part.data))
 
     async def complete(self, bucket: str, key: str, upload_id: str,
                        parts: Sequence[CompletedPart], options: ObjectOptions) -> str:
@@ -142,7 +158,8 @@ class FakeStore:
         if algorithm is not ChecksumAlgorithm.NONE:
             checksum = ck.composite(algorithm, [ck.decode(stored[p.number].checksum or "")
                                                 for p in parts])
-        etag = f'"{hashlib.md5("".join(stored[p.number].etag for p in parts).encode()).hexdigest()}-{len(parts)}"'
+        etags = "".join(stored[p.number].etag for p in parts).encode()
+        etag = f'"{hashlib.md5(etags).hexdigest()}-{len(parts)}"'
         self.objects[(bucket, key)] = (body, etag, checksum)
         self.sizes[(bucket, key)] = size
         del self.uploads[upload_id]
@@ -174,11 +191,13 @@ class FakeStore:
         if (bucket, key) not in self.objects:
             return None
         _, etag, checksum = self.objects[(bucket, key)]
-        return ObjectInfo(self.sizes[(bucket, key)], etag, checksum, "COMPOSITE" if checksum else None)
+        return ObjectInfo(self.sizes[(bucket, key)], etag, checksum,
+                          "COMPOSITE" if checksum else None)
 
     async def list_uploads(self, bucket: str, prefix: str = "") -> list[MultipartUpload]:
         self._fault("list_uploads")
-        return [MultipartUpload(k, u, self.initiated[u]) for u, (b, k, _) in self.upload_meta.items()
+        return [MultipartUpload(k, u, self.initiated[u])
+                for u, (b, k, _) in self.upload_meta.items()
                 if u in self.uploads and b == bucket and k.startswith(prefix)]
 
     async def list_objects(self, bucket: str, prefix: str = "") -> list[ObjectSummary]:
