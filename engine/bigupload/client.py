@@ -35,7 +35,7 @@ INTEGRITY_CODES = {"BadDigest", "InvalidDigest", "XAmzContentSHA256Mismatch", "I
 RETRYABLE_CODES = {
     "SlowDown", "ServiceUnavailable", "InternalError", "RequestTimeout", "RequestTimeTooSkewed",
     "Throttling", "ThrottlingException", "RequestLimitExceeded", "500", "502", "503", "504",
-    "OperationAborted",
+    "OperationAborted", "ConditionalRequestConflict",
 }
 
 
@@ -61,11 +61,45 @@ class CompletedPart:
 
 
 @dataclasses.dataclass(frozen=True)
+class PartListing:
+    """Every part of a multipart upload (ListParts, all pages), with what the upload itself
+    declares: its checksum algorithm and type (None where the server does not say)."""
+
+    parts: list[RemotePart]
+    checksum_algorithm: str | None = None  # S3's name: CRC32C, CRC32, CRC64NVME, SHA256, ...
+    checksum_type: str | None = None  # COMPOSITE or FULL_OBJECT
+
+
+@dataclasses.dataclass(frozen=True)
 class ObjectInfo:
     size: int
     etag: str
     checksum: str | None  # "b64" or "b64-N" (composite)
     checksum_type: str | None  # COMPOSITE or FULL_OBJECT
+    last_modified: datetime.datetime | None = None
+    checksum_algorithm: str | None = None  # the algorithm of ``checksum`` (S3's name)
+
+
+@dataclasses.dataclass(frozen=True)
+class Precondition:
+    """A conditional write: ``If-None-Match: *`` (only if the key is absent) or
+    ``If-Match: <etag>`` (only if the object is still the one we saw). S3 answers 412
+    PreconditionFailed when it does not hold, 409 ConditionalRequestConflict when another
+    write to the key raced ours."""
+
+    if_none_match: bool = False
+    if_match: str | None = None
+
+    def params(self) -> dict[str, str]:
+        """As botocore parameters."""
+        if self.if_none_match:
+            return {"IfNoneMatch": "*"}
+        return {"IfMatch": self.if_match} if self.if_match else {}
+
+    def headers(self) -> dict[str, str]:
+        """As raw HTTP headers (LeanPut)."""
+        return {("If-None-Match" if k == "IfNoneMatch" else "If-Match"): v
+                for k, v in self.params().items()}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -89,6 +123,7 @@ class ObjectOptions:
     """What an object gets at creation, and what must be repeated on every part (SSE-C)."""
 
     checksum: ChecksumAlgorithm = ChecksumAlgorithm.CRC32C
+    checksum_type: str | None = None  # FULL_OBJECT or COMPOSITE, declared at creation
     content_type: str | None = None
     metadata: Mapping[str, str] = dataclasses.field(default_factory=dict)
     storage_class: str | None = None
@@ -131,6 +166,8 @@ class ObjectOptions:
         params = self.every_request()
         if self.checksum is not ChecksumAlgorithm.NONE:
             params["ChecksumAlgorithm"] = self.checksum.s3_name
+            if self.checksum_type:
+                params["ChecksumType"] = self.checksum_type
         if self.content_type:
             params["ContentType"] = self.content_type
         if self.metadata:
@@ -158,17 +195,19 @@ class ObjectStore(Protocol):
 
     async def list_parts(
         self, bucket: str, key: str, upload_id: str, options: ObjectOptions
-    ) -> list[RemotePart]: ...
+    ) -> PartListing: ...
 
     async def complete(
         self, bucket: str, key: str, upload_id: str, parts: Sequence[CompletedPart],
-        options: ObjectOptions,
+        options: ObjectOptions, *, full_checksum: str | None = None, size: int | None = None,
+        condition: Precondition | None = None,
     ) -> str: ...
 
     async def abort(self, bucket: str, key: str, upload_id: str, options: ObjectOptions) -> None: ...
 
     async def put_object(
-        self, bucket: str, key: str, body: Any, checksum: str | None, options: ObjectOptions
+        self, bucket: str, key: str, body: Any, checksum: str | None, options: ObjectOptions,
+        *, condition: Precondition | None = None,
     ) -> PartReceipt: ...
 
     async def head(self, bucket: str, key: str, options: ObjectOptions) -> ObjectInfo | None: ...
@@ -188,6 +227,18 @@ def _response_checksum(response: Mapping[str, Any], algorithm: ChecksumAlgorithm
         if alg is not ChecksumAlgorithm.NONE and response.get(_checksum_param(alg)):
             return str(response[_checksum_param(alg)])
     return None
+
+
+def _any_checksum(response: Mapping[str, Any], preferred: ChecksumAlgorithm) -> tuple[str | None, str | None]:
+    """(S3 algorithm name, value) of the checksum an answer carries: ``preferred`` if it is
+    there, else whichever other one is (an object or upload made by another tool)."""
+    for alg in [preferred, *ChecksumAlgorithm]:
+        if alg is not ChecksumAlgorithm.NONE and response.get(_checksum_param(alg)):
+            return alg.s3_name, str(response[_checksum_param(alg)])
+    for name in ("SHA1",):
+        if response.get("Checksum" + name):
+            return name, str(response["Checksum" + name])
+    return None, None
 
 
 def map_error(exc: BaseException, operation: str, bucket: str, key: str = "",
@@ -352,10 +403,10 @@ class LeanPut:
         return all(v.isascii() and k.isascii() for k, v in options.metadata.items())
 
     async def put(self, base: str, bucket: str, key: str, body: Any, checksum: str | None,
-                  options: ObjectOptions) -> PartReceipt:
+                  options: ObjectOptions, condition: Precondition | None = None) -> PartReceipt:
         url = base + quote(key, safe="/~")
         split = urlsplit(url)
-        headers: dict[str, str] = {}
+        headers: dict[str, str] = dict(condition.headers()) if condition else {}
         if options.content_type:
             headers["Content-Type"] = options.content_type
         for name, value in options.metadata.items():
@@ -497,9 +548,14 @@ class AioS3Store:
         etag = _required(response, "ETag", "UploadPart", bucket, key)
         return PartReceipt(etag=str(etag), checksum=_response_checksum(response, options.checksum))
 
-    async def list_parts(self, bucket: str, key: str, upload_id: str, options: ObjectOptions) -> list[RemotePart]:
-        """All parts, following NextPartNumberMarker across pages (S3 pages at 1,000)."""
+    async def list_parts(self, bucket: str, key: str, upload_id: str, options: ObjectOptions) -> PartListing:
+        """All parts, following NextPartNumberMarker across pages (S3 pages at 1,000), and
+        the checksum algorithm and type the upload was created with. A part's checksum is
+        read in whatever algorithm the server lists it (``options`` may not know it yet:
+        an upload adopted with --upload-id)."""
         parts: list[RemotePart] = []
+        algorithm: str | None = None
+        checksum_type: str | None = None
         marker = 0
         params = options.every_request(sse_c=False)
         while True:
@@ -507,13 +563,15 @@ class AioS3Store:
                 "list_parts", bucket, key, upload_id=upload_id,
                 Key=key, UploadId=upload_id, PartNumberMarker=marker, **params,
             )
+            algorithm = algorithm or response.get("ChecksumAlgorithm")
+            checksum_type = checksum_type or response.get("ChecksumType")
             for p in response.get("Parts", []):
                 parts.append(RemotePart(
                     number=int(p["PartNumber"]), size=int(p["Size"]), etag=str(p["ETag"]),
-                    checksum=_response_checksum(p, options.checksum),
+                    checksum=_any_checksum(p, options.checksum)[1],
                 ))
             if not response.get("IsTruncated"):
-                return parts
+                return PartListing(parts, algorithm, checksum_type)
             next_marker = int(response.get("NextPartNumberMarker") or 0)
             if next_marker <= marker:  # a server that would loop forever
                 raise StoreError(f"ListParts s3://{bucket}/{key}: truncated page without progress",
@@ -522,7 +580,17 @@ class AioS3Store:
             marker = next_marker
 
     async def complete(self, bucket: str, key: str, upload_id: str, parts: Sequence[CompletedPart],
-                       options: ObjectOptions) -> str:
+                       options: ObjectOptions, *, full_checksum: str | None = None,
+                       size: int | None = None, condition: Precondition | None = None) -> str:
+        """CompleteMultipartUpload. ``full_checksum`` (with ``size``) is the whole object's
+        CRC for a FULL_OBJECT upload, which the server checks against what it assembled;
+        ``condition`` makes the completion conditional on the key's state."""
+        extra: dict[str, Any] = dict(condition.params()) if condition else {}
+        if full_checksum is not None:
+            extra[_checksum_param(options.checksum)] = full_checksum
+            extra["ChecksumType"] = "FULL_OBJECT"
+            if size is not None:
+                extra["MpuObjectSize"] = size
         listed = []
         for p in parts:
             entry: dict[str, Any] = {"PartNumber": p.number, "ETag": p.etag}
@@ -532,6 +600,7 @@ class AioS3Store:
         response = await self._call(
             "complete_multipart_upload", bucket, key, upload_id=upload_id,
             Key=key, UploadId=upload_id, MultipartUpload={"Parts": listed}, **options.every_request(),
+            **extra,
         )
         return str(response.get("ETag", ""))
 
@@ -541,25 +610,28 @@ class AioS3Store:
                          Key=key, UploadId=upload_id, **params)
 
     async def put_object(self, bucket: str, key: str, body: Any, checksum: str | None,
-                         options: ObjectOptions) -> PartReceipt:
+                         options: ObjectOptions, *, condition: Precondition | None = None) -> PartReceipt:
         lean = self._lean
         if lean is not None and lean.usable(options) and (base := lean.base(bucket)):
             try:
-                return await lean.put(base, bucket, key, body, checksum, options)
+                return await lean.put(base, bucket, key, body, checksum, options, condition)
             except StoreError as exc:
                 if exc.code not in LeanPut.REDIRECTED:
                     raise
                 lean.disable(bucket)
                 log.info("s3://%s: PutObject goes through botocore (%s)", bucket, exc.code)
-        receipt = await self._botocore_put(bucket, key, body, checksum, options)
+        receipt = await self._botocore_put(bucket, key, body, checksum, options, condition)
         if lean is not None:
             lean.learn(bucket, key)
         return receipt
 
     async def _botocore_put(self, bucket: str, key: str, body: Any, checksum: str | None,
-                            options: ObjectOptions) -> PartReceipt:
+                            options: ObjectOptions, condition: Precondition | None) -> PartReceipt:
         params = options.on_create()
         params.pop("ChecksumAlgorithm", None)
+        params.pop("ChecksumType", None)
+        if condition is not None:
+            params.update(condition.params())
         if checksum is not None:
             params[_checksum_param(options.checksum)] = checksum
         response = await self._call("put_object", bucket, key, Key=key, Body=body, **params)
@@ -574,11 +646,14 @@ class AioS3Store:
             if exc.code in ("404", "NoSuchKey", "NotFound"):
                 return None
             raise
+        algorithm, checksum = _any_checksum(response, options.checksum)
         return ObjectInfo(
             size=int(response["ContentLength"]),
             etag=str(response.get("ETag", "")),
-            checksum=_response_checksum(response, options.checksum),
+            checksum=checksum,
             checksum_type=response.get("ChecksumType"),
+            last_modified=response.get("LastModified"),
+            checksum_algorithm=algorithm,
         )
 
     async def list_uploads(self, bucket: str, prefix: str = "") -> list[MultipartUpload]:

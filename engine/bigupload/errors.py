@@ -10,8 +10,10 @@ exceptions are chained with ``raise ... from exc``. Each class carries the CLI e
     │   └── IntegrityError         6  BadDigest, checksum or size mismatch
     ├── ResumeError                8  journal corrupt, journal/file/server disagree
     │   ├── SourceChangedError     8  the file changed since the upload began
+    │   ├── DestinationChangedError 8 the key was written since the upload began (not overwritten)
     │   └── JournalError           8  the journal cannot be read or written (stops a whole job)
     ├── ClusterError            10  the Dask cluster cannot run the work (KilledWorker, lost)
+    ├── ExistsError             11  --no-overwrite: the key exists, nothing was written
     └── Cancelled                130  interrupted; journal flushed, resumable
 """
 
@@ -95,6 +97,11 @@ class SourceChangedError(ResumeError):
     """The source file changed since its unfinished upload began."""
 
 
+class DestinationChangedError(ResumeError):
+    """Someone wrote the key after this upload began: completing it would replace newer
+    data, so the upload was aborted instead (a stale journal row can never win)."""
+
+
 class JournalError(ResumeError):
     """The journal cannot be opened, read or written (corrupt, disk full)."""
 
@@ -109,6 +116,12 @@ class ClusterError(BigUploadError):
     def __init__(self, message: str, *, abort: bool = False) -> None:
         super().__init__(message)
         self.abort = abort
+
+
+class ExistsError(BigUploadError):
+    """``--no-overwrite``: an object already exists at the key; nothing was written."""
+
+    exit_code = 11
 
 
 class Cancelled(BigUploadError):
