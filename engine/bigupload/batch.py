@@ -40,6 +40,7 @@ from .errors import (
     BigUploadError,
     ClusterError,
     ConfigError,
+    ExistsError,
     IntegrityError,
     JournalError,
     NotFoundError,
@@ -76,6 +77,8 @@ FATAL_AUTH_CODES = frozenset({
 FATAL_CODES = frozenset({"NoSuchBucket", "NotS3", "SSLError", "InvalidBucketName"})
 GIVE_UP_AFTER = 10  # store failures in a row, with no success yet, that stop the job
 OBJECT_SETTINGS = ("content_type", "metadata", "storage_class")
+SAME = "same object there"  # --skip-existing
+EXISTS = "exists, not overwritten"  # --no-overwrite
 
 
 @dataclasses.dataclass(frozen=True)
@@ -393,6 +396,9 @@ def job_options(config: UploadConfig) -> dict[str, Any]:
         "request_payer": config.request_payer,
         "expected_bucket_owner": config.expected_bucket_owner,
         "sse_c_key_hash": sse_c_key_hash(config.sse_c_key),
+        # only when set, so a job started before these existed keeps its spec (and hash)
+        **({"no_overwrite": True} if config.no_overwrite else {}),
+        **({"checksum_type": config.checksum_type} if config.checksum_type else {}),
     }
 
 
@@ -601,7 +607,7 @@ class JobRunner:
         started = time.monotonic()
         states = (FileState.PENDING, FileState.FAILED) if retry_failed else (FileState.PENDING,)
         totals = self.journal.job_totals(self.job.id)
-        if self.spec.get("skip_existing"):
+        if self.spec.get("skip_existing") or self.config.no_overwrite:
             self._existing = ExistingObjects(self.store, self.scheduler, self._common_prefixes(),
                                              totals.files)
         files = _Files(self.journal, self.job.id, states, self.config)
@@ -676,19 +682,28 @@ class JobRunner:
         try:
             config = self._usable(f)
             with SourceFile(f.source) as source:
-                if self._existing is not None and await self._exists(f, source, config):
-                    self._mark(FileChange(f.seq, FileState.SKIPPED))
-                    self._record(ItemResult(f.source, f.bucket, f.key, f.size, FileState.SKIPPED))
+                if self._existing is not None and (why := await self._exists(f, source, config)):
+                    self._skipped(f, why)
                     return
                 transfer = Transfer(source, f.bucket, f.key, config=config, store=self.store,
                                     journal=self.journal, scheduler=self.scheduler,
                                     progress=self.progress.file_progress(item, source.size, large),
                                     executor=self.executor)
                 result = await transfer.run()
+        except ExistsError:  # --no-overwrite: someone wrote the key in the meantime
+            self._skipped(f, EXISTS)
+            return
         except BigUploadError as exc:
             self._failed(f, exc)
             return
         self._uploaded(f, result)
+
+    def _skipped(self, f: JobFile, why: str) -> None:
+        """The file is not sent: the same object is there (--skip-existing), or an object
+        is there and must not be replaced (--no-overwrite)."""
+        note = None if why == SAME else why
+        self._mark(FileChange(f.seq, FileState.SKIPPED, error=note))
+        self._record(ItemResult(f.source, f.bucket, f.key, f.size, FileState.SKIPPED, error=note))
 
     async def _shard_worker(self, files: _Files) -> None:
         """Cluster mode: small files go to the workers a shard at a time."""
@@ -713,10 +728,8 @@ class JobRunner:
                 config = self._usable(f)
                 if self._existing is not None:
                     with SourceFile(f.source) as source:
-                        if await self._exists(f, source, config):
-                            self._mark(FileChange(f.seq, FileState.SKIPPED))
-                            self._record(ItemResult(f.source, f.bucket, f.key, f.size,
-                                                    FileState.SKIPPED))
+                        if why := await self._exists(f, source, config):
+                            self._skipped(f, why)
                             continue
                 st = await self.scheduler.in_thread(check_regular_file, f.source)
             except BigUploadError as exc:
@@ -730,7 +743,9 @@ class JobRunner:
         outcomes, here = await self.executor.put_files(tasks)
         for outcome in outcomes:
             f = by_seq[outcome.seq]
-            if outcome.error is not None:
+            if isinstance(outcome.error, ExistsError):
+                self._skipped(f, EXISTS)
+            elif outcome.error is not None:
                 self._failed(f, outcome.error)
             elif outcome.result is not None:
                 self._uploaded(f, outcome.result)
@@ -792,17 +807,24 @@ class JobRunner:
         self._record(ItemResult(f.source, f.bucket, f.key, result.size, FileState.DONE,
                                 etag=result.etag, upload=result))
 
-    async def _exists(self, f: JobFile, source: SourceFile, config: UploadConfig) -> bool:
+    async def _exists(self, f: JobFile, source: SourceFile, config: UploadConfig) -> str | None:
+        """Why the file need not be sent: ``SAME`` (--skip-existing found this file there),
+        ``EXISTS`` (--no-overwrite found an object there), or None."""
         assert self._existing is not None
         options = ObjectOptions.from_config(config, None)
         remote = await self._existing.lookup(f.bucket, f.key, options)
         if remote is None:
-            return False
-        return await same_object(
+            return None
+        if config.no_overwrite and not self.spec.get("skip_existing"):
+            return EXISTS
+        same = await same_object(
             remote, source, source.size, config,
             lambda: self.scheduler.retrying(f"HeadObject s3://{f.bucket}/{f.key}",
                                             lambda n: self.store.head(f.bucket, f.key, options)),
             self.scheduler)
+        if same:
+            return SAME
+        return EXISTS if config.no_overwrite else None
 
     def _mark(self, change: FileChange) -> None:
         self._marks.append(change)

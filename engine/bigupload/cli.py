@@ -615,9 +615,8 @@ async def resume_single(record: Any, given: str | None, args: argparse.Namespace
     log.info("resuming %s -> %s", record.fingerprint.path, where)
     try:
         async with Uploader(config, journal=args.journal, executor=args.dask) as uploader:
-            result = await uploader.upload_file(
-                record.fingerprint.path, record.bucket, record.key,
-                progress=TqdmProgress() if show_progress(args) else None)
+            result = await uploader.resume_upload(
+                record, progress=TqdmProgress() if show_progress(args) else None)
     except BigUploadError as exc:
         if exc.exit_code == 130:
             raise
@@ -649,7 +648,7 @@ async def cmd_parts(args: argparse.Namespace, out: Output) -> int:
 
     bucket, key = parse_s3_url(args.url, key_required=True)
     async with AioS3Store.open(connection_config(args)) as store:
-        parts = await store.list_parts(bucket, key, args.upload_id, ObjectOptions())
+        parts = (await store.list_parts(bucket, key, args.upload_id, ObjectOptions())).parts
     if not out.as_json:
         out.emit("header", f"{'part':>6} {'size':>12}  etag")
     for p in parts:
@@ -680,7 +679,14 @@ async def cmd_status(args: argparse.Namespace, out: Output) -> int:
     """Jobs, and the single-file upload rows (by id, with endpoint and destination): the
     unfinished ones, and with ``--all`` the closed ones with their state and reason."""
     from .config import format_size
-    from .journal import UPLOAD_CLOSED_STATES, FileState, JobState, Journal, UploadState, iter_unfinished
+    from .journal import (
+        UPLOAD_CLOSED_STATES,
+        FileState,
+        JobState,
+        Journal,
+        UploadState,
+        iter_unfinished,
+    )
 
     with Journal(args.journal) as journal:
         if args.job is not None:

@@ -112,6 +112,9 @@ class UploadConfig:
     sse_c_key: bytes | None = dataclasses.field(default=None, repr=False)
     request_payer: bool = False
     expected_bucket_owner: str | None = None
+    # how it is written
+    no_overwrite: bool = False  # never replace an existing object (If-None-Match: *)
+    checksum_type: str | None = None  # FULL_OBJECT (default for CRCs) or COMPOSITE
 
     def __post_init__(self) -> None:
         if self.part_size is not None and not MIN_PART_SIZE <= self.part_size <= MAX_PART_SIZE:
@@ -143,6 +146,14 @@ class UploadConfig:
                 raise ConfigError("SSE-C cannot be combined with --sse")
         if self.sse_kms_key_id and self.sse is not ServerSideEncryption.KMS:
             raise ConfigError("--sse-kms-key-id needs --sse aws:kms")
+        if self.checksum_type is not None:
+            if self.checksum_type not in ("FULL_OBJECT", "COMPOSITE"):
+                raise ConfigError(f"unknown checksum type {self.checksum_type!r} "
+                                  "(choose full-object or composite)")
+            if self.checksum is ChecksumAlgorithm.SHA256 and self.checksum_type == "FULL_OBJECT":
+                raise ConfigError("sha256 checksums can only be composite (S3's rule)")
+            if self.checksum is ChecksumAlgorithm.CRC64NVME and self.checksum_type == "COMPOSITE":
+                raise ConfigError("crc64nvme checksums are always full-object (S3's rule)")
         for name in self.metadata:
             if not name or not all(c.isascii() and c.isprintable() for c in name):
                 raise ConfigError(f"invalid metadata key {name!r}")

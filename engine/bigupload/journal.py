@@ -264,6 +264,9 @@ class UploadRecord:
     guard: DestinationGuard = DestinationGuard.unknown()
 
 
+UNKNOWN_GUARD = DestinationGuard.unknown()
+
+
 def default_path() -> Path:
     """``$XDG_STATE_HOME/bigupload/journal.sqlite3`` (``~/.local/state`` by default)."""
     base = os.environ.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state")
@@ -455,7 +458,7 @@ class Journal:
         sse_c_key_hash: str | None,
         *,
         checksum_type: str = "COMPOSITE",
-        guard: DestinationGuard = DestinationGuard.unknown(),
+        guard: DestinationGuard = UNKNOWN_GUARD,
     ) -> int:
         """Record a new upload before CreateMultipartUpload is sent; returns its row id.
         ``checksum_type`` is the one Create will ask for (a resume must keep it); ``guard``
@@ -501,6 +504,20 @@ class Journal:
         """Record the destination's state as found when the upload began (before Create)."""
         self._exec("UPDATE uploads SET guard=?, updated_at=? WHERE id=?",
                    (guard.to_column(), time.time(), upload_row))
+
+    def set_checksum_type(self, upload_row: int, checksum_type: str) -> None:
+        """The server refused the type asked for, and the upload is created with this one."""
+        if checksum_type not in ("COMPOSITE", "FULL_OBJECT"):
+            raise ValueError(f"unknown checksum type {checksum_type!r}")
+        self._exec("UPDATE uploads SET checksum_type=?, updated_at=? WHERE id=?",
+                   (checksum_type, time.time(), upload_row))
+
+    def known_upload_ids(self, endpoint: str, bucket: str, key: str) -> set[str]:
+        """Every upload id any row (open or closed) holds for this destination: uploads
+        that are somebody's, which an orphan sweep must leave alone."""
+        rows = self._exec("SELECT upload_id FROM uploads WHERE endpoint=? AND bucket=? AND key=? "
+                          "AND upload_id IS NOT NULL", (endpoint, bucket, key))
+        return {str(r[0]) for r in rows}
 
     def touch(self, upload_row: int) -> None:
         """Note that a request for this upload is about to be sent (``updated_at``)."""

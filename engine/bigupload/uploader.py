@@ -29,7 +29,7 @@ from .batch import (
 from .client import AioS3Store, ObjectStore
 from .config import UploadConfig
 from .errors import ConfigError, ResumeError
-from .journal import JobRecord, JobState, Journal
+from .journal import JobRecord, JobState, Journal, UploadRecord
 from .progress import Progress
 from .remote import Executor
 from .scheduler import Scheduler
@@ -131,6 +131,18 @@ class Uploader:
                 source, bucket, key, config=self.config, store=self.store, journal=self.journal,
                 scheduler=self.scheduler, progress=progress, restart=restart,
                 adopt_upload_id=upload_id, executor=self.executor,
+            )
+            return await transfer.run()
+
+    async def resume_upload(self, record: UploadRecord, *, progress: Progress | None = None) -> UploadResult:
+        """Finish one journalled single-file upload (``bigupload resume``). This is an old
+        intent: it completes the journalled upload, under the guard recorded when it began,
+        and never starts a new one (a row whose upload the server no longer has is closed)."""
+        with SourceFile(record.fingerprint.path) as source:
+            transfer = Transfer(
+                source, record.bucket, record.key, config=self.config, store=self.store,
+                journal=self.journal, scheduler=self.scheduler, progress=progress,
+                executor=self.executor, from_journal=True,
             )
             return await transfer.run()
 
