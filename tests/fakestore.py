@@ -23,7 +23,9 @@ from bigupload.client import (
     ObjectInfo,
     ObjectOptions,
     ObjectSummary,
+    PartListing,
     PartReceipt,
+    Precondition,
     RemotePart,
 )
 from bigupload.config import ChecksumAlgorithm
@@ -44,17 +46,22 @@ class FakeStore:
     endpoint = "fake://store"
 
     def __init__(self, page_size: int = 1000, min_part: int = 5 << 20,
-                 lightweight: bool = False, list_checksums: bool = True) -> None:
+                 lightweight: bool = False, list_checksums: bool = True,
+                 conditional_writes: bool = True) -> None:
         """``lightweight`` keeps only sizes and uses xxh3 ETags, for many-GiB tests.
         ``list_checksums``: ListParts reports each part's checksum, as S3 does (computed
         over the bytes stored, so a test that changes a stored part's bytes changes it
-        too); False lists none, as SeaweedFS and moto."""
+        too); False lists none, as SeaweedFS and moto. ``conditional_writes=False``
+        answers If-None-Match / If-Match with 501, as servers without conditional writes do."""
         self.lightweight = lightweight
         self.list_checksums = list_checksums
+        self.conditional_writes = conditional_writes
+        self.modified: dict[tuple[str, str], datetime.datetime] = {}
         self.page_size = page_size
         self.min_part = min_part
         self.uploads: dict[str, dict[int, StoredPart]] = {}
         self.upload_meta: dict[str, tuple[str, str, ChecksumAlgorithm]] = {}
+        self.upload_types: dict[str, str | None] = {}
         self.objects: dict[tuple[str, str], tuple[bytes, str, str | None]] = {}
         self.sizes: dict[tuple[str, str], int] = {}
         self.calls: collections.Counter[str] = collections.Counter()
@@ -88,6 +95,7 @@ class FakeStore:
         upload_id = f"upload-{self._next}"
         self.uploads[upload_id] = {}
         self.upload_meta[upload_id] = (bucket, key, options.checksum)
+        self.upload_types[upload_id] = options.checksum_type
         self.initiated[upload_id] = datetime.datetime.now(datetime.timezone.utc)
         return upload_id
 
@@ -119,7 +127,7 @@ class FakeStore:
             return PartReceipt(etag, checksum)
 
     async def list_parts(self, bucket: str, key: str, upload_id: str,
-                         options: ObjectOptions) -> list[RemotePart]:
+                         options: ObjectOptions) -> PartListing:
         parts = self._upload(upload_id)
         listed: list[RemotePart] = []
         numbers = sorted(parts)
@@ -128,7 +136,21 @@ class FakeStore:
             for n in numbers[start:start + self.page_size]:
                 listed.append(RemotePart(n, parts[n].size, parts[n].etag,
                                          self._listed_checksum(upload_id, parts[n])))
-        return listed
+        algorithm = self.upload_meta[upload_id][2]
+        return PartListing(listed, None if algorithm is ChecksumAlgorithm.NONE else algorithm.s3_name,
+                           self.upload_types.get(upload_id))
+
+    def _check_condition(self, bucket: str, key: str, condition: Precondition | None) -> None:
+        """As S3: 412 when the key's state is not the one the write is conditional on."""
+        if condition is None or not condition.params():
+            return
+        if not self.conditional_writes:
+            self.calls["refused_condition"] += 1
+            raise StoreError("NotImplemented", code="NotImplemented")
+        current = self.objects.get((bucket, key))
+        if (condition.if_none_match and current is not None) or (
+                condition.if_match is not None and (current is None or current[1] != condition.if_match)):
+            raise StoreError("PreconditionFailed", code="PreconditionFailed")
 
     def _listed_checksum(self, upload_id: str, part: StoredPart) -> str | None:
         """What S3 lists for a part: the checksum of the bytes it holds, for an upload
@@ -141,9 +163,12 @@ class FakeStore:
         return ck.encode(ck.compute(algorithm, part.data))
 
     async def complete(self, bucket: str, key: str, upload_id: str,
-                       parts: Sequence[CompletedPart], options: ObjectOptions) -> str:
+                       parts: Sequence[CompletedPart], options: ObjectOptions, *,
+                       full_checksum: str | None = None, size: int | None = None,
+                       condition: Precondition | None = None) -> str:
         self._fault("complete", upload_id=upload_id)
         stored = self._upload(upload_id)
+        self._check_condition(bucket, key, condition)
         data = []
         for i, p in enumerate(parts):
             if p.number not in stored or stored[p.number].etag != p.etag:
@@ -155,13 +180,18 @@ class FakeStore:
         size = sum(stored[p.number].size for p in parts)
         algorithm = self.upload_meta[upload_id][2]
         checksum = None
-        if algorithm is not ChecksumAlgorithm.NONE:
+        if algorithm is not ChecksumAlgorithm.NONE and self.upload_types.get(upload_id) == "FULL_OBJECT":
+            checksum = ck.full_object(algorithm, [(ck.decode(stored[p.number].checksum or ""),
+                                                   stored[p.number].size) for p in parts])
+            if full_checksum is not None and full_checksum != checksum:
+                raise IntegrityError("BadDigest", code="BadDigest")
+        elif algorithm is not ChecksumAlgorithm.NONE:
             checksum = ck.composite(algorithm, [ck.decode(stored[p.number].checksum or "")
                                                 for p in parts])
-        etags = "".join(stored[p.number].etag for p in parts).encode()
-        etag = f'"{hashlib.md5(etags).hexdigest()}-{len(parts)}"'
+        etag = _multipart_etag([stored[p.number].etag for p in parts])
         self.objects[(bucket, key)] = (body, etag, checksum)
         self.sizes[(bucket, key)] = size
+        self.modified[(bucket, key)] = datetime.datetime.now(datetime.timezone.utc)
         del self.uploads[upload_id]
         return etag
 
@@ -171,8 +201,9 @@ class FakeStore:
         del self.uploads[upload_id]
 
     async def put_object(self, bucket: str, key: str, body: Any, checksum: str | None,
-                         options: ObjectOptions) -> PartReceipt:
+                         options: ObjectOptions, *, condition: Precondition | None = None) -> PartReceipt:
         self._fault("put_object", key=key)
+        self._check_condition(bucket, key, condition)
         with self._counted():
             data = _body_bytes(body)
             if self.part_delay_s:
@@ -183,6 +214,7 @@ class FakeStore:
             etag = f'"{hashlib.md5(data).hexdigest()}"'
             self.objects[(bucket, key)] = (data, etag, checksum)
             self.sizes[(bucket, key)] = len(data)
+            self.modified[(bucket, key)] = datetime.datetime.now(datetime.timezone.utc)
             self.put_keys.append(key)
             return PartReceipt(etag, checksum)
 
@@ -191,8 +223,9 @@ class FakeStore:
         if (bucket, key) not in self.objects:
             return None
         _, etag, checksum = self.objects[(bucket, key)]
-        return ObjectInfo(self.sizes[(bucket, key)], etag, checksum,
-                          "COMPOSITE" if checksum else None)
+        kind = None if checksum is None else "COMPOSITE" if "-" in checksum else "FULL_OBJECT"
+        return ObjectInfo(self.sizes[(bucket, key)], etag, checksum, kind,
+                          last_modified=self.modified.get((bucket, key)))
 
     async def list_uploads(self, bucket: str, prefix: str = "") -> list[MultipartUpload]:
         self._fault("list_uploads")
@@ -204,6 +237,19 @@ class FakeStore:
         self._fault("list_objects")
         return [ObjectSummary(k, self.sizes[(b, k)], etag) for (b, k), (_, etag, _) in
                 sorted(self.objects.items()) if b == bucket and k.startswith(prefix)]
+
+
+def _multipart_etag(part_etags: list[str]) -> str:
+    """S3's multipart ETag: the MD5 of the binary part MD5s, then ``-N`` (xxh3 ETags of the
+    lightweight mode are hashed the same way)."""
+    def digest(etag: str) -> bytes:  # an opaque (SSE-KMS style) ETag is hashed as text
+        try:
+            return bytes.fromhex(etag.strip('"'))
+        except ValueError:
+            return hashlib.md5(etag.encode()).digest()
+
+    digests = b"".join(digest(e) for e in part_etags)
+    return f'"{hashlib.md5(digests).hexdigest()}-{len(part_etags)}"'
 
 
 def _body_bytes(body: Any) -> bytes:

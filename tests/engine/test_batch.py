@@ -172,9 +172,9 @@ def test_items_with_settings_get_them(tmp_path: Path) -> None:
     seen: list[Any] = []
     original = store.put_object
 
-    async def spy(bucket: str, key: str, body: Any, checksum: Any, options: Any) -> Any:
+    async def spy(bucket: str, key: str, body: Any, checksum: Any, options: Any, **kw: Any) -> Any:
         seen.append(options)
-        return await original(bucket, key, body, checksum, options)
+        return await original(bucket, key, body, checksum, options, **kw)
 
     store.put_object = spy  # type: ignore[method-assign]
     item = BatchItem(str(tmp_path / "src" / "a.txt"), BUCKET, "a.txt", content_type="x/y",

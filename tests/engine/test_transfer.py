@@ -281,7 +281,9 @@ def test_completed_but_not_journalled_is_success(make_file: Any, tmp_path: Path)
     real_head = store.head
 
     async def crash_after_complete(bucket: str, key: str, options: Any) -> Any:
-        raise KeyboardInterrupt  # dies after CompleteMultipartUpload, before the journal
+        if store.calls["complete"]:  # the HEAD after CompleteMultipartUpload, not the guard's
+            raise KeyboardInterrupt  # dies after CompleteMultipartUpload, before the journal
+        return await real_head(bucket, key, options)
 
     store.head = crash_after_complete  # type: ignore[method-assign]
     with pytest.raises(KeyboardInterrupt):

@@ -3,16 +3,18 @@ server validates our checksum headers, and the header sent is ours (no second bo
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import Any
 
 import anyio
+import crc32c
 import pytest
 
 from bigupload import ChecksumAlgorithm, Uploader, UploadConfig
 from bigupload import checksum as ck
-from bigupload.client import AioS3Store, ObjectOptions
-from bigupload.errors import IntegrityError
+from bigupload.client import AioS3Store, CompletedPart, ObjectOptions
+from bigupload.errors import IntegrityError, NotFoundError
 from bigupload.testing import SeaweedServer
 from tests.conftest import MiB, list_uploads, read_object
 
@@ -114,3 +116,39 @@ def test_adopt_existing_upload_verifies_parts(seaweed: SeaweedServer, seaweed_bu
     assert result.resumed_parts == 1
     assert result.sent_bytes == len(data) - 8 * MiB
     assert read_object(seaweed, seaweed_bucket, "adopt") == data
+
+
+def test_server_refuses_a_wrong_full_object_checksum(seaweed: SeaweedServer, seaweed_bucket: str,
+                                                     make_file: Any) -> None:
+    """SeaweedFS checks the whole-object CRC that a FULL_OBJECT completion carries: a wrong
+    one is BadDigest and writes no object; the right one (combined from the part CRCs, never
+    re-reading the file) is accepted and reported back by HEAD."""
+    data = make_file(11 * MiB).read_bytes()
+    chunks = [data[: 6 * MiB], data[6 * MiB:]]
+
+    async def go(full_value: str) -> None:
+        async with AioS3Store.open(cfg(seaweed)) as store:
+            options = ObjectOptions(checksum=ChecksumAlgorithm.CRC32C, checksum_type="FULL_OBJECT")
+            upload_id = await store.create_multipart(seaweed_bucket, "full", options)
+            parts = []
+            for n, chunk in enumerate(chunks, 1):
+                value = ck.encode(ck.compute(ChecksumAlgorithm.CRC32C, chunk))
+                receipt = await store.upload_part(seaweed_bucket, "full", upload_id, n,
+                                                  bytearray(chunk), value, options)
+                parts.append(CompletedPart(n, receipt.etag, value))
+            try:
+                await store.complete(seaweed_bucket, "full", upload_id, parts, options,
+                                     full_checksum=full_value, size=len(data))
+            finally:
+                with contextlib.suppress(NotFoundError):
+                    await store.abort(seaweed_bucket, "full", upload_id, options)
+
+    wrong = ck.encode(b"\1\2\3\4")
+    with pytest.raises(IntegrityError):
+        anyio.run(go, wrong)
+    assert not [o for o in seaweed.boto3_client().list_objects_v2(Bucket=seaweed_bucket)
+                .get("Contents", [])]
+    right = ck.encode(crc32c.crc32c(data).to_bytes(4, "big"))  # an independent oracle
+    anyio.run(go, right)
+    head = seaweed.boto3_client().head_object(Bucket=seaweed_bucket, Key="full", ChecksumMode="ENABLED")
+    assert head["ChecksumCRC32C"] == right
