@@ -620,9 +620,7 @@ async def resume_single(record: Any, given: str | None, args: argparse.Namespace
     except BigUploadError as exc:
         if exc.exit_code == 130:
             raise
-        out.emit("error", f"{where}: {exc}", bucket=record.bucket, key=record.key,
-                 error=type(exc).__name__, message=str(exc), exit_code=exc.exit_code)
-        return exc.exit_code
+        return fail(out, args, exc.exit_code, f"{where}: {exc}", exc)
     out.emit("done", f"{record.fingerprint.path} -> {where}: {format_size(result.size)} in "
              f"{result.parts} parts, {result.resumed_parts} already on the server",
              **dataclasses.asdict(result))

@@ -835,18 +835,23 @@ class Transfer:
         self.journal.finish(self._row, UploadState.COMPLETED, etag=info.etag)
         return info
 
-    def _expected(self, the_plan: Plan) -> verify.Expected:
+    def _expected(self, the_plan: Plan, *, ownership: bool = False) -> verify.Expected:
+        """What our object must look like. ``ownership`` (an object we did not see being
+        completed: is it ours?) adds its MD5 ETag and its age; after our own completion the
+        server already matched every part's ETag, and some servers' multipart ETags are
+        not MD5s of part MD5s, so there the checksum and the size decide."""
         checksums = {c for c in (self._expected_composite(), self._full_object()) if c}
         md5_etags = self.options.sse != "aws:kms" and self.options.sse_c_key is None
+        etag = None
+        if ownership and md5_etags and len(self._parts) == the_plan.part_count:
+            etag = verify.multipart_etag([self._parts[n].etag for n in sorted(self._parts)])
         return verify.Expected(
             size=the_plan.size, algorithm=self._algorithm_name(), checksums=frozenset(checksums),
-            etag=verify.multipart_etag([self._parts[n].etag for n in sorted(self._parts)])
-            if md5_etags and len(self._parts) == the_plan.part_count else None,
-            not_before=self._created_at or None,
+            etag=etag, not_before=(self._created_at or None) if ownership else None,
         )
 
     def _judge(self, the_plan: Plan, info: ObjectInfo) -> verify.Verdict:
-        return verify.judge(info, self._expected(the_plan))
+        return verify.judge(info, self._expected(the_plan, ownership=True))
 
     def _expected_composite(self) -> str | None:
         if self.algorithm is ChecksumAlgorithm.NONE:
