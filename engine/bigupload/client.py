@@ -291,10 +291,11 @@ def _certificate_failure(exc: BaseException) -> ssl.SSLCertVerificationError | N
         if not isinstance(current, BaseException) or id(current) in seen:
             continue
         seen.add(id(current))
-        if isinstance(current, ssl.SSLCertVerificationError):
+        wrapped = getattr(current, "certificate_error", None)  # aiohttp's, itself an ssl subclass
+        if isinstance(current, ssl.SSLCertVerificationError) and wrapped is None:
             return current
         kwargs = getattr(current, "kwargs", None)
-        pending += [current.__cause__, current.__context__, getattr(current, "certificate_error", None),
+        pending += [current.__cause__, current.__context__, wrapped,
                     kwargs.get("error") if isinstance(kwargs, dict) else None]
     return None
 
@@ -357,11 +358,11 @@ def _ca_bundle(session: Any, config: UploadConfig) -> str | bool:
                           "the certificates to trust")
     try:
         ssl.create_default_context(cafile=str(value))
+    except ssl.SSLError as exc:  # an OSError too: first
+        raise ConfigError(f"{source}={value}: not a PEM bundle of certificates ({exc})") from exc
     except OSError as exc:
         raise ConfigError(f"{source}={value}: cannot read the CA bundle "
                           f"({exc.strerror or exc})") from exc
-    except ssl.SSLError as exc:
-        raise ConfigError(f"{source}={value}: not a PEM bundle of certificates ({exc})") from exc
     return str(value)
 
 
