@@ -11,18 +11,20 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import contextvars
 import dataclasses
 import datetime
 import hashlib
 import logging
 import os
+import ssl
 from urllib.parse import quote, urlsplit
 from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any, Protocol
 
 from . import sigv4
 from .config import ChecksumAlgorithm, UploadConfig
-from .errors import AuthError, BigUploadError, IntegrityError, NotFoundError, StoreError
+from .errors import AuthError, BigUploadError, ConfigError, IntegrityError, NotFoundError, StoreError
 
 log = logging.getLogger("bigupload")
 
@@ -241,35 +243,49 @@ def _any_checksum(response: Mapping[str, Any], preferred: ChecksumAlgorithm) -> 
     return None, None
 
 
+# botocore's method names -> S3's operation names, for StoreError.operation and messages
+# (the retry lines and the rest of the engine speak S3's names)
+S3_OPERATIONS = {
+    "create_multipart_upload": "CreateMultipartUpload",
+    "upload_part": "UploadPart",
+    "list_parts": "ListParts",
+    "complete_multipart_upload": "CompleteMultipartUpload",
+    "abort_multipart_upload": "AbortMultipartUpload",
+    "put_object": "PutObject",
+    "head_object": "HeadObject",
+    "list_multipart_uploads": "ListMultipartUploads",
+    "list_objects_v2": "ListObjectsV2",
+}
+
+CERTIFICATE_HINT = ("check AWS_CA_BUNDLE or the server's certificate "
+                    "(--no-verify-ssl skips the check, unsafe)")
+
+
 def map_error(exc: BaseException, operation: str, bucket: str, key: str = "",
               upload_id: str | None = None, part_number: int | None = None) -> BigUploadError:
-    """Translate a botocore/aiohttp/OS exception into our error tree."""
+    """Translate a botocore/aiohttp/OS exception into our error tree. Only the exception
+    types known to come from the store or the network are mapped; anything else (a
+    TypeError, an AttributeError: a bug) is re-raised unchanged, never disguised as the
+    store refusing the request (httpx's ``map_httpcore_exceptions`` does the same)."""
     import botocore.exceptions as bce
 
-    where = f"{operation} s3://{bucket}/{key}" + (f" part {part_number}" if part_number else "")
+    where = f"{operation} s3://{bucket}/{key}" if bucket else operation or "S3 client"
+    if part_number:
+        where += f" part {part_number}"
     ctx: dict[str, Any] = dict(operation=operation, bucket=bucket, key=key,
                                upload_id=upload_id, part_number=part_number)
     if isinstance(exc, bce.ClientError):
-        err = exc.response.get("Error", {})
-        code = str(err.get("Code") or exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", ""))
-        message = err.get("Message") or code
-        text = f"{where}: {code}: {message}"
-        if code in AUTH_CODES:
-            return AuthError(text, code=code, **ctx)
-        if code in NOT_FOUND_CODES:
-            if code == "NoSuchUpload":
-                text += " (the upload was aborted or completed)"
-            return NotFoundError(text, code=code, **ctx)
-        if code in INTEGRITY_CODES:
-            return IntegrityError(text, code=code, retryable=True, **ctx)
-        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
-        retryable = code in RETRYABLE_CODES or (isinstance(status, int) and status >= 500)
-        return StoreError(text, code=code, retryable=retryable, **ctx)
+        return _client_error(exc, where, ctx)
     if isinstance(exc, (bce.NoCredentialsError, bce.PartialCredentialsError)):
         return AuthError(f"{where}: no AWS credentials found (set AWS_ACCESS_KEY_ID/"
                          "AWS_SECRET_ACCESS_KEY, a profile, or an instance role)", code="NoCredentials", **ctx)
     if isinstance(exc, bce.ProfileNotFound):
         return AuthError(f"{where}: {exc}", code="ProfileNotFound", **ctx)
+    if (failure := _certificate_failure(exc)) is not None:
+        # DESIGN.md: TLS trust is an authentication problem (exit 4), and no retry helps
+        return AuthError(f"{where}: TLS certificate verification failed for {_origin(exc)}: "
+                         f"{failure.verify_message or failure.reason}; {CERTIFICATE_HINT}",
+                         code="CertificateVerifyFailed", **ctx)
     if isinstance(exc, bce.SSLError):
         return StoreError(f"{where}: TLS error: {exc}", code="SSLError", retryable=False, **ctx)
     if isinstance(exc, bce.EndpointConnectionError):
@@ -289,8 +305,61 @@ def map_error(exc: BaseException, operation: str, bucket: str, key: str = "",
                           retryable=True, **ctx)
     if isinstance(exc, (bce.ParamValidationError, bce.BotoCoreError)):
         return StoreError(f"{where}: {exc}", code=type(exc).__name__, retryable=False, **ctx)
-    return StoreError(f"{where}: {type(exc).__name__}: {exc}", code=type(exc).__name__,
-                      retryable=False, **ctx)
+    raise exc
+
+
+def _client_error(exc: Any, where: str, ctx: dict[str, Any]) -> BigUploadError:
+    """Our error for an S3 error answer, classified by its code (or HTTP status)."""
+    err = exc.response.get("Error", {})
+    status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+    code = str(err.get("Code") or status or "")
+    message = err.get("Message") or code
+    text = f"{where}: {code}: {message}"
+    if code in AUTH_CODES:
+        return AuthError(text, code=code, **ctx)
+    if code in NOT_FOUND_CODES:
+        if code == "NoSuchUpload" and "aborted" not in message.lower():
+            text += " (the upload was aborted or completed)"
+        if code == str(status) == "404" and ctx["operation"] != "HeadObject":
+            # S3 answers every 404 with a body naming the error (HEAD, which has no body,
+            # excepted): a bare 404 comes from a server that is not an S3 API
+            text = (f"{where}: HTTP 404 without an S3 error code: the endpoint does not look "
+                    "like an S3 API (check --endpoint-url)")
+        return NotFoundError(text, code=code, **ctx)
+    if code in INTEGRITY_CODES:
+        return IntegrityError(text, code=code, retryable=True, **ctx)
+    retryable = code in RETRYABLE_CODES or (isinstance(status, int) and status >= 500)
+    return StoreError(text, code=code, retryable=retryable, **ctx)
+
+
+def _certificate_failure(exc: BaseException) -> ssl.SSLCertVerificationError | None:
+    """The certificate check that failed behind ``exc``, if that is what it is: botocore
+    wraps aiohttp's error, which wraps the ``ssl`` one (as cause, context or attribute)."""
+    seen: set[int] = set()
+    pending: list[Any] = [exc]
+    while pending:
+        current = pending.pop()
+        if not isinstance(current, BaseException) or id(current) in seen:
+            continue
+        seen.add(id(current))
+        wrapped = getattr(current, "certificate_error", None)  # aiohttp's, itself an ssl subclass
+        if isinstance(current, ssl.SSLCertVerificationError) and wrapped is None:
+            return current
+        kwargs = getattr(current, "kwargs", None)
+        pending += [current.__cause__, current.__context__, wrapped,
+                    kwargs.get("error") if isinstance(kwargs, dict) else None]
+    return None
+
+
+def _origin(exc: BaseException) -> str:
+    """scheme://host:port of the endpoint whose certificate was refused."""
+    kwargs = getattr(exc, "kwargs", None)
+    url = kwargs.get("endpoint_url") if isinstance(kwargs, dict) else None
+    if url:
+        split = urlsplit(str(url))
+        return f"{split.scheme}://{split.netloc}"
+    host, port = getattr(exc, "host", None), getattr(exc, "port", None)
+    return f"https://{host}:{port}" if host else "the endpoint"
 
 
 def _our_error(exc: BaseException) -> BigUploadError | None:
@@ -322,17 +391,43 @@ def _no_expect_continue(params: dict[str, Any], **kwargs: Any) -> None:
     params.get("headers", {}).pop("Expect", None)
 
 
-@contextlib.asynccontextmanager
-async def _lean_session(config: UploadConfig) -> AsyncIterator[Any]:
-    """The aiohttp session of ``LeanPut``: the same limits, timeouts and TLS rules as the
-    botocore client (AWS_CA_BUNDLE honoured, --no-verify-ssl), proxies from the environment."""
-    import ssl
+def _ca_bundle(session: Any, config: UploadConfig) -> str | bool:
+    """What both HTTP stacks trust, resolved as botocore resolves it (``AWS_CA_BUNDLE`` or
+    the profile's ``ca_bundle``, then ``REQUESTS_CA_BUNDLE``): a readable PEM file, True
+    for the default bundle, False with --no-verify-ssl. A bundle that is set but empty,
+    missing or unreadable is a ConfigError naming where it was set, before anything is sent."""
+    if not config.verify_tls:
+        return False
+    value = session.get_config_variable("ca_bundle")
+    source = "AWS_CA_BUNDLE" if "AWS_CA_BUNDLE" in os.environ else "ca_bundle (in the AWS profile)"
+    if value is None:
+        value, source = os.environ.get("REQUESTS_CA_BUNDLE"), "REQUESTS_CA_BUNDLE"
+    if value is None:
+        return True
+    if not str(value).strip():
+        raise ConfigError(f"{source} is set but empty: unset it, or point it at a PEM file of "
+                          "the certificates to trust")
+    try:
+        ssl.create_default_context(cafile=str(value))
+    except ssl.SSLError as exc:  # an OSError too: first
+        raise ConfigError(f"{source}={value}: not a PEM bundle of certificates ({exc})") from exc
+    except OSError as exc:
+        raise ConfigError(f"{source}={value}: cannot read the CA bundle "
+                          f"({exc.strerror or exc})") from exc
+    return str(value)
 
+
+@contextlib.asynccontextmanager
+async def _lean_session(config: UploadConfig, trust: str | bool) -> AsyncIterator[Any]:
+    """The aiohttp session of ``LeanPut``: the same limits, timeouts and TLS trust as the
+    botocore client (``trust`` from ``_ca_bundle``; True is botocore's default bundle, not
+    the system's), proxies from the environment."""
     import aiohttp
+    from botocore.httpsession import where
 
     tls: ssl.SSLContext | bool = False
-    if config.verify_tls:
-        tls = ssl.create_default_context(cafile=os.environ.get("AWS_CA_BUNDLE") or None)
+    if trust:
+        tls = ssl.create_default_context(cafile=where() if trust is True else trust)
     connector = aiohttp.TCPConnector(limit=config.concurrency + 2, ssl=tls)
     timeout = aiohttp.ClientTimeout(sock_connect=config.connect_timeout_s, sock_read=config.read_timeout_s)
     async with aiohttp.ClientSession(connector=connector, timeout=timeout, trust_env=True,
@@ -366,9 +461,12 @@ class LeanPut:
     on one core, where the bytes cost almost nothing. This path signs with ``sigv4`` and
     sends through its own aiohttp session (same payload writer, so bodies still go by
     sendfile). It learns each bucket's URL from botocore itself: the first PutObject to a
-    bucket goes through botocore, and the URL it used gives the base (path or virtual-host
-    style, whatever botocore resolved). A request the lean path cannot sign correctly (a
-    bucket in another region) turns it off for that bucket."""
+    bucket goes through botocore, and the URL of that very request (captured for that call
+    alone, never from a list shared with concurrent calls) gives the base (path or
+    virtual-host style, whatever botocore resolved), once the bucket is seen where S3
+    addressing puts it. The path is sent exactly as signed, as botocore sends its own. A
+    request the lean path cannot sign correctly (a bucket in another region) turns it off
+    for that bucket."""
 
     REDIRECTED = frozenset({"AuthorizationHeaderMalformed", "PermanentRedirect", "301", "307",
                             "IllegalLocationConstraintException"})
@@ -378,22 +476,22 @@ class LeanPut:
         self._credentials = credentials
         self._region = region
         self._bases: dict[str, str | None] = {}  # bucket -> URL base, None: not lean
-        self.seen_urls: list[str] = []  # filled by botocore's before-send hook
 
     def base(self, bucket: str) -> str | None:
         return self._bases.get(bucket)
 
-    def learn(self, bucket: str, key: str) -> None:
-        """Derive the bucket's URL base from a URL botocore just used for ``key``."""
-        if bucket in self._bases:
-            return
-        quoted = quote(key, safe="/~")
-        for url in self.seen_urls:
-            path = url.split("?", 1)[0]
-            if path.endswith("/" + quoted):
-                self._bases[bucket] = path[: len(path) - len(quoted)]
-                break
-        self.seen_urls.clear()
+    def knows(self, bucket: str) -> bool:
+        """Whether the bucket's way is settled (a base learnt, or the lean path off)."""
+        return bucket in self._bases
+
+    def learn(self, bucket: str, key: str, urls: Sequence[str]) -> None:
+        """Settle the bucket's URL base from the URLs botocore sent for one PutObject of
+        ``key`` (``capture_put_urls``): the path must be the key exactly, under the bucket
+        where botocore puts it (first path segment, or first host label). Anything else (no
+        URL, a redirect's second URL, an endpoint with a path) turns the lean path off for
+        the bucket rather than guess."""
+        if bucket not in self._bases:
+            self._bases[bucket] = _url_base(urls[0], bucket, key) if len(urls) == 1 else None
 
     def disable(self, bucket: str) -> None:
         self._bases[bucket] = None
@@ -404,6 +502,8 @@ class LeanPut:
 
     async def put(self, base: str, bucket: str, key: str, body: Any, checksum: str | None,
                   options: ObjectOptions, condition: Precondition | None = None) -> PartReceipt:
+        import yarl
+
         url = base + quote(key, safe="/~")
         split = urlsplit(url)
         headers: dict[str, str] = dict(condition.headers()) if condition else {}
@@ -434,7 +534,10 @@ class LeanPut:
         signed = sigv4.sign("PUT", split.netloc, split.path, headers, access_key=frozen.access_key,
                             secret_key=frozen.secret_key, token=frozen.token, region=self._region)
         try:
-            async with self._session.put(url, data=body, headers=signed) as response:
+            # encoded=True: send the path exactly as signed; yarl would otherwise resolve
+            # dot segments (``a/../b``) and unquote ``%28`` to ``(``
+            async with self._session.put(yarl.URL(url, encoded=True), data=body,
+                                         headers=signed) as response:
                 content = await response.read()
                 status = response.status
                 answer = response.headers
@@ -450,6 +553,35 @@ class LeanPut:
         if not etag:
             _required({}, "ETag", "PutObject", bucket, key)
         return PartReceipt(etag=str(etag), checksum=answer.get(f"x-amz-checksum-{options.checksum.value}"))
+
+
+def _url_base(url: str, bucket: str, key: str) -> str | None:
+    """The base that, followed by the quoted key, gives ``url``; None unless the bucket is
+    where S3 addressing puts it: ``/bucket/`` as the whole path before the key (path style)
+    or the first host label with the key straight after ``/`` (virtual-host style)."""
+    split = urlsplit(url)
+    quoted = quote(key, safe="/~")
+    if not split.path.endswith("/" + quoted):
+        return None
+    prefix = split.path[: len(split.path) - len(quoted)]
+    virtual = prefix == "/" and (split.hostname or "").startswith(bucket + ".")
+    if prefix != f"/{bucket}/" and not virtual:
+        return None
+    return f"{split.scheme}://{split.netloc}{prefix}"
+
+
+# The URLs botocore sends while one PutObject call runs: set by ``AioS3Store.put_object``
+# around that call only, so concurrent calls (each its own task, its own context) never
+# see each other's URLs, and nothing is kept once the call returns.
+_PUT_URLS: contextvars.ContextVar[list[str] | None] = contextvars.ContextVar(
+    "bigupload_put_urls", default=None)
+
+
+def _capture_put_url(request: Any, **kwargs: Any) -> None:
+    """botocore's before-send hook for PutObject: record the URL for the running call."""
+    urls = _PUT_URLS.get()
+    if urls is not None:
+        urls.append(str(request.url))
 
 
 def _http_error(status: int, content: bytes, operation: str, bucket: str, key: str) -> BigUploadError:
@@ -483,16 +615,16 @@ class AioS3Store:
 
         try:
             session = AioSession(profile=config.profile)
+            trust = _ca_bundle(session, config)
             client_cm = session.create_client(
                 "s3",
                 endpoint_url=config.endpoint_url,
                 region_name=config.region,
                 config=botocore_config(config),
-                # None, not True: botocore then honours AWS_CA_BUNDLE and ca_bundle in the profile
-                verify=None if config.verify_tls else False,
+                verify=trust,
             )
         except bce.BotoCoreError as exc:
-            raise map_error(exc, "connect", "") from exc
+            raise map_error(exc, "", "") from exc
         from . import httpbody, redact
 
         httpbody.register()
@@ -511,16 +643,16 @@ class AioS3Store:
             if credentials is None or os.environ.get("BIGUPLOAD_LEAN_PUT", "1") == "0":
                 yield cls(client, str(endpoint))
                 return
-            async with _lean_session(config) as http:
+            async with _lean_session(config, trust) as http:
                 lean = LeanPut(http, credentials, client.meta.region_name or "us-east-1")
-                client.meta.events.register(
-                    "before-send.s3.PutObject",
-                    lambda request, **kw: lean.seen_urls.append(str(request.url)))
+                client.meta.events.register("before-send.s3.PutObject", _capture_put_url)
                 yield cls(client, str(endpoint), lean)
 
     async def _call(self, operation: str, bucket: str, key: str = "", *,
                     upload_id: str | None = None, part_number: int | None = None,
                     **params: Any) -> dict[str, Any]:
+        """Call botocore's ``operation`` (its method name); errors are ours, named with
+        S3's operation name, and unknown exceptions pass through unchanged."""
         method = getattr(self._client, operation)
         try:
             result: dict[str, Any] = await method(Bucket=bucket, **params)
@@ -530,7 +662,8 @@ class AioS3Store:
         except Exception as exc:
             if (ours := _our_error(exc)) is not None:
                 raise ours from exc  # e.g. the file shrank while aiohttp was sending it
-            raise map_error(exc, operation, bucket, key, upload_id, part_number) from exc
+            raise map_error(exc, S3_OPERATIONS.get(operation, operation), bucket, key, upload_id,
+                            part_number) from exc
 
     async def create_multipart(self, bucket: str, key: str, options: ObjectOptions) -> str:
         response = await self._call("create_multipart_upload", bucket, key, Key=key, **options.on_create())
@@ -620,9 +753,15 @@ class AioS3Store:
                     raise
                 lean.disable(bucket)
                 log.info("s3://%s: PutObject goes through botocore (%s)", bucket, exc.code)
-        receipt = await self._botocore_put(bucket, key, body, checksum, options, condition)
-        if lean is not None:
-            lean.learn(bucket, key)
+        if lean is None or lean.knows(bucket):
+            return await self._botocore_put(bucket, key, body, checksum, options, condition)
+        urls: list[str] = []
+        token = _PUT_URLS.set(urls)
+        try:
+            receipt = await self._botocore_put(bucket, key, body, checksum, options, condition)
+        finally:
+            _PUT_URLS.reset(token)
+        lean.learn(bucket, key, urls)
         return receipt
 
     async def _botocore_put(self, bucket: str, key: str, body: Any, checksum: str | None,
