@@ -25,6 +25,7 @@ from typing import Any, Protocol
 from . import sigv4
 from .config import ChecksumAlgorithm, UploadConfig
 from .errors import AuthError, BigUploadError, ConfigError, IntegrityError, NotFoundError, StoreError
+from .source import FileRange
 
 log = logging.getLogger("bigupload")
 
@@ -436,6 +437,40 @@ async def _lean_session(config: UploadConfig, trust: str | bool) -> AsyncIterato
         yield session
 
 
+def _tls_sender(config: UploadConfig, trust: str | bool, endpoint: str) -> Any:
+    """The ``tlssend.TlsSender`` for an https endpoint (None: bodies go through aiohttp):
+    off with ``BIGUPLOAD_TLS_SEND=0``, and when a proxy is configured for the endpoint
+    (aiohttp then tunnels through it; this path does not)."""
+    if not endpoint.startswith("https://"):
+        return None
+    from . import tlssend
+
+    if not tlssend.enabled():
+        return None
+    from botocore.utils import get_environ_proxies
+
+    if get_environ_proxies(endpoint):
+        return None
+    return tlssend.TlsSender(trust, connect_timeout=config.connect_timeout_s,
+                             read_timeout=config.read_timeout_s, max_idle=config.concurrency + 2,
+                             concurrency=config.concurrency + 2)
+
+
+def _tls_send_handler(sender: Any) -> Any:
+    """botocore's before-send hook: an UploadPart or PutObject with a file body over https
+    is sent by ``sender``; its answer goes back to botocore, which parses it as its own."""
+    from . import tlssend
+
+    async def send(request: Any, **kwargs: Any) -> Any:
+        if not tlssend.sends(request):
+            return None
+        answer = await sender.exchange(request.method, str(request.url), request.headers,
+                                       request.body)
+        return tlssend.botocore_response(str(request.url), answer)
+
+    return send
+
+
 def botocore_config(config: UploadConfig) -> Any:
     """AioConfig for bulk uploads: pool sized to the concurrency, no botocore retries, no
     duplicate body hashing."""
@@ -471,8 +506,9 @@ class LeanPut:
     REDIRECTED = frozenset({"AuthorizationHeaderMalformed", "PermanentRedirect", "301", "307",
                             "IllegalLocationConstraintException"})
 
-    def __init__(self, session: Any, credentials: Any, region: str) -> None:
+    def __init__(self, session: Any, credentials: Any, region: str, sender: Any = None) -> None:
         self._session = session
+        self._sender = sender  # tlssend.TlsSender: file bodies over https go through it
         self._credentials = credentials
         self._region = region
         self._bases: dict[str, str | None] = {}  # bucket -> URL base, None: not lean
@@ -534,13 +570,17 @@ class LeanPut:
         signed = sigv4.sign("PUT", split.netloc, split.path, headers, access_key=frozen.access_key,
                             secret_key=frozen.secret_key, token=frozen.token, region=self._region)
         try:
-            # encoded=True: send the path exactly as signed; yarl would otherwise resolve
-            # dot segments (``a/../b``) and unquote ``%28`` to ``(``
-            async with self._session.put(yarl.URL(url, encoded=True), data=body,
-                                         headers=signed) as response:
-                content = await response.read()
-                status = response.status
-                answer = response.headers
+            if self._sender is not None and url.startswith("https://") and isinstance(body, FileRange):
+                sent = await self._sender.exchange("PUT", url, signed, body)
+                content, status, answer = sent.body, sent.status, sent.headers
+            else:
+                # encoded=True: send the path exactly as signed; yarl would otherwise
+                # resolve dot segments (``a/../b``) and unquote ``%28`` to ``(``
+                async with self._session.put(yarl.URL(url, encoded=True), data=body,
+                                             headers=signed) as response:
+                    content = await response.read()
+                    status = response.status
+                    answer = response.headers
         except (BigUploadError, asyncio.CancelledError):
             raise
         except Exception as exc:
@@ -549,7 +589,7 @@ class LeanPut:
             raise map_error(exc, "PutObject", bucket, key) from exc
         if status >= 300:
             raise _http_error(status, content, "PutObject", bucket, key)
-        etag = answer.get("ETag")
+        etag = answer.get("etag")  # aiohttp's headers and tlssend's: both find lower case
         if not etag:
             _required({}, "ETag", "PutObject", bucket, key)
         return PartReceipt(etag=str(etag), checksum=answer.get(f"x-amz-checksum-{options.checksum.value}"))
@@ -640,13 +680,23 @@ class AioS3Store:
             # the part is checksummed, so it is dropped.
             client.meta.events.register_last("before-call.s3", _no_expect_continue)
             endpoint = config.endpoint_url or client.meta.endpoint_url
-            if credentials is None or os.environ.get("BIGUPLOAD_LEAN_PUT", "1") == "0":
-                yield cls(client, str(endpoint))
-                return
-            async with _lean_session(config, trust) as http:
-                lean = LeanPut(http, credentials, client.meta.region_name or "us-east-1")
-                client.meta.events.register("before-send.s3.PutObject", _capture_put_url)
-                yield cls(client, str(endpoint), lean)
+            sender = _tls_sender(config, trust, str(client.meta.endpoint_url))
+            try:
+                if sender is not None:
+                    handler = _tls_send_handler(sender)
+                    for operation in ("UploadPart", "PutObject"):
+                        client.meta.events.register(f"before-send.s3.{operation}", handler)
+                if credentials is None or os.environ.get("BIGUPLOAD_LEAN_PUT", "1") == "0":
+                    yield cls(client, str(endpoint))
+                    return
+                async with _lean_session(config, trust) as http:
+                    lean = LeanPut(http, credentials, client.meta.region_name or "us-east-1",
+                                   sender)
+                    client.meta.events.register("before-send.s3.PutObject", _capture_put_url)
+                    yield cls(client, str(endpoint), lean)
+            finally:
+                if sender is not None:
+                    sender.close()
 
     async def _call(self, operation: str, bucket: str, key: str = "", *,
                     upload_id: str | None = None, part_number: int | None = None,
