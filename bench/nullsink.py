@@ -56,6 +56,7 @@ class S3Sink(asyncio.BufferedProtocol):
         self.body_size = 0
         self.keep_body: bytearray | None = None  # small bodies we need (CompleteMultipartUpload)
         self.request: tuple[str, str, dict[str, str]] | None = None
+        self.trailers: list[str] = []  # echoed trailing checksums (aws-chunked bodies)
 
     tls_log: str | None = None
 
@@ -110,7 +111,11 @@ class S3Sink(asyncio.BufferedProtocol):
         self.keep_body = bytearray() if method == "POST" else None
         if headers.get("expect", "").lower() == "100-continue":
             self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
-        if "chunked" in headers.get("transfer-encoding", "").lower():
+        self.trailers = []  # echoed trailing checksums
+        # aws-chunked (trailing checksums) inside a Content-Length body has the syntax of
+        # HTTP chunked framing; its trailer is echoed, as S3 echoes it
+        if "chunked" in headers.get("transfer-encoding", "").lower() or (
+                "aws-chunked" in headers.get("content-encoding", "").lower()):
             self.chunked = bytearray()
             self.chunk_left = 0
             self.chunk_done = False
@@ -147,6 +152,10 @@ class S3Sink(asyncio.BufferedProtocol):
                 else:
                     self.chunk_left = size
         elif pending.endswith(b"\r\n\r\n"):
+            for line in bytes(pending).decode("latin-1").split("\r\n"):
+                name, _, value = line.partition(":")
+                if name.strip().lower().startswith("x-amz-checksum-"):
+                    self.trailers.append(f"{name.strip().lower()}: {value.strip()}")
             self.chunked = None
             self._respond()
         return data
@@ -162,6 +171,7 @@ class S3Sink(asyncio.BufferedProtocol):
         bucket, _, key = path.lstrip("/").partition("/")
         extra = [f"{name}: {value}" for name, value in headers.items()
                  if name.startswith("x-amz-checksum-") and name != "x-amz-checksum-algorithm"]
+        extra += self.trailers
         status, body = "200 OK", b""
         store = self.store
         if method == "POST" and "uploads" in query:

@@ -22,6 +22,8 @@ from urllib.parse import quote, urlsplit
 from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any, Protocol
 
+import anyio
+
 from . import sigv4
 from .config import ChecksumAlgorithm, UploadConfig
 from .errors import AuthError, BigUploadError, ConfigError, IntegrityError, NotFoundError, StoreError
@@ -46,6 +48,7 @@ RETRYABLE_CODES = {
 class PartReceipt:
     etag: str
     checksum: str | None  # base64, as the server echoed it
+    sent: bytes | None = None  # the raw checksum the store computed over what it sent
 
 
 @dataclasses.dataclass(frozen=True)
@@ -191,10 +194,20 @@ class ObjectStore(Protocol):
 
     async def create_multipart(self, bucket: str, key: str, options: ObjectOptions) -> str: ...
 
+    def checksums_while_sending(self, algorithm: ChecksumAlgorithm) -> bool:
+        """Whether ``upload_part`` computes ``algorithm`` itself in the pass that sends the
+        part (a trailing checksum): the caller then passes no checksum and reads the value
+        from ``PartReceipt.sent``."""
+        ...
+
     async def upload_part(
         self, bucket: str, key: str, upload_id: str, number: int, body: Any,
         checksum: str | None, options: ObjectOptions,
-    ) -> PartReceipt: ...
+    ) -> PartReceipt:
+        """Upload one part. With ``checksum`` None and an algorithm in ``options``, the
+        store computes the checksum (``checksums_while_sending``) and reports it in
+        ``PartReceipt.sent``."""
+        ...
 
     async def list_parts(
         self, bucket: str, key: str, upload_id: str, options: ObjectOptions
@@ -458,17 +471,131 @@ def _tls_sender(config: UploadConfig, trust: str | bool, endpoint: str) -> Any:
 
 def _tls_send_handler(sender: Any) -> Any:
     """botocore's before-send hook: an UploadPart or PutObject with a file body over https
-    is sent by ``sender``; its answer goes back to botocore, which parses it as its own."""
+    is sent by ``sender``; its answer goes back to botocore, which parses it as its own.
+    An UploadPart signed for a trailing checksum (``_sign_trailer``) is framed as such."""
     from . import tlssend
 
     async def send(request: Any, **kwargs: Any) -> Any:
         if not tlssend.sends(request):
             return None
-        answer = await sender.exchange(request.method, str(request.url), request.headers,
-                                       request.body)
+        headers = request.headers
+        trailer = None
+        call = _TRAILER_CALL.get()
+        if call is not None and call.signed:
+            trailer = call.trailer()
+            headers = dict(headers.items())
+            for name in [n for n in headers if n.lower() == "content-length"]:
+                del headers[name]
+            headers["Content-Length"] = str(tlssend.framed_length(
+                len(request.body), trailer.name, trailer.width))
+        answer = await sender.exchange(request.method, str(request.url), headers,
+                                       request.body, trailer)
+        if call is not None and call.signed:
+            call.sent = answer.sent_checksum
         return tlssend.botocore_response(str(request.url), answer)
 
     return send
+
+
+class Trailers:
+    """Whether an endpoint takes trailing checksums on UploadPart (``aws-chunked`` bodies,
+    ``STREAMING-UNSIGNED-PAYLOAD-TRAILER``): unknown (None) until the first answer, True
+    once an answer echoed the checksum that followed a body, False after a refusal or an
+    answer that did not echo it (the checksum then goes as a header, as before). S3,
+    SeaweedFS and the null sink echo it."""
+
+    ALGORITHMS = frozenset({ChecksumAlgorithm.CRC32C, ChecksumAlgorithm.CRC32,
+                            ChecksumAlgorithm.CRC64NVME, ChecksumAlgorithm.SHA256})
+
+    def __init__(self, endpoint: str) -> None:
+        self.endpoint = endpoint
+        self.state: bool | None = None
+
+    def usable(self, algorithm: ChecksumAlgorithm) -> bool:
+        return algorithm in self.ALGORITHMS
+
+    def accepted(self) -> None:
+        self.state = True
+
+    def refused(self, exc: BaseException | None) -> None:
+        if self.state is None:
+            why = f"refused ({exc})" if exc else "not echoed"
+            log.info("%s: trailing checksums %s: sending them as headers", self.endpoint, why)
+        self.state = False
+
+
+class _TrailerCall:
+    """One UploadPart sent with a trailing checksum: set around the botocore call, read by
+    its before-sign and before-send hooks (each call runs in its own task and context)."""
+
+    def __init__(self, algorithm: ChecksumAlgorithm) -> None:
+        self.algorithm = algorithm
+        self.signed = False
+        self.sent: bytes | None = None
+
+    @property
+    def name(self) -> str:
+        return f"x-amz-checksum-{self.algorithm.value}"
+
+    def width(self) -> int:
+        from . import checksum as ck
+
+        return len(ck.encode(ck.Hasher(self.algorithm).digest()))
+
+    def trailer(self) -> Any:
+        from . import checksum as ck
+        from . import tlssend
+
+        algorithm = self.algorithm
+        return tlssend.Trailer(self.name, self.width(), lambda: ck.Hasher(algorithm))
+
+
+_TRAILER_CALL: contextvars.ContextVar[_TrailerCall | None] = contextvars.ContextVar(
+    "bigupload_trailer_call", default=None)
+
+
+def _sign_trailer(request: Any, **kwargs: Any) -> None:
+    """botocore's before-sign hook for UploadPart: turn the request into the trailing
+    checksum form before it is signed (the framing headers are signed; the payload hash
+    is STREAMING-UNSIGNED-PAYLOAD-TRAILER, which botocore's signer picks from the context)."""
+    from . import tlssend
+
+    call = _TRAILER_CALL.get()
+    if call is None or not tlssend.sends(request):
+        return
+    headers = request.headers
+    for name, value in tlssend.trailer_headers(len(request.body), call.name, call.width(),
+                                               headers.get("Content-Encoding")).items():
+        if name not in ("Content-Length", "X-Amz-Content-SHA256"):
+            if name in headers:
+                del headers[name]
+            headers[name] = value
+    request.context["checksum"] = {"request_algorithm": {
+        "in": "trailer", "algorithm": call.algorithm.value, "name": call.name}}
+    call.signed = True
+
+
+def _range_checksum(body: Any, algorithm: ChecksumAlgorithm) -> bytes:
+    """The checksum of a request body (a ``FileRange`` or bytes), read as ``SourceFile.scan``
+    reads. Blocking: run in a thread."""
+    from . import checksum as ck
+
+    hasher = ck.Hasher(algorithm)
+    if not isinstance(body, FileRange):
+        hasher.update(body)
+        return hasher.digest()
+    buffer = memoryview(bytearray(min(1 << 20, max(1, body.length))))
+    done = 0
+    while done < body.length:
+        want = min(len(buffer), body.length - done)
+        n = os.preadv(body.fd, [buffer[:want]], body.offset + done)
+        if n == 0:
+            from .errors import SourceError
+
+            raise SourceError(f"{body.path}: file shrank during the upload")
+        hasher.update(buffer[:n])
+        done += n
+    return hasher.digest()
 
 
 def botocore_config(config: UploadConfig) -> Any:
@@ -642,10 +769,12 @@ def _http_error(status: int, content: bytes, operation: str, bucket: str, key: s
 class AioS3Store:
     """``ObjectStore`` over one aiobotocore S3 client. Create with ``AioS3Store.open``."""
 
-    def __init__(self, client: Any, endpoint: str, lean: LeanPut | None = None) -> None:
+    def __init__(self, client: Any, endpoint: str, lean: LeanPut | None = None,
+                 trailers: Trailers | None = None) -> None:
         self._client = client
         self.endpoint = endpoint
         self._lean = lean
+        self._trailers = trailers  # trailing checksums on UploadPart (tlssend only)
 
     @classmethod
     @contextlib.asynccontextmanager
@@ -681,19 +810,23 @@ class AioS3Store:
             client.meta.events.register_last("before-call.s3", _no_expect_continue)
             endpoint = config.endpoint_url or client.meta.endpoint_url
             sender = _tls_sender(config, trust, str(client.meta.endpoint_url))
+            trailers = None
             try:
                 if sender is not None:
                     handler = _tls_send_handler(sender)
                     for operation in ("UploadPart", "PutObject"):
                         client.meta.events.register(f"before-send.s3.{operation}", handler)
+                    if os.environ.get("BIGUPLOAD_TRAILING_CHECKSUM", "1") != "0":
+                        trailers = Trailers(str(endpoint))
+                        client.meta.events.register("before-sign.s3.UploadPart", _sign_trailer)
                 if credentials is None or os.environ.get("BIGUPLOAD_LEAN_PUT", "1") == "0":
-                    yield cls(client, str(endpoint))
+                    yield cls(client, str(endpoint), None, trailers)
                     return
                 async with _lean_session(config, trust) as http:
                     lean = LeanPut(http, credentials, client.meta.region_name or "us-east-1",
                                    sender)
                     client.meta.events.register("before-send.s3.PutObject", _capture_put_url)
-                    yield cls(client, str(endpoint), lean)
+                    yield cls(client, str(endpoint), lean, trailers)
             finally:
                 if sender is not None:
                     sender.close()
@@ -719,8 +852,56 @@ class AioS3Store:
         response = await self._call("create_multipart_upload", bucket, key, Key=key, **options.on_create())
         return str(_required(response, "UploadId", "CreateMultipartUpload", bucket, key))
 
+    def checksums_while_sending(self, algorithm: ChecksumAlgorithm) -> bool:
+        return (self._trailers is not None and self._trailers.usable(algorithm)
+                and self._trailers.state is not False)
+
     async def upload_part(self, bucket: str, key: str, upload_id: str, number: int, body: Any,
                           checksum: str | None, options: ObjectOptions) -> PartReceipt:
+        algorithm = options.checksum
+        if checksum is not None or algorithm is ChecksumAlgorithm.NONE:
+            return await self._upload_part(bucket, key, upload_id, number, body, checksum, options)
+        trailers = self._trailers
+        if trailers is None or not trailers.usable(algorithm) or trailers.state is False \
+                or not isinstance(body, FileRange):
+            # the caller left the checksum to us, and it cannot follow the body: compute
+            # it first and send it as a header, as the caller would have
+            from . import checksum as ck
+
+            raw = await anyio.to_thread.run_sync(_range_checksum, body, algorithm)
+            receipt = await self._upload_part(bucket, key, upload_id, number, body,
+                                              ck.encode(raw), options)
+            return dataclasses.replace(receipt, sent=raw)
+        call = _TrailerCall(algorithm)
+        token = _TRAILER_CALL.set(call)
+        try:
+            receipt = await self._upload_part(bucket, key, upload_id, number, body, None, options)
+        except StoreError as exc:
+            if trailers.state is not None or (exc.retryable and not isinstance(exc, IntegrityError)):
+                raise
+            # while the endpoint is on probation, a refusal of the trailer form may be a
+            # server that does not take it: once more with the checksum as a header
+            trailers.refused(exc)
+            return await self.upload_part(bucket, key, upload_id, number, body, None, options)
+        finally:
+            _TRAILER_CALL.reset(token)
+        if call.sent is None:
+            raise AssertionError("the trailer form was signed but not sent")
+        from . import checksum as ck
+
+        if receipt.checksum != ck.encode(call.sent):
+            if trailers.state is None and receipt.checksum is None:
+                # a server that does not echo the trailing checksum may not have read the
+                # framing either (and stored it as data): send the part again with the
+                # checksum as a header, and keep to that form for this endpoint
+                trailers.refused(None)
+                return await self.upload_part(bucket, key, upload_id, number, body, None, options)
+            return dataclasses.replace(receipt, sent=call.sent)  # the caller compares
+        trailers.accepted()
+        return dataclasses.replace(receipt, sent=call.sent)
+
+    async def _upload_part(self, bucket: str, key: str, upload_id: str, number: int, body: Any,
+                           checksum: str | None, options: ObjectOptions) -> PartReceipt:
         params = options.every_request()
         if checksum is not None:
             params[_checksum_param(options.checksum)] = checksum
