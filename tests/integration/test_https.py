@@ -22,8 +22,7 @@ import anyio
 import crc32c
 import pytest
 
-from bigupload import UploadConfig, Uploader
-from bigupload import tlssend
+from bigupload import UploadConfig, Uploader, tlssend
 from bigupload.client import AioS3Store, ObjectOptions
 from bigupload.errors import AuthError, StoreError
 from bigupload.source import FileRange
