@@ -431,17 +431,24 @@ def _ca_bundle(session: Any, config: UploadConfig) -> str | bool:
     return str(value)
 
 
-@contextlib.asynccontextmanager
-async def _lean_session(config: UploadConfig, trust: str | bool) -> AsyncIterator[Any]:
-    """The aiohttp session of ``LeanPut``: the same limits, timeouts and TLS trust as the
-    botocore client (``trust`` from ``_ca_bundle``; True is botocore's default bundle, not
-    the system's), proxies from the environment."""
-    import aiohttp
-    from botocore.httpsession import where
+def _tls_context(trust: str | bool) -> ssl.SSLContext:
+    """The TLS settings of the botocore client (``trust`` from ``_ca_bundle``; True is
+    botocore's default bundle, not the system's), for LeanPut and tlssend."""
+    from .tlssend import ssl_context
 
-    tls: ssl.SSLContext | bool = False
-    if trust:
-        tls = ssl.create_default_context(cafile=where() if trust is True else trust)
+    return ssl_context(trust)
+
+
+@contextlib.asynccontextmanager
+async def _lean_session(config: UploadConfig, trust: str | bool | ssl.SSLContext) -> AsyncIterator[Any]:
+    """The aiohttp session of ``LeanPut``: the same limits, timeouts and TLS trust as the
+    botocore client (``trust`` from ``_ca_bundle``, or the context made from it), proxies
+    from the environment."""
+    import aiohttp
+
+    tls: ssl.SSLContext | bool = trust if isinstance(trust, ssl.SSLContext) else False
+    if trust and not isinstance(trust, ssl.SSLContext):
+        tls = _tls_context(trust)
     connector = aiohttp.TCPConnector(limit=config.concurrency + 2, ssl=tls)
     timeout = aiohttp.ClientTimeout(sock_connect=config.connect_timeout_s, sock_read=config.read_timeout_s)
     async with aiohttp.ClientSession(connector=connector, timeout=timeout, trust_env=True,
@@ -450,7 +457,7 @@ async def _lean_session(config: UploadConfig, trust: str | bool) -> AsyncIterato
         yield session
 
 
-def _tls_sender(config: UploadConfig, trust: str | bool, endpoint: str) -> Any:
+def _tls_sender(config: UploadConfig, tls: ssl.SSLContext | bool, endpoint: str) -> Any:
     """The ``tlssend.TlsSender`` for an https endpoint (None: bodies go through aiohttp):
     off with ``BIGUPLOAD_TLS_SEND=0``, and when a proxy is configured for the endpoint
     (aiohttp then tunnels through it; this path does not)."""
@@ -464,7 +471,9 @@ def _tls_sender(config: UploadConfig, trust: str | bool, endpoint: str) -> Any:
 
     if get_environ_proxies(endpoint):
         return None
-    return tlssend.TlsSender(trust, connect_timeout=config.connect_timeout_s,
+    if not isinstance(tls, ssl.SSLContext):
+        return None
+    return tlssend.TlsSender(tls, connect_timeout=config.connect_timeout_s,
                              read_timeout=config.read_timeout_s, max_idle=config.concurrency + 2,
                              concurrency=config.concurrency + 2)
 
@@ -809,7 +818,10 @@ class AioS3Store:
             # the part is checksummed, so it is dropped.
             client.meta.events.register_last("before-call.s3", _no_expect_continue)
             endpoint = config.endpoint_url or client.meta.endpoint_url
-            sender = _tls_sender(config, trust, str(client.meta.endpoint_url))
+            # one load of the CA bundle for both of our own HTTP paths, and none for http
+            tls = _tls_context(trust) if str(client.meta.endpoint_url).startswith("https://") \
+                else False
+            sender = _tls_sender(config, tls, str(client.meta.endpoint_url))
             trailers = None
             try:
                 if sender is not None:
@@ -822,7 +834,7 @@ class AioS3Store:
                 if credentials is None or os.environ.get("BIGUPLOAD_LEAN_PUT", "1") == "0":
                     yield cls(client, str(endpoint), None, trailers)
                     return
-                async with _lean_session(config, trust) as http:
+                async with _lean_session(config, tls) as http:
                     lean = LeanPut(http, credentials, client.meta.region_name or "us-east-1",
                                    sender)
                     client.meta.events.register("before-send.s3.PutObject", _capture_put_url)

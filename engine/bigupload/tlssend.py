@@ -187,9 +187,9 @@ class TlsSender:
     """Sends requests with file bodies over pooled blocking TLS connections, each request
     in a worker thread. Open one per client; ``close`` closes the idle connections."""
 
-    def __init__(self, trust: str | bool, *, connect_timeout: float, read_timeout: float,
-                 max_idle: int, concurrency: int) -> None:
-        self.context = ssl_context(trust)
+    def __init__(self, trust: str | bool | ssl.SSLContext, *, connect_timeout: float,
+                 read_timeout: float, max_idle: int, concurrency: int) -> None:
+        self.context = trust if isinstance(trust, ssl.SSLContext) else ssl_context(trust)
         self.connect_timeout = connect_timeout
         self.read_timeout = read_timeout
         self.max_idle = max_idle
