@@ -137,12 +137,17 @@ class _Connection:
             pass
 
     def stale(self) -> bool:
-        """An idle connection that is readable was closed by the server (or sent junk)."""
-        try:
-            readable, _, _ = select.select([self.sock], [], [], 0)
-        except (OSError, ValueError):
+        """An idle connection that is readable was closed by the server (or sent junk).
+        ``poll``, not ``select``: a process with many files open has descriptors past
+        select's limit of 1024."""
+        if self.sock.fileno() < 0:
             return True
-        return bool(readable) or self.sock.fileno() < 0
+        poller = select.poll()
+        poller.register(self.sock, select.POLLIN)
+        try:
+            return bool(poller.poll(0))
+        except OSError:
+            return True
 
 
 class _Broken(Exception):

@@ -194,6 +194,12 @@ class _Scripted(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     answers: list[tuple[int, dict[str, str], bytes]] = []
     seen: list[tuple[dict[str, str], bytes]] = []
+    connections: list[int] = []
+    hang_up = False  # close each connection after one answer, without saying so
+
+    def setup(self) -> None:
+        super().setup()
+        self.connections.append(1)
 
     def do_PUT(self) -> None:
         body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
@@ -206,6 +212,7 @@ class _Scripted(http.server.BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(content)))
         self.end_headers()
         self.wfile.write(content)
+        self.close_connection = self.close_connection or self.hang_up
 
     def log_message(self, *args: Any) -> None:
         pass
@@ -217,7 +224,7 @@ def scripted(tmp_path: Path,
     ca, cert, key = tls_certificates(tmp_path)
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.load_cert_chain(cert, key)
-    handler = type("Handler", (_Scripted,), {"answers": [], "seen": []})
+    handler = type("Handler", (_Scripted,), {"answers": [], "seen": [], "connections": []})
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     server.daemon_threads = True
     server.block_on_close = False  # pooled keep-alive connections may still be open
@@ -300,3 +307,38 @@ def test_a_server_that_does_not_echo_a_trailing_checksum_gets_the_header_form(
     for headers, body in ((plain, plain_body), (again, again_body)):
         assert "content-encoding" not in headers and headers["x-amz-checksum-crc32c"] == crc
         assert body == data
+
+
+def _two_parts(endpoint: str, path: Path) -> None:
+    async def go() -> None:
+        async with AioS3Store.open(UploadConfig(endpoint_url=endpoint)) as store:
+            with open(path, "rb") as f:
+                body = FileRange(f.fileno(), str(path), 0, path.stat().st_size)
+                for number in (1, 2):
+                    await store.upload_part("bucket", "k", "up", number, body, "AAAAAA==",
+                                            ObjectOptions())
+    anyio.run(go)
+
+
+def test_a_connection_is_kept_for_the_next_request_even_past_fd_1024(
+        scripted: tuple[str, type[_Scripted]], tmp_path: Path) -> None:
+    """select() cannot watch a descriptor past 1024: the check for a connection the server
+    closed while idle must not take every such connection for closed."""
+    endpoint, handler = scripted
+    src = random_file(tmp_path / "f.bin", 1000)
+    spare = [os.dup(0) for _ in range(1100)]  # the connection's socket gets a high number
+    try:
+        _two_parts(endpoint, src)
+    finally:
+        for fd in spare:
+            os.close(fd)
+    assert len(handler.seen) == 2 and len(handler.connections) == 1
+
+
+def test_a_connection_the_server_closed_while_idle_is_replaced(
+        scripted: tuple[str, type[_Scripted]], tmp_path: Path) -> None:
+    endpoint, handler = scripted
+    handler.hang_up = True
+    src = random_file(tmp_path / "f.bin", 1000)
+    _two_parts(endpoint, src)
+    assert len(handler.seen) == 2 and len(handler.connections) == 2
