@@ -150,6 +150,22 @@ class _Connection:
             return True
 
 
+class _Call:
+    """One request's link between the event loop and its thread: which connection the
+    thread is using, and whether the caller gave up on it (cancelled: the thread stops at
+    its next socket call or chunk, and closes the connection)."""
+
+    def __init__(self) -> None:
+        self.conn: _Connection | None = None
+        self.cancelled = False
+        self.finished = threading.Event()  # set when the thread is done with the request
+
+    def cancel(self) -> None:
+        self.cancelled = True
+        if self.conn is not None:
+            self.conn.abort()
+
+
 class _Broken(Exception):
     """The connection failed; ``answered`` says whether any answer byte had arrived."""
 
@@ -201,9 +217,6 @@ class TlsSender:
         self._idle: dict[tuple[str, int], collections.deque[_Connection]] = {}
         self._limiter = anyio.CapacityLimiter(max(1, concurrency))
         self._lock = threading.Lock()
-        self.negotiated: tuple[str | None, str | None] = (None, None)  # TLS version, cipher
-        self.requests = 0
-        self.connections = 0
 
     def close(self) -> None:
         with self._lock:
@@ -251,22 +264,28 @@ class TlsSender:
             raw.close()
             raise _Broken(exc, answered=False, connecting=True) from exc
         sock.settimeout(self.read_timeout)
-        self.connections += 1
-        self.negotiated = (sock.version(), (sock.cipher() or (None,))[0])
         return _Connection(sock, key)
 
     # a request (worker thread)
 
-    def _exchange(self, conn_box: list[_Connection | None], key: tuple[str, int],
-                  server_hostname: str, head: bytes, body: FileRange | None,
-                  trailer: Trailer | None, method: str) -> Answer:
+    def _exchange(self, call: _Call, key: tuple[str, int], server_hostname: str, head: bytes,
+                  body: FileRange | None, trailer: Trailer | None, method: str) -> Answer:
         """Send one request and read its answer, on a pooled connection or a new one; a
         reused connection that fails before answering is replaced once."""
+        try:
+            return self._attempts(call, key, server_hostname, head, body, trailer, method)
+        finally:
+            call.finished.set()
+
+    def _attempts(self, call: _Call, key: tuple[str, int], server_hostname: str, head: bytes,
+                  body: FileRange | None, trailer: Trailer | None, method: str) -> Answer:
         for attempt in (0, 1):
             conn = self._take(key) if attempt == 0 else None
             if conn is None:
                 conn = self._connect(key, server_hostname)
-            conn_box[0] = conn
+            call.conn = conn
+            if call.cancelled:  # given up while this thread was connecting
+                conn.abort()
             reused = conn.used
             conn.used = True
             try:
@@ -279,6 +298,22 @@ class TlsSender:
                 conn.close()
                 raise
         raise AssertionError("unreachable")
+
+    async def _in_thread(self, call: _Call, *args: Any) -> Answer:
+        """``_exchange`` in a worker thread. Cancelling the caller shuts the connection
+        down, so the thread fails at its next socket call; it is waited for, never left
+        running (it reads from the caller's file descriptor, which the caller may close)."""
+        try:
+            answer: Answer = await anyio.to_thread.run_sync(
+                self._exchange, call, *args, limiter=self._limiter, abandon_on_cancel=True)
+            return answer
+        except anyio.get_cancelled_exc_class():
+            call.cancel()
+            with anyio.CancelScope(shield=True):
+                await anyio.to_thread.run_sync(call.finished.wait)
+            if call.conn is not None:
+                call.conn.close()  # the thread may have finished before it saw the cancel
+            raise
 
     async def exchange(self, method: str, url: str, headers: Mapping[str, Any],
                        body: FileRange | None, trailer: Trailer | None = None) -> Answer:
@@ -295,22 +330,14 @@ class TlsSender:
             target += "?" + split.query
         head = _request_head(method, target, host_header(url), headers,
                              body.length if body is not None else 0)
-        box: list[_Connection | None] = [None]
-        self.requests += 1
+        call = _Call()
         try:
-            answer = await anyio.to_thread.run_sync(
-                self._exchange, box, key, host, head, body, trailer, method,
-                limiter=self._limiter, abandon_on_cancel=True)
-        except BaseException as exc:
-            conn = box[0]
-            if conn is not None:
-                conn.abort()  # a thread still running (cancelled) fails at its next call
-            if isinstance(exc, _Broken):
-                raise _botocore_error(exc, url) from exc.error
-            if isinstance(exc, ssl.SSLError):
-                raise bce.SSLError(endpoint_url=url, error=exc) from exc
-            raise
-        conn = box[0]
+            answer = await self._in_thread(call, key, host, head, body, trailer, method)
+        except _Broken as broken:
+            raise _botocore_error(broken, url) from broken.error
+        except ssl.SSLError as exc:  # the handshake: untrusted certificate, no common cipher
+            raise bce.SSLError(endpoint_url=url, error=exc) from exc
+        conn = call.conn
         assert conn is not None
         if answer.keep_alive:
             self._give_back(conn)

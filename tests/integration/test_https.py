@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import http.server
 import os
+import socket
 import ssl
 import threading
 import uuid
@@ -342,3 +343,55 @@ def test_a_connection_the_server_closed_while_idle_is_replaced(
     src = random_file(tmp_path / "f.bin", 1000)
     _two_parts(endpoint, src)
     assert len(handler.seen) == 2 and len(handler.connections) == 2
+
+
+def test_a_cancelled_send_stops_its_thread_and_closes_its_connection(tmp_path: Path) -> None:
+    """A server that never reads: the send blocks until the caller gives up; the thread
+    is then stopped (not left reading the caller's file) and nothing is pooled."""
+    ca, cert, key = tls_certificates(tmp_path)
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    listener = socket.create_server(("127.0.0.1", 0))
+    accepted: list[ssl.SSLSocket] = []
+    closed = threading.Event()
+
+    def serve() -> None:
+        conn, _ = listener.accept()
+        tls = context.wrap_socket(conn, server_side=True)
+        accepted.append(tls)
+        closed.wait(30)  # never reads the body
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    src = random_file(tmp_path / "f.bin", 64 * MiB)
+    url = f"https://127.0.0.1:{listener.getsockname()[1]}/b/k"
+    sender = tlssend.TlsSender(ca, connect_timeout=5, read_timeout=60, max_idle=2, concurrency=2)
+    calls: list[Any] = []
+    original = tlssend._Call
+
+    def recording() -> Any:
+        calls.append(original())
+        return calls[-1]
+
+    async def go() -> None:
+        with open(src, "rb") as f:
+            with anyio.move_on_after(0.5) as scope:
+                await sender.exchange("PUT", url, {}, FileRange(f.fileno(), str(src), 0, 64 * MiB))
+            assert scope.cancelled_caught
+
+    tlssend_call = tlssend._Call
+    try:
+        tlssend._Call = recording  # type: ignore[misc]
+        anyio.run(go)
+    finally:
+        tlssend._Call = tlssend_call  # type: ignore[misc]
+        closed.set()
+        thread.join()
+        listener.close()
+        for s in accepted:
+            s.close()
+    (call,) = calls
+    assert call.finished.is_set() and call.cancelled
+    assert call.conn.sock.fileno() == -1  # closed
+    assert not any(sender._idle.values())
+    sender.close()
