@@ -892,8 +892,9 @@ class AioS3Store:
         try:
             receipt = await self._upload_part(bucket, key, upload_id, number, body, None, options)
         except StoreError as exc:
-            if trailers.state is not None or (exc.retryable and not isinstance(exc, IntegrityError)):
-                raise
+            if trailers.state is not None or isinstance(exc, NotFoundError) or (
+                    exc.retryable and not isinstance(exc, IntegrityError)):
+                raise  # not about the form: the upload is gone, or a transient failure
             # while the endpoint is on probation, a refusal of the trailer form may be a
             # server that does not take it: once more with the checksum as a header
             trailers.refused(exc)
