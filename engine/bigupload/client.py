@@ -788,7 +788,8 @@ class AioS3Store:
         algorithm, checksum = _any_checksum(response, options.checksum)
         return ObjectInfo(
             size=int(response["ContentLength"]),
-            etag=str(response.get("ETag", "")),
+            # every S3 object has an ETag; an answer without one is not from an S3 API
+            etag=str(_required(response, "ETag", "HeadObject", bucket, key)),
             checksum=checksum,
             checksum_type=response.get("ChecksumType"),
             last_modified=response.get("LastModified"),
