@@ -654,8 +654,8 @@ class JobRunner:
     def _common_prefixes(self) -> dict[str, str]:
         """Per bucket, the longest prefix ending in ``/`` shared by all the job's keys."""
         prefixes = {}
-        for bucket, (low, high) in self.journal.job_key_range(self.job.id).items():
-            common = os.path.commonprefix([low, high])
+        for bucket, keys in self.journal.job_key_range(self.job.id).items():
+            common = os.path.commonprefix([keys.low, keys.high])
             prefixes[bucket] = common[: common.rfind("/") + 1]
         return prefixes
 
