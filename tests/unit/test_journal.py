@@ -12,7 +12,6 @@ from bigupload.errors import JournalError, ResumeError
 from bigupload.journal import (
     SCHEMA_VERSION,
     DestinationGuard,
-    FileChange,
     FileState,
     JobFile,
     JobState,
@@ -399,9 +398,9 @@ def test_view_reads_what_the_writer_holds_while_it_writes(tmp_path: Path) -> Non
         closed = j.start_upload(FP, "http://e", "b", "k2", 5 << 20, 20, "crc32c", None)
         j.finish(closed, UploadState.COMPLETED, etag='"x"')
         job = j.start_job("d", "{}", "h")
-        j.add_job_files(job, [JobFile(0, "/s", "b", "j0", 1, None),
-                              JobFile(1, "/t", "b", "j1", 2, None)])
-        j.set_file_states(job, [FileChange(0, FileState.DONE, etag='"f"')])
+        files = [JobFile(0, "/s", "b", "j0", 1, None), JobFile(1, "/t", "b", "j1", 2, None)]
+        j.add_job_files(job, files)
+        j.set_file_states(job, [files[0].settled(FileState.DONE, etag='"f"')])
         with JournalView(path) as view:  # the writer still holds the file open
             assert [u.id for u in view.uploads()] == [active, closed]
             (unfinished,) = view.unfinished()

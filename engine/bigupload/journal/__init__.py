@@ -34,7 +34,6 @@ from .records import (
     UNKNOWN_GUARD,
     UPLOAD_CLOSED_STATES,
     DestinationGuard,
-    FileChange,
     FileState,
     JobFile,
     JobRecord,
@@ -57,7 +56,6 @@ __all__ = [
     "UNKNOWN_GUARD",
     "UPLOAD_CLOSED_STATES",
     "DestinationGuard",
-    "FileChange",
     "FileState",
     "JobFile",
     "JobRecord",
@@ -198,8 +196,8 @@ class Journal:
                   limit: int = 1000) -> list[JobFile]:
         return self.job_rows.files(job_id, states, after=after, limit=limit)
 
-    def set_file_states(self, job_id: int, changes: list[FileChange]) -> None:
-        self.job_rows.set_file_states(job_id, changes)
+    def set_file_states(self, job_id: int, files: list[JobFile]) -> None:
+        self.job_rows.set_file_states(job_id, files)
 
     def job_totals(self, job_id: int) -> JobTotals:
         return self.job_rows.totals(job_id)

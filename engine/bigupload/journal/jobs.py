@@ -12,7 +12,7 @@ import contextlib
 from collections.abc import Collection
 
 from .db import JOB_RESUMES, NOTHING_SENT, Database, now
-from .records import FileChange, FileState, JobFile, JobRecord, JobState, JobTotals, KeyRange
+from .records import FileState, JobFile, JobRecord, JobState, JobTotals, KeyRange
 
 
 class JobRepository:
@@ -140,12 +140,13 @@ class JobRepository:
                 failure=NOTHING_SENT,
             )
 
-    def set_file_states(self, job_id: int, changes: list[FileChange]) -> None:
-        """Durably note what became of some files of a job, in one transaction."""
+    def set_file_states(self, job_id: int, files: list[JobFile]) -> None:
+        """Durably note what became of some files of a job (their state, ETag, error and
+        exit code; ``JobFile.settled``), in one transaction."""
         with self.db.transaction(failure=JOB_RESUMES):
             self.db.executemany(
                 "UPDATE job_files SET state=?, etag=?, error=?, exit_code=? WHERE job=? AND seq=?",
-                [(c.state.value, c.etag, c.error, c.exit_code, job_id, c.seq) for c in changes],
+                [(f.state.value, f.etag, f.error, f.exit_code, job_id, f.seq) for f in files],
                 failure=JOB_RESUMES)
             self.db.execute("UPDATE jobs SET updated_at=? WHERE id=?", (now(), job_id),
                             failure=JOB_RESUMES)

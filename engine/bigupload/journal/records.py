@@ -238,15 +238,6 @@ class JobFile:
 
 
 @dataclasses.dataclass(frozen=True)
-class FileChange:
-    seq: int
-    state: FileState
-    etag: str | None = None
-    error: str | None = None
-    exit_code: int | None = None
-
-
-@dataclasses.dataclass(frozen=True)
 class JobTotals:
     files: int
     bytes: int
