@@ -265,8 +265,9 @@ def map_error(exc: BaseException, operation: str, bucket: str, key: str = "",
     if isinstance(exc, bce.ClientError):
         err = exc.response.get("Error", {})
         status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
-        return answer_error(str(err.get("Code") or status or ""), status if isinstance(status, int) else None,
-                            str(err.get("Message") or ""), where, ctx)
+        status = status if isinstance(status, int) else None
+        return _answer_error(str(err.get("Code") or status or ""), status,
+                             str(err.get("Message") or ""), where, ctx)
     if isinstance(exc, (bce.NoCredentialsError, bce.PartialCredentialsError)):
         return store_error(f"{where}: no AWS credentials found (set AWS_ACCESS_KEY_ID/"
                            "AWS_SECRET_ACCESS_KEY, a profile, or an instance role)",
@@ -304,8 +305,8 @@ def _where(operation: str, bucket: str, key: str, part_number: int | None = None
     return f"{where} part {part_number}" if part_number else where
 
 
-def answer_error(code: str, status: int | None, message: str, where: str,
-                 ctx: dict[str, Any]) -> StoreError:
+def _answer_error(code: str, status: int | None, message: str, where: str,
+                  ctx: dict[str, Any]) -> StoreError:
     """Our error for an S3 error answer (``<Error><Code>``, or a bodiless status), from
     either HTTP stack; its class and meaning come from the classification table."""
     text = f"{where}: {code}: {message or code}"
@@ -578,8 +579,8 @@ def _http_error(status: int, content: bytes, operation: str, bucket: str, key: s
     code = re.search(r"<Code>([^<]*)</Code>", text)
     message = re.search(r"<Message>([^<]*)</Message>", text)
     ctx: dict[str, Any] = dict(operation=operation, bucket=bucket, key=key)
-    return answer_error(code.group(1) if code else str(status), status,
-                        message.group(1) if message else "", _where(operation, bucket, key), ctx)
+    return _answer_error(code.group(1) if code else str(status), status,
+                         message.group(1) if message else "", _where(operation, bucket, key), ctx)
 
 
 class AioS3Store:
