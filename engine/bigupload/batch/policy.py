@@ -3,17 +3,15 @@
 
 A job stops when the failure would hit every other file too (``is_fatal``: credentials,
 no such bucket, a journal that cannot be written, the cluster, the store unreachable
-after retries), at the first failure with ``fail_fast``, and when its first
-``GIVE_UP_AFTER`` files all failed at the store. The predicates on S3 error codes here are
-the batch's only ones; an error classification shared by the whole engine is to replace
-them (issue 15)."""
+after retries: ``StoreError.fatal_for_job``, from classify.py's table), at the first
+failure with ``fail_fast``, and when its first ``GIVE_UP_AFTER`` files all failed at the
+store."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from ..errors import (
-    AuthError,
     BigUploadError,
     ClusterError,
     IntegrityError,
@@ -21,11 +19,6 @@ from ..errors import (
     StoreError,
 )
 
-FATAL_AUTH_CODES = frozenset({
-    "InvalidAccessKeyId", "SignatureDoesNotMatch", "NoCredentials", "ExpiredToken",
-    "InvalidToken", "TokenRefreshRequired", "ProfileNotFound", "AccountProblem",
-})
-FATAL_CODES = frozenset({"NoSuchBucket", "NotS3", "SSLError", "InvalidBucketName"})
 GIVE_UP_AFTER = 10  # store failures in a row, with no success yet, that stop the job
 
 
@@ -34,13 +27,7 @@ def is_fatal(exc: BigUploadError) -> bool:
     (and stay resumable) rather than record it and go on."""
     if isinstance(exc, (JournalError, ClusterError)):
         return True
-    if isinstance(exc, AuthError):
-        return exc.code in FATAL_AUTH_CODES
-    if isinstance(exc, IntegrityError):
-        return False
-    if isinstance(exc, StoreError):
-        return exc.retryable or exc.code in FATAL_CODES
-    return False
+    return isinstance(exc, StoreError) and exc.fatal_for_job
 
 
 class FailurePolicy:
@@ -72,4 +59,4 @@ def _store_context(exc: BigUploadError) -> dict[str, Any]:
     if not isinstance(exc, StoreError):
         return {}
     return dict(operation=exc.operation, bucket=exc.bucket, key=exc.key, code=exc.code,
-                retryable=exc.retryable)
+                status=exc.status, retryable=exc.retryable)
