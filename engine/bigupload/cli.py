@@ -25,19 +25,35 @@ EXIT_CODES = """exit codes:
   1    internal error (a bug: please report it, with --debug output)
   2    usage or configuration error (nothing was sent)
   3    source problem: missing, unreadable or not a regular file, changed mid-upload
-  4    authentication or permission problem
+  4    authentication or permission problem, or the server's TLS certificate failed
+       verification (check AWS_CA_BUNDLE, or the endpoint's certificate)
   5    transient failure after retries (the journal is kept: run the same command to resume)
   6    integrity failure: the server saw different bytes, or the object does not match
   7    the store refused the request (no such bucket, upload gone, invalid request)
   8    resume refused: the file changed since the upload began, or the journal disagrees
   9    partial: a batch finished, but some files failed (listed; `bigupload resume ID` retries them)
   10   the Dask cluster could not run the work (--dask); see the message for what was kept
+  11   --no-overwrite: the key already exists; nothing was written
   130  interrupted (the journal is flushed: run the same command, or `bigupload resume`, to resume)
 """
 EXIT_PARTIAL = 9
 
 BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 log = logging.getLogger("bigupload")
+
+
+class VersionAction(argparse.Action):
+    """``--version``: the version, then which backend computes each checksum (native SIMD,
+    a package or pure Python), computed only when asked so start-up stays light."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
+                 values: Any, option_string: str | None = None) -> None:
+        from . import __version__
+        from .checksum import backends
+
+        lines = [f"bigupload {__version__}"]
+        lines += [f"  {name:<10} {backend}" for name, backend in backends().items()]
+        parser.exit(0, "\n".join(lines) + "\n")
 
 
 class UsageError(Exception):
@@ -84,7 +100,8 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EXIT_CODES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--version", action="version", version="bigupload 0.1.0")
+    parser.add_argument("--version", action=VersionAction, nargs=0,
+                        help="print the version and the checksum backend of each algorithm")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
 
@@ -121,6 +138,11 @@ def build_parser() -> argparse.ArgumentParser:
                    "grown so the file fits in 10,000 parts)")
     t.add_argument("--multipart-threshold", default=env_default("multipart_threshold"),
                    help="files up to this size go in one PutObject (default: one part)")
+    t.add_argument("--checksum-type", choices=["full-object", "composite"],
+                   default=env_default("checksum_type"),
+                   help="how a multipart object's checksum covers it: one CRC of the whole object "
+                        "(full-object, the default for CRCs; the server checks it) or a checksum "
+                        "of the part checksums (composite; the only kind for sha1/sha256)")
     t.add_argument("--checksum", default=env_default("checksum", "crc32c"),
                    help="crc32c (default), crc32, crc64nvme, sha256 or none")
     b = cp.add_argument_group("batches (directories and manifests)")
@@ -147,6 +169,8 @@ def build_parser() -> argparse.ArgumentParser:
     o.add_argument("--expected-bucket-owner", default=env_default("expected_bucket_owner"))
     r = cp.add_argument_group("resume")
     r.add_argument("--restart", action="store_true", help="abort the unfinished upload and start over")
+    o.add_argument("--no-overwrite", action="store_true", default=bool(env_default("no_overwrite")),
+                   help="never replace an existing object (exit 11 for a file; skipped in a batch)")
     r.add_argument("--upload-id", help="adopt this existing multipart upload (parts are verified)")
     cp.add_argument("--dry-run", action="store_true", help="print the plan and send nothing")
 
@@ -252,6 +276,8 @@ def make_config(args: argparse.Namespace) -> Any:
         sse_c_key=sse_c_key,
         request_payer=bool(opt("request_payer")),
         expected_bucket_owner=opt("expected_bucket_owner"),
+        no_overwrite=bool(opt("no_overwrite")),
+        checksum_type=opt("checksum_type").upper().replace("-", "_") if opt("checksum_type") else None,
     )
 
 
@@ -339,8 +365,11 @@ async def cmd_cp(args: argparse.Namespace, out: Output) -> int:
     out.emit("uploaded",
              f"uploaded {args.source} -> s3://{bucket}/{key}: {format_size(result.size)} in "
              f"{result.parts} part(s), {result.elapsed_s:.1f}s ({rate:.0f} MB/s sent){resumed}; "
-             f"checksum {result.checksum_algorithm} {result.checksum}",
+             + (f"checksum {result.checksum_algorithm} {result.checksum}" if result.verified
+                else "not verified (only the size was compared)"),
              **dataclasses.asdict(result))
+    for notice in result.notices:
+        log.info("%s", notice)
     return 0
 
 

@@ -42,6 +42,7 @@ from .client import (
 )
 from .config import ChecksumAlgorithm, UploadConfig, format_size
 from .errors import (
+    AuthError,
     ClusterError,
     DestinationChangedError,
     ExistsError,
@@ -294,7 +295,7 @@ class Transfer:
                 reread = True
                 raise
             except StoreError as exc:
-                if condition is not None and _precondition_failed(exc):
+                if condition is not None and exc.precondition_failed:
                     raise ExistsError(f"{self._where} exists, not overwritten (--no-overwrite)") from exc
                 raise
 
@@ -468,7 +469,7 @@ class Transfer:
         try:
             upload_id = await self.scheduler.retrying(f"CreateMultipartUpload {self._where}", attempt)
         except StoreError as exc:
-            if self.checksum_type == "FULL_OBJECT" and _refuses_checksum_type(exc):
+            if self.checksum_type == "FULL_OBJECT" and exc.unsupported_option:
                 log.warning("%s refused ChecksumType=FULL_OBJECT (%s): using COMPOSITE checksums",
                             self.store.endpoint, exc.code)
                 self.checksum_type = "COMPOSITE"
@@ -545,7 +546,7 @@ class Transfer:
                 await self._check_aborted()
             raise
         except NotFoundError as exc:
-            if exc.code == "NoSuchUpload":
+            if exc.upload_gone:
                 # aborted behind our back (a lifecycle rule, another tool); abort anyway in
                 # case the answer was wrong, so nothing is left billed
                 await self._abort(str(exc))
@@ -578,7 +579,7 @@ class Transfer:
         try:
             listed = await self._list_parts(journalled)
         except NotFoundError as exc:
-            if exc.code != "NoSuchUpload" or self.adopt_upload_id:
+            if not exc.upload_gone or self.adopt_upload_id:
                 raise
             self._parts = journalled
             if len(journalled) == the_plan.part_count:
@@ -751,19 +752,19 @@ class Transfer:
         try:
             etag = await self.scheduler.retrying(f"CompleteMultipartUpload {self._where}", attempt)
         except NotFoundError as exc:
-            if exc.code != "NoSuchUpload":
+            if not exc.upload_gone:
                 raise
             return await self._verify_completed(the_plan)  # a retried completion that had succeeded
         except StoreError as exc:
-            if condition is not None and _conditions_unsupported(exc):
+            if condition is not None and exc.conditions_unsupported:
                 _NO_CONDITIONS.add(self.store.endpoint)
                 log.warning("%s does not support conditional writes (%s): comparing the "
                             "destination by HEAD before completing instead (racy)",
                             self.store.endpoint, exc.code)
                 return await self._complete(the_plan)
-            if condition is not None and _precondition_failed(exc):
+            if condition is not None and exc.precondition_failed:
                 return await self._destination_changed(the_plan, str(exc))
-            if exc.retryable or exc.code in ("AccessDenied", "NoSuchBucket"):
+            if exc.retryable or exc.fatal_for_job or isinstance(exc, AuthError):
                 raise
             await self._abort(f"completion rejected: {exc}")
             raise
@@ -952,25 +953,11 @@ def default_checksum_type(config: UploadConfig) -> str | None:
     return config.checksum_type or "FULL_OBJECT"
 
 
-def _precondition_failed(exc: StoreError) -> bool:
-    return exc.code in ("PreconditionFailed", "412")
-
-
-def _conditions_unsupported(exc: StoreError) -> bool:
-    return exc.code in ("NotImplemented", "501")
-
-
-def _refuses_checksum_type(exc: StoreError) -> bool:
-    return not exc.retryable and exc.code in ("InvalidRequest", "InvalidArgument", "NotImplemented",
-                                              "501") and "hecksum" in str(exc)
-
-
 def _may_have_created(exc: StoreError) -> bool:
     """Whether a failed CreateMultipartUpload may still have created an upload: a timeout or
-    a 5xx may have; a refusal (4xx) or a connection that never opened has not."""
-    return exc.retryable and exc.code not in (
-        "ConnectionError", "ClientConnectorError", "ClientConnectionError", "ConnectTimeoutError",
-        "ConnectionRefusedError", "SlowDown", "503")
+    a 5xx may have; a refusal (4xx, or a throttling 503) or a connection that never opened
+    has not."""
+    return exc.retryable and not exc.never_reached_server and not exc.throttle
 
 
 def _describe_change(before: DestinationGuard, now: DestinationGuard) -> str:

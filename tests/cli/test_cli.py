@@ -173,9 +173,11 @@ def test_killed_midway_then_rerun_sends_only_the_rest(seaweed: SeaweedServer, se
     result = cli(*argv)
     assert result.returncode == 0, result.stderr
     event = json.loads(result.stdout)
-    # every part already on the server was kept (verified), none of them sent again
-    assert event["resumed_parts"] == len(on_server)
-    assert event["sent_bytes"] == size - sum(on_server.values())
+    # every part already on the server was kept (verified), none of them sent again. Under
+    # load SeaweedFS can still finish storing a part it had received after the listing
+    # looked settled: the re-run may find more parts than we saw, never fewer.
+    assert event["resumed_parts"] >= len(on_server)
+    assert event["sent_bytes"] == size - event["resumed_parts"] * 5 * MiB
     assert read_object(seaweed, seaweed_bucket, "big.bin") == path.read_bytes()
     assert not list_uploads(seaweed, seaweed_bucket)
     status = cli("status", "--journal", str(journal), "--json")

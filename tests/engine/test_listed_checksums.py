@@ -13,8 +13,9 @@ from typing import Any
 
 import pytest
 
-from bigupload import ChecksumAlgorithm, Journal
+from bigupload import ChecksumAlgorithm
 from bigupload import transfer as transfer_module
+from bigupload.journal import Journal
 from tests.engine.test_transfer import (
     BUCKET,
     KEY,
