@@ -354,6 +354,8 @@ def _request_head(method: str, target: str, host: str, headers: Mapping[str, Any
         if lower in ("host", "expect", "transfer-encoding", "connection"):
             continue  # ours to set; none of them is signed (botocore's SIGNED_HEADERS_BLACKLIST)
         text = value.decode() if isinstance(value, bytes) else str(value)
+        if any(c in name or c in text for c in "\r\n\0"):
+            raise ValueError(f"invalid character in the value of header {name!r}")  # as aiohttp
         lines.append(f"{name}: {text}")
     if not any(n.lower() == "content-length" for n in headers):
         lines.append(f"Content-Length: {length}")  # unsigned (LeanPut), as aiohttp adds it
