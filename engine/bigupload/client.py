@@ -4,7 +4,14 @@ The adapter owns every network call and maps botocore/aiohttp failures onto our 
 tree, so no botocore type leaks upward. botocore's own retries are off (we retry per
 part with backoff in the scheduler), and so are its extra body hashes: each part carries
 our precomputed checksum header, botocore adds no CRC of its own, and SigV4 is given
-UNSIGNED-PAYLOAD instead of a SHA-256 over the body."""
+UNSIGNED-PAYLOAD instead of a SHA-256 over the body.
+
+Over https, file bodies of UploadPart and PutObject (LeanPut's too) are sent by
+``tlssend`` from a worker thread, after botocore signed them and before botocore parses
+the answer (a ``before-send`` hook); the control calls stay on aiohttp. There a part's
+checksum follows its body as a trailing checksum (``Trailers``: the endpoint's answers
+decide whether it takes that form), computed in the pass that sends it, and the caller
+reads it from ``PartReceipt.sent``."""
 
 from __future__ import annotations
 
