@@ -784,9 +784,6 @@ class AioS3Store:
 
         try:
             session = AioSession(profile=config.profile)
-            from . import modelcache
-
-            modelcache.install(session)
             trust = _ca_bundle(session, config)
             client_cm = session.create_client(
                 "s3",
