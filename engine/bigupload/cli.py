@@ -1,8 +1,9 @@
 """The ``bigupload`` command: argument parsing, output and exit codes. No engine logic.
 
-Every option can also be set with a ``BIGUPLOAD_<OPTION>`` environment variable
-(``BIGUPLOAD_PART_SIZE=64MiB``); the command line wins. With ``--json`` stdout carries
-one JSON object per line and logs go to stderr."""
+Every setting can also be set with a ``BIGUPLOAD_<OPTION>`` environment variable
+(``BIGUPLOAD_PART_SIZE=64MiB``), parsed by ``from_env`` when the parser is built; the
+command line wins. With ``--json`` stdout carries one JSON object per line and logs go to
+stderr."""
 
 from __future__ import annotations
 
@@ -16,25 +17,42 @@ import re
 import signal
 import sys
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, TextIO
+from typing import Any, NoReturn, TextIO, TypeVar
 
+from .config import ChecksumAlgorithm, parse_size
+from .errors import ConfigError
 from .redact import redact
+
+DESCRIPTION = """Fast, resumable, parallel multipart uploads to S3 and S3-compatible stores.
+
+Each setting can also come from the environment as BIGUPLOAD_<OPTION>
+(BIGUPLOAD_PART_SIZE=64MiB, BIGUPLOAD_JSON=1); the command line wins.
+Switches there take 1/true/yes/on or 0/false/no/off."""
+PROGRESS = ("auto", "always", "never")
+CHECKSUM_TYPES = ("full-object", "composite")
+SSE = ("AES256", "aws:kms")
 
 EXIT_CODES = """exit codes:
   0    success
   1    internal error (a bug: please report it, with --debug output)
   2    usage or configuration error (nothing was sent)
-  3    source problem: missing, unreadable or not a regular file, changed mid-upload
-  4    authentication or permission problem, or the server's TLS certificate failed
-       verification (check AWS_CA_BUNDLE, or the endpoint's certificate)
-  5    transient failure after retries (the journal is kept: run the same command to resume)
-  6    integrity failure: the server saw different bytes, or the object does not match
-  7    the store refused the request (no such bucket, upload gone, invalid request)
-  8    resume refused: the file changed since the upload began, or the journal disagrees
-  9    partial: a batch finished, but some files failed (listed; `bigupload resume ID` retries them)
-  10   the Dask cluster could not run the work (--dask); see the message for what was kept
+  3    source problem: missing, unreadable, not a regular file, or changed
+  4    authentication or permission problem, or the server's TLS certificate
+       failed verification (check AWS_CA_BUNDLE, or the endpoint's certificate)
+  5    transient failure after retries (the journal is kept: run the same
+       command to resume)
+  6    integrity failure: the server saw different bytes, or the object differs
+  7    the store refused the request (no such bucket, upload gone, invalid)
+  8    resume refused: the file changed since the upload began, or the journal
+       disagrees
+  9    partial: a batch finished, but some files failed (listed; `bigupload
+       resume ID` retries them)
+  10   the Dask cluster could not run the work (--dask); the message says what
+       was kept
   11   --no-overwrite: the key already exists; nothing was written
-  130  interrupted (the journal is flushed: run the same command, or `bigupload resume`, to resume)
+  130  interrupted (the journal is flushed: run the same command, or `bigupload
+       resume`, to resume)
+  141  stdout was closed (piped into `head`): stopped quietly, as Unix tools do
 """
 EXIT_PARTIAL = 9
 
@@ -60,8 +78,70 @@ class UsageError(Exception):
     """Bad command-line input: exit code 2."""
 
 
-def env_default(name: str, fallback: Any = None) -> Any:
-    return os.environ.get("BIGUPLOAD_" + name.upper().replace("-", "_"), fallback)
+T = TypeVar("T")
+TRUE_WORDS = ("1", "true", "yes", "on")
+FALSE_WORDS = ("0", "false", "no", "off")
+
+
+def env_name(option: str) -> str:
+    """``--part-size`` -> ``BIGUPLOAD_PART_SIZE``."""
+    return "BIGUPLOAD_" + option.lstrip("-").upper().replace("-", "_")
+
+
+def from_env(option: str, parse: Callable[[str], T], fallback: T) -> T:
+    """The default of ``option``: its ``BIGUPLOAD_*`` variable parsed by ``parse``, or
+    ``fallback`` when unset or empty. A value ``parse`` refuses is a UsageError naming the
+    variable, raised while the parser is built, so even ``--help`` says so (exit 2)."""
+    name = env_name(option)
+    raw = os.environ.get(name, "")
+    if not raw.strip():
+        return fallback
+    try:
+        return parse(raw.strip())
+    except (ValueError, ConfigError) as exc:
+        raise UsageError(f"{name}={raw!r}: {exc}") from None
+
+
+def env_flag(text: str) -> bool:
+    if text.lower() in TRUE_WORDS:
+        return True
+    if text.lower() in FALSE_WORDS:
+        return False
+    raise ValueError(f"expected one of {'/'.join(TRUE_WORDS)} or {'/'.join(FALSE_WORDS)}")
+
+
+def env_int(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise ValueError("expected a whole number") from None
+
+
+def env_size(text: str) -> str:
+    parse_size(text)  # refused here, named by its variable; parsed again with the options
+    return text
+
+
+def env_text(text: str) -> str:
+    return text
+
+
+def env_choice(*choices: str) -> Callable[[str], str]:
+    def parse(text: str) -> str:
+        if text not in choices:
+            raise ValueError(f"expected one of {', '.join(choices)}")
+        return text
+    return parse
+
+
+def env_checksum(text: str) -> str:
+    return ChecksumAlgorithm.parse(text).value
+
+
+def add(group: argparse._ActionsContainer, option: str, parse: Callable[[str], object] = env_text,
+        fallback: object = None, *, aliases: tuple[str, ...] = (), **kwargs: Any) -> None:
+    """An option whose default comes from its ``BIGUPLOAD_*`` variable (see ``from_env``)."""
+    group.add_argument(option, *aliases, default=from_env(option, parse, fallback), **kwargs)
 
 
 def parse_s3_url(url: str, *, key_required: bool) -> tuple[str, str]:
@@ -78,141 +158,178 @@ def parse_s3_url(url: str, *, key_required: bool) -> tuple[str, str]:
     return bucket, key
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse, with its errors as one line (``bigupload: error: …``) and exit 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"bigupload: error: {message} (see: {self.prog} --help)\n")
+
+
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Help in two columns wide enough that each option's help fits on one line."""
+
+    def __init__(self, prog: str) -> None:
+        super().__init__(prog, max_help_position=30)
+
+
+def add_output(parser: argparse.ArgumentParser) -> None:
+    g = parser.add_argument_group("output")
+    add(g, "--json", env_flag, False, action="store_true",
+        help="JSON lines on stdout; logs stay on stderr")
+    add(g, "--debug", env_flag, False, action="store_true", help="verbose logs; tracebacks on errors")
+
+
+def add_journal(parser: argparse.ArgumentParser) -> None:
+    g = parser.add_argument_group("journal")
+    add(g, "--journal", metavar="FILE", help="default: $XDG_STATE_HOME/bigupload/…")
+
+
+def add_connection(parser: argparse.ArgumentParser) -> None:
+    g = parser.add_argument_group("connection")
+    add(g, "--endpoint-url", env_text, os.environ.get("AWS_ENDPOINT_URL") or None, metavar="URL",
+        help="http(s)://host[:port] (or AWS_ENDPOINT_URL)")
+    add(g, "--region", metavar="NAME", help="signing region (default: the AWS config's)")
+    add(g, "--profile", metavar="NAME", help="AWS profile for credentials and region")
+    add(g, "--no-verify-ssl", env_flag, False, action="store_true",
+        help="skip TLS certificate checks (unsafe; says so)")
+
+
+def add_sending(parser: argparse.ArgumentParser, *, batches: bool) -> None:
+    g = parser.add_argument_group("sending")
+    add(g, "--concurrency", env_int, 8, type=int, metavar="N",
+        help="requests in flight, all files (default 8)")
+    add(g, "--memory-limit", env_size, metavar="SIZE",
+        help="part data held at once (default N x part)")
+    add(g, "--max-attempts", env_int, 5, type=int, metavar="N",
+        help="tries per request (default 5)")
+    add(g, "--progress", env_choice(*PROGRESS), "auto", choices=PROGRESS, metavar="WHEN",
+        help="bars on stderr: auto, always or never")
+    add(g, "--dask", metavar="ADDRESS",
+        help="on Dask: tcp://host:8786, or local:N")
+    if batches:
+        add(g, "--fail-fast", env_flag, False, action="store_true",
+            help="stop a job at the first file that fails")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
-    g = common.add_argument_group("connection and output")
-    g.add_argument("--endpoint-url", default=env_default("endpoint_url", os.environ.get("AWS_ENDPOINT_URL")),
-                   help="S3-compatible endpoint (also AWS_ENDPOINT_URL)")
-    g.add_argument("--region", default=env_default("region"))
-    g.add_argument("--profile", default=env_default("profile"))
-    g.add_argument("--no-verify-ssl", action="store_true", default=bool(env_default("no_verify_ssl")),
-                   help="do not verify TLS certificates (prints a warning)")
-    g.add_argument("--journal", default=env_default("journal"),
-                   help="journal file (default: $XDG_STATE_HOME/bigupload/journal.sqlite3)")
-    g.add_argument("--json", action="store_true", default=bool(env_default("json")),
-                   help="one JSON object per line on stdout; logs on stderr")
-    g.add_argument("--debug", action="store_true", default=bool(env_default("debug")),
-                   help="verbose logs and tracebacks")
-
-    parser = argparse.ArgumentParser(
-        prog="bigupload",
-        description="Fast, resumable, parallel multipart uploads to S3 and S3-compatible stores.",
-        epilog=EXIT_CODES,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    """The parser of every command. Each setting's default comes from its ``BIGUPLOAD_*``
+    variable, read here: a malformed one is a UsageError naming it (exit 2)."""
+    parser = Parser(prog="bigupload", description=DESCRIPTION, epilog=EXIT_CODES,
+                    formatter_class=HelpFormatter)
     parser.add_argument("--version", action=VersionAction, nargs=0,
-                        help="print the version and the checksum backend of each algorithm")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    sub.required = True
+                        help="the version and each checksum's backend")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
-    tuning = argparse.ArgumentParser(add_help=False)
-    t = tuning.add_argument_group("tuning")
-    t.add_argument("--concurrency", type=int, default=int(env_default("concurrency", 8)),
-                   help="requests in flight, across all files (default 8)")
-    t.add_argument("--memory-limit", default=env_default("memory_limit"),
-                   help="most part data held at once (default concurrency x part size)")
-    t.add_argument("--max-attempts", type=int, default=int(env_default("max_attempts", 5)))
-    t.add_argument("--sse-c-key-file", default=env_default("sse_c_key_file"),
-                   help="file holding a 32-byte SSE-C key (sent with every part)")
-    t.add_argument("--fail-fast", action="store_true", default=bool(env_default("fail_fast")),
-                   help="batch: stop at the first file that fails (default: record it, go on)")
-    t.add_argument("--progress", choices=["auto", "always", "never"],
-                   default=env_default("progress", "auto"))
-    t.add_argument("--dask", metavar="ADDRESS", default=env_default("dask"),
-                   help="upload on a Dask cluster: a scheduler address (tcp://host:8786) or "
-                   "local:N for N worker processes here; --concurrency is then per worker. "
-                   "Needs pip install 'bigupload[dask]' (see README, Running on a cluster)")
+    def command(name: str, usage: str, help: str, description: str | None = None) -> Parser:
+        p: Parser = sub.add_parser(name, usage=usage, help=help, description=description or help,
+                                   epilog=EXIT_CODES, formatter_class=HelpFormatter)
+        return p
 
-    cp = sub.add_parser(
-        "cp", parents=[common, tuning], epilog=EXIT_CODES,
-        help="upload a file, a directory (--recursive) or a manifest; resumes an unfinished one",
-        usage="bigupload cp [options] FILE s3://bucket/key\n"
-              "       bigupload cp [options] DIR s3://bucket/prefix/ --recursive\n"
-              "       bigupload cp [options] --manifest FILE [s3://bucket/prefix/]",
-        formatter_class=argparse.RawDescriptionHelpFormatter)
+    cp = command(
+        "cp", "bigupload cp [options] FILE s3://bucket/key\n"
+        "       bigupload cp [options] DIR s3://bucket/prefix/ --recursive\n"
+        "       bigupload cp [options] --manifest FILE [s3://bucket/prefix/]",
+        "upload a file, a directory (-r) or a manifest; or resume it")
     cp.add_argument("paths", nargs="*", metavar="SOURCE DESTINATION",
-                    help="a file or directory, and s3://bucket/key (a key ending in / gets the "
-                    "file name; a directory goes under the key as a prefix)")
-    t = cp.add_argument_group("sizes and checksums")
-    t.add_argument("--part-size", default=env_default("part_size"), help="e.g. 64MiB (default: 32MiB, "
-                   "grown so the file fits in 10,000 parts)")
-    t.add_argument("--multipart-threshold", default=env_default("multipart_threshold"),
-                   help="files up to this size go in one PutObject (default: one part)")
-    t.add_argument("--checksum-type", choices=["full-object", "composite"],
-                   default=env_default("checksum_type"),
-                   help="how a multipart object's checksum covers it: one CRC of the whole object "
-                        "(full-object, the default for CRCs; the server checks it) or a checksum "
-                        "of the part checksums (composite; the only kind for sha1/sha256)")
-    t.add_argument("--checksum", default=env_default("checksum", "crc32c"),
-                   help="crc32c (default), crc32, crc64nvme, sha256 or none")
-    b = cp.add_argument_group("batches (directories and manifests)")
-    b.add_argument("-r", "--recursive", action="store_true", help="upload a directory tree")
-    b.add_argument("--manifest", default=env_default("manifest"), metavar="FILE",
-                   help="upload the files a manifest lists: lines of SOURCE<TAB>KEY, or JSON "
-                   'objects {"source", "key", "content_type", "metadata", "storage_class"}')
-    b.add_argument("--include", action="append", default=[], metavar="GLOB",
-                   help="only files whose relative path (or name) matches; repeatable")
-    b.add_argument("--exclude", action="append", default=[], metavar="GLOB",
-                   help="skip files whose relative path (or name) matches; repeatable")
-    b.add_argument("--follow-symlinks", action="store_true", default=bool(env_default("follow_symlinks")),
-                   help="follow symbolic links (default: skip them)")
-    b.add_argument("--skip-existing", "--sync", action="store_true", dest="skip_existing",
-                   default=bool(env_default("skip_existing")),
-                   help="skip a file whose object exists with the same size and checksum or ETag")
-    o = cp.add_argument_group("object")
-    o.add_argument("--content-type", default=env_default("content_type"), help="default: guessed")
-    o.add_argument("--metadata", action="append", default=[], metavar="K=V")
-    o.add_argument("--storage-class", default=env_default("storage_class"))
-    o.add_argument("--sse", choices=["AES256", "aws:kms"], default=env_default("sse"))
-    o.add_argument("--sse-kms-key-id", default=env_default("sse_kms_key_id"))
-    o.add_argument("--request-payer", action="store_true")
-    o.add_argument("--expected-bucket-owner", default=env_default("expected_bucket_owner"))
-    r = cp.add_argument_group("resume")
-    r.add_argument("--restart", action="store_true", help="abort the unfinished upload and start over")
-    o.add_argument("--no-overwrite", action="store_true", default=bool(env_default("no_overwrite")),
-                   help="never replace an existing object (exit 11 for a file; skipped in a batch)")
-    r.add_argument("--upload-id", help="adopt this existing multipart upload (parts are verified)")
-    cp.add_argument("--dry-run", action="store_true", help="print the plan and send nothing")
+                    help="FILE or DIR, and s3://bucket/key (or prefix/)")
+    g = cp.add_argument_group("this run")
+    g.add_argument("--dry-run", action="store_true", help="print the plan; send nothing")
+    g.add_argument("--restart", action="store_true", help="abort the unfinished upload; start over")
+    g.add_argument("--upload-id", metavar="ID", help="adopt this multipart upload (parts verified)")
+    g = cp.add_argument_group("sizes and checksums")
+    add(g, "--part-size", env_size, metavar="SIZE", help="e.g. 64MiB (default 32MiB, grown to fit)")
+    add(g, "--multipart-threshold", env_size, metavar="SIZE",
+        help="larger files go multipart (default: a part)")
+    add(g, "--checksum", env_checksum, "crc32c", metavar="ALG",
+        help="crc32c (default), crc32, crc64nvme, sha256, none")
+    add(g, "--checksum-type", env_choice(*CHECKSUM_TYPES), choices=CHECKSUM_TYPES, metavar="TYPE",
+        help="full-object (default for CRCs) or composite")
+    g = cp.add_argument_group("directories and manifests (one resumable job)")
+    g.add_argument("-r", "--recursive", action="store_true", help="upload a directory tree")
+    add(g, "--manifest", metavar="FILE", help="lines of SOURCE<TAB>KEY, or JSON lines (README)")
+    g.add_argument("--include", action="append", default=[], metavar="GLOB",
+                   help="only paths or names that match (repeatable)")
+    g.add_argument("--exclude", action="append", default=[], metavar="GLOB",
+                   help="skip paths or names that match (repeatable)")
+    add(g, "--follow-symlinks", env_flag, False, action="store_true",
+        help="follow symbolic links (default: skip them)")
+    add(g, "--skip-existing", env_flag, False, aliases=("--sync",), action="store_true",
+        help="skip objects there with the same content")
+    g = cp.add_argument_group("the object")
+    add(g, "--content-type", metavar="TYPE", help="default: guessed from the file name")
+    g.add_argument("--metadata", action="append", default=[], metavar="K=V",
+                   help="user metadata (repeatable)")
+    add(g, "--storage-class", metavar="CLASS", help="e.g. STANDARD_IA, GLACIER_IR")
+    add(g, "--sse", env_choice(*SSE), choices=SSE, metavar="ALG",
+        help="server-side encryption: AES256 or aws:kms")
+    add(g, "--sse-kms-key-id", metavar="ID", help="the KMS key of --sse aws:kms")
+    add(g, "--sse-c-key-file", metavar="FILE", help="a 32-byte SSE-C key (https only)")
+    add(g, "--request-payer", env_flag, False, action="store_true",
+        help="pay for a requester-pays bucket")
+    add(g, "--expected-bucket-owner", metavar="ID", help="refuse a bucket of another account")
+    add(g, "--no-overwrite", env_flag, False, action="store_true",
+        help="never replace an object (exit 11; batch: skip)")
+    add_sending(cp, batches=True)
+    add_connection(cp)
+    add_journal(cp)
+    add_output(cp)
 
-    resume = sub.add_parser("resume", parents=[common, tuning], epilog=EXIT_CODES,
-                            formatter_class=argparse.RawDescriptionHelpFormatter,
-                            help="continue unfinished uploads: every batch job and single file, "
-                            "or one job by id")
+    resume = command("resume", "bigupload resume [options] [JOB_ID]",
+                     "continue unfinished uploads: every job and file, or one job")
     resume.add_argument("job", nargs="?", type=int, metavar="JOB_ID",
-                        help="a job id from `bigupload status`; a finished job with failures "
-                        "retries them")
+                        help="one job (a partial job retries its failures)")
+    g = resume.add_argument_group("the objects")
+    add(g, "--sse-c-key-file", metavar="FILE", help="the SSE-C key the uploads began with")
+    add_sending(resume, batches=True)
+    add_connection(resume)
+    add_journal(resume)
+    add_output(resume)
 
-    ls = sub.add_parser("ls-uploads", parents=[common], help="list unfinished multipart uploads")
-    ls.add_argument("url", help="s3://bucket[/prefix]")
-    parts = sub.add_parser("parts", parents=[common], help="list the parts of a multipart upload")
-    parts.add_argument("url", help="s3://bucket/key")
-    parts.add_argument("--upload-id", required=True)
-    abort = sub.add_parser("abort", parents=[common], help="abort a multipart upload")
-    abort.add_argument("url", help="s3://bucket/key")
-    abort.add_argument("--upload-id", required=True)
-    status = sub.add_parser("status", parents=[common], help="batch jobs and unfinished uploads in the journal")
+    status = command("status", "bigupload status [options] [JOB_ID]",
+                     "jobs and unfinished uploads in the journal (no server)")
     status.add_argument("job", nargs="?", type=int, metavar="JOB_ID", help="one job, with its failures")
     status.add_argument("--all", action="store_true",
-                        help="closed rows too: finished jobs, and single-file uploads that completed, "
-                        "failed, were aborted or superseded, with their reason")
-    forget = sub.add_parser(
-        "forget", parents=[common], help="remove rows from the journal; never touches the server",
-        usage="bigupload forget [options] (upload ID... | job ID...)\n"
-              "       bigupload forget [options] [--finished] [--failed] [--older-than AGE]",
-        description="Remove upload rows and batch jobs from the journal, as `bigupload status` "
-        "shows them. Nothing on the server is changed: to stop paying for an unfinished "
-        "upload, `bigupload abort` it.")
+                        help="closed rows too, with their state and reason")
+    add_journal(status)
+    add_output(status)
+
+    forget = command(
+        "forget", "bigupload forget [options] (upload ID... | job ID...)\n"
+        "       bigupload forget [options] [--finished] [--failed] [--older-than AGE]",
+        "remove rows from the journal; never touches the server",
+        "Remove upload rows and batch jobs from the journal, as `bigupload status` shows\n"
+        "them. Nothing on the server is changed: to stop paying for an unfinished upload,\n"
+        "`bigupload abort` it.")
     forget.add_argument("ids", nargs="*", metavar="upload ID | job ID",
-                        help="rows named as status names them: `upload 12 13 job 3`; an active "
-                        "row is only forgotten when named here")
-    forget.add_argument("--finished", action="store_true",
-                        help="completed upload rows and completed jobs")
-    forget.add_argument("--failed", action="store_true",
-                        help="failed, aborted and superseded upload rows, and partial jobs (their "
-                        "list of failures goes too: `bigupload resume ID` can no longer retry them)")
-    forget.add_argument("--older-than", metavar="AGE",
-                        help="30d, 12h or 90m: only rows last changed longer ago than that; alone, "
-                        "every closed row that old")
+                        help="as status names them: upload 12 13 job 3")
+    g = forget.add_argument_group("closed rows")
+    g.add_argument("--finished", action="store_true", help="completed uploads and jobs")
+    g.add_argument("--failed", action="store_true",
+                   help="failed, aborted, superseded uploads; partial jobs")
+    g.add_argument("--older-than", metavar="AGE", help="30d, 12h or 90m since the last change")
+    add_journal(forget)
+    add_output(forget)
+
+    ls = command("ls-uploads", "bigupload ls-uploads [options] s3://bucket[/prefix]",
+                 "list unfinished multipart uploads on the server")
+    ls.add_argument("url", metavar="s3://bucket[/prefix]")
+    add_connection(ls)
+    add_output(ls)
+
+    parts = command("parts", "bigupload parts [options] s3://bucket/key --upload-id ID",
+                    "list the parts of a multipart upload on the server")
+    parts.add_argument("url", metavar="s3://bucket/key")
+    parts.add_argument("--upload-id", required=True, metavar="ID", help="the upload (required)")
+    add_connection(parts)
+    add_output(parts)
+
+    abort = command("abort", "bigupload abort [options] s3://bucket/key --upload-id ID",
+                    "abort a multipart upload on the server (its journal row too)")
+    abort.add_argument("url", metavar="s3://bucket/key")
+    abort.add_argument("--upload-id", required=True, metavar="ID", help="the upload (required)")
+    add_connection(abort)
+    add_journal(abort)
+    add_output(abort)
     return parser
 
 
@@ -251,17 +368,20 @@ def make_config(args: argparse.Namespace) -> Any:
     if sse_c_key is not None and endpoint and endpoint.startswith("http://"):
         raise UsageError("SSE-C over plain http would send the key in the clear; use https")
 
-    def size(value: str | None) -> int | None:
-        return None if value is None else parse_size(value)
+    def size(value: str | None, option: str) -> int | None:
+        try:
+            return None if value is None else parse_size(value)
+        except ConfigError as exc:
+            raise ConfigError(f"{option}: {exc}") from None
 
     def opt(name: str) -> Any:  # ``resume`` has no object options: the job's own apply
         return getattr(args, name, None)
 
     return UploadConfig(
-        part_size=size(opt("part_size")),
+        part_size=size(opt("part_size"), "--part-size"),
         concurrency=args.concurrency,
-        memory_limit=size(args.memory_limit),
-        multipart_threshold=size(opt("multipart_threshold")),
+        memory_limit=size(args.memory_limit, "--memory-limit"),
+        multipart_threshold=size(opt("multipart_threshold"), "--multipart-threshold"),
         checksum=ChecksumAlgorithm.parse(opt("checksum") or "crc32c"),
         max_attempts=args.max_attempts,
         endpoint_url=endpoint,
@@ -965,9 +1085,37 @@ def run(args: argparse.Namespace, out: Output) -> int:
     return anyio.run(main, backend="asyncio", backend_options=event_loop_options())
 
 
+SIZED_OPTIONS = ("--part-size", "--multipart-threshold", "--memory-limit", "--concurrency",
+                 "--max-attempts")
+
+
+def keep_negative_values(argv: Sequence[str]) -> list[str]:
+    """argparse takes ``-5MiB`` for an option (only ``-5`` looks like a number to it), so
+    ``--part-size -5MiB`` would be "expected one argument": the value is kept with its
+    option, for the size parser to refuse as negative."""
+    out: list[str] = []
+    tokens = iter(argv)
+    for token in tokens:
+        if token in SIZED_OPTIONS:
+            value = next(tokens, None)
+            if value is not None and re.match(r"-[\d.]", value):
+                out.append(f"{token}={value}")
+                continue
+            out.append(token)
+            if value is not None:
+                out.append(value)
+            continue
+        out.append(token)
+    return out
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        parser = build_parser()
+    except UsageError as exc:  # a malformed BIGUPLOAD_* variable: even --help says so
+        print(f"bigupload: error: {redact(str(exc))}", file=sys.stderr)
+        return 2
+    args = parser.parse_args(keep_negative_values(sys.argv[1:] if argv is None else argv))
     from .redact import RedactingFormatter, add_secret
 
     handler = logging.StreamHandler(sys.stderr)
@@ -984,7 +1132,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         # Dask configures its loggers when first imported, from its config: ask it for
         # warnings only (its worker processes inherit the variable)
         os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", "warning")
-    if args.no_verify_ssl:
+    if getattr(args, "no_verify_ssl", False):
         log.warning("TLS certificate verification is OFF (--no-verify-ssl)")
     out = Output(args.json)
     from .errors import BigUploadError

@@ -35,6 +35,8 @@ def parse_size(text: str | int) -> int:
         if text < 0:
             raise ConfigError(f"size must not be negative: {text}")
         return text
+    if text.strip().startswith("-"):
+        raise ConfigError(f"size must not be negative: {text!r}")
     match = _SIZE_RE.match(text)
     if not match or (match.group(2) == "" and text.strip().lower().endswith("ib")):
         raise ConfigError(f"malformed size {text!r} (examples: 64MiB, 5GiB, 8388608)")
