@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import gc
+import io
 import json
 import logging
 import os
@@ -20,7 +21,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, NoReturn, TextIO, TypeVar
 
 from .config import ChecksumAlgorithm, parse_size
-from .errors import ConfigError
+from .errors import BigUploadError, Cancelled, ConfigError
 from .redact import redact
 
 DESCRIPTION = """Fast, resumable, parallel multipart uploads to S3 and S3-compatible stores.
@@ -144,10 +145,11 @@ def add(group: argparse._ActionsContainer, option: str, parse: Callable[[str], o
     group.add_argument(option, *aliases, default=from_env(option, parse, fallback), **kwargs)
 
 
-def parse_s3_url(url: str, *, key_required: bool) -> tuple[str, str]:
-    """``s3://bucket/key`` -> (bucket, key), validating the bucket name and key length."""
+def parse_s3_url(url: str, *, key_required: bool, form: str = "s3://bucket/key") -> tuple[str, str]:
+    """``s3://bucket/key`` -> (bucket, key), validating the bucket name and key length.
+    ``form`` is what the command expects, as its usage writes it."""
     if not url.startswith("s3://"):
-        raise UsageError(f"not an S3 URL: {url!r} (expected s3://bucket/key)")
+        raise UsageError(f"not an S3 URL: {url!r} (expected {form})")
     bucket, _, key = url[5:].partition("/")
     if not BUCKET_RE.match(bucket) or ".." in bucket:
         raise UsageError(f"invalid bucket name {bucket!r} (3-63 lowercase letters, digits, '.', '-')")
@@ -342,8 +344,31 @@ class Output:
 
     def emit(self, event: str, text: str, **fields: Any) -> None:
         line = json.dumps({"event": event, **fields}, default=str) if self.as_json else text
-        self.stream.write(redact(line) + "\n")
-        self.stream.flush()
+        try:
+            self.stream.write(redact(line) + "\n")
+            self.stream.flush()
+        except BrokenPipeError:  # `bigupload parts … | head -1`: the reader has gone
+            raise OutputClosed from None
+
+
+class OutputClosed(Exception):
+    """stdout's reader has gone: the command stops quietly with exit 141, as a Unix tool
+    killed by SIGPIPE would (128 + 13). Not an error of ours, so no BigUploadError."""
+
+
+EXIT_OUTPUT_CLOSED = 141
+
+
+def output_closed() -> int:
+    """Point stdout at /dev/null, so that the interpreter's last flush of what is still
+    buffered does not fail again, and return 141."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, io.UnsupportedOperation):
+        pass  # stdout is not a file descriptor (tests capture it): nothing to flush later
+    return EXIT_OUTPUT_CLOSED
 
 
 def make_config(args: argparse.Namespace) -> Any:
@@ -364,9 +389,6 @@ def make_config(args: argparse.Namespace) -> Any:
             raise UsageError(f"cannot read --sse-c-key-file: {exc.strerror}") from exc
         if len(sse_c_key) == 33 and sse_c_key.endswith(b"\n"):
             sse_c_key = sse_c_key[:32]
-    endpoint = args.endpoint_url
-    if sse_c_key is not None and endpoint and endpoint.startswith("http://"):
-        raise UsageError("SSE-C over plain http would send the key in the clear; use https")
 
     def size(value: str | None, option: str) -> int | None:
         try:
@@ -384,7 +406,7 @@ def make_config(args: argparse.Namespace) -> Any:
         multipart_threshold=size(opt("multipart_threshold"), "--multipart-threshold"),
         checksum=ChecksumAlgorithm.parse(opt("checksum") or "crc32c"),
         max_attempts=args.max_attempts,
-        endpoint_url=endpoint,
+        endpoint_url=args.endpoint_url,
         region=args.region,
         profile=args.profile,
         verify_tls=not args.no_verify_ssl,
@@ -504,7 +526,8 @@ async def cmd_batch(args: argparse.Namespace, out: Output, root: str | None,
 
     if args.restart or args.upload_id:
         raise UsageError("--restart and --upload-id apply to single files")
-    bucket, prefix = (None, "") if destination is None else parse_s3_url(destination, key_required=False)
+    bucket, prefix = (None, "") if destination is None else parse_s3_url(destination, key_required=False,
+                                                                             form="s3://bucket/prefix/")
     prefix = batch.destination_prefix(prefix)
     config = make_config(args)
     report = batch.WalkReport()
@@ -563,7 +586,6 @@ async def run_job(uploader: Any, job_id: int, args: argparse.Namespace, out: Out
                   retry_failed: bool) -> int:
     """Run one job with progress and a summary; exit 9 when some files failed."""
     from .config import format_size
-    from .errors import BigUploadError
 
     reporter = BatchReporter(out, show_progress(args))
     try:
@@ -752,7 +774,6 @@ async def cmd_resume(args: argparse.Namespace, out: Output) -> int:
 async def resume_single(record: Any, given: str | None, args: argparse.Namespace, out: Output) -> int:
     """Finish one unfinished single-file upload from the journal, as the same ``cp`` would."""
     from .config import format_size
-    from .errors import BigUploadError
     from .uploader import Uploader
 
     where = f"s3://{record.bucket}/{record.key}"
@@ -779,7 +800,7 @@ async def resume_single(record: Any, given: str | None, args: argparse.Namespace
 async def cmd_ls_uploads(args: argparse.Namespace, out: Output) -> int:
     from .client import AioS3Store
 
-    bucket, prefix = parse_s3_url(args.url, key_required=False)
+    bucket, prefix = parse_s3_url(args.url, key_required=False, form="s3://bucket[/prefix]")
     async with AioS3Store.open(connection_config(args)) as store:
         uploads = await store.list_uploads(bucket, prefix)
     for u in uploads:
@@ -1053,7 +1074,6 @@ def run(args: argparse.Namespace, out: Output) -> int:
     """Run a command under the event loop, turning SIGINT/SIGTERM into a clean stop."""
     import anyio
 
-    from .errors import Cancelled
     from .scheduler import primary_error
     from .uploader import event_loop_options
 
@@ -1135,29 +1155,38 @@ def main(argv: Sequence[str] | None = None) -> int:
     if getattr(args, "no_verify_ssl", False):
         log.warning("TLS certificate verification is OFF (--no-verify-ssl)")
     out = Output(args.json)
-    from .errors import BigUploadError
-
     try:
         return run(args, out)
+    except OutputClosed:
+        return output_closed()
     except UsageError as exc:
         return fail(out, args, 2, str(exc), exc)
+    except Cancelled as exc:
+        return fail(out, args, exc.exit_code, str(exc), exc)
     except BigUploadError as exc:
         return fail(out, args, exc.exit_code, str(exc), exc)
     except KeyboardInterrupt as exc:
-        return fail(out, args, 130, _interrupted(args), exc)
+        return fail(out, args, Cancelled.exit_code, _interrupted(args), exc)
     except Exception as exc:  # a bug: say so, one line unless --debug
         return fail(out, args, 1, f"internal error: {type(exc).__name__}: {exc} (rerun with --debug)", exc)
 
 
 def fail(out: Output, args: argparse.Namespace, code: int, message: str, exc: BaseException) -> int:
+    """Say why the command stopped, in one line on stderr (and an event with --json), and
+    return its exit code. Being interrupted is not an error, and is not called one."""
     if args.debug:
         import traceback
 
         sys.stderr.write(redact("".join(traceback.format_exception(exc))))
     message = redact(message)
-    print(f"bigupload: error: {message}", file=sys.stderr)
+    interrupted = code == Cancelled.exit_code
+    print(f"bigupload: {message}" if interrupted else f"bigupload: error: {message}", file=sys.stderr)
     if out.as_json:
-        out.emit("error", message, exit_code=code, error=type(exc).__name__, message=message)
+        try:
+            out.emit("interrupted" if interrupted else "error", message, exit_code=code,
+                     error=type(exc).__name__, message=message)
+        except OutputClosed:
+            return output_closed()
     return code
 
 

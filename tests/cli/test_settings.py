@@ -18,7 +18,8 @@ from bigupload.cli import build_parser, make_config
 
 def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "bigupload.cli", *args], capture_output=True,
-                          text=True, timeout=120, env={**os.environ, "COLUMNS": "80", **(env or {})})
+                          text=True, timeout=120,
+                          env={**os.environ, "COLUMNS": "80", **(env or {})})
 
 
 def assert_one_line(result: subprocess.CompletedProcess[str], code: int, *fragments: str) -> None:
@@ -86,8 +87,8 @@ def test_json_0_is_not_json(small_file: str) -> None:
     ("BIGUPLOAD_PART_SIZE", "12XB", "malformed size"),
     ("BIGUPLOAD_MEMORY_LIMIT", "-1GiB", "negative"),
 ])
-@pytest.mark.parametrize("argv", [["cp", "{file}", "s3://bucket/key", "--dry-run"], ["cp", "--help"],
-                                  ["--help"], ["status", "--help"]])
+@pytest.mark.parametrize("argv", [["cp", "{file}", "s3://bucket/key", "--dry-run"],
+                                  ["cp", "--help"], ["--help"], ["status", "--help"]])
 def test_malformed_environment_is_one_line_and_exit_2(
         small_file: str, variable: str, value: str, fragment: str, argv: list[str]) -> None:
     result = cli(*[a.format(file=small_file) for a in argv], env={variable: value})
