@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import gc
-import io
 import json
 import logging
 import os
@@ -18,11 +17,21 @@ import re
 import signal
 import sys
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, NoReturn, TextIO, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 from .config import ChecksumAlgorithm, parse_size
 from .errors import BigUploadError, Cancelled, ConfigError
 from .redact import redact
+from .terminal import (
+    BatchReporter,
+    Output,
+    OutputClosed,
+    TqdmProgress,
+    log_handler,
+    output_closed,
+    show_job_summary,
+    show_uploaded,
+)
 
 DESCRIPTION = """Fast, resumable, parallel multipart uploads to S3 and S3-compatible stores.
 
@@ -335,42 +344,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-class Output:
-    """Human lines or JSON lines on stdout."""
-
-    def __init__(self, as_json: bool, stream: TextIO | None = None) -> None:
-        self.as_json = as_json
-        self.stream = stream or sys.stdout
-
-    def emit(self, event: str, text: str, **fields: Any) -> None:
-        line = json.dumps({"event": event, **fields}, default=str) if self.as_json else text
-        try:
-            self.stream.write(redact(line) + "\n")
-            self.stream.flush()
-        except BrokenPipeError:  # `bigupload parts … | head -1`: the reader has gone
-            raise OutputClosed from None
-
-
-class OutputClosed(Exception):
-    """stdout's reader has gone: the command stops quietly with exit 141, as a Unix tool
-    killed by SIGPIPE would (128 + 13). Not an error of ours, so no BigUploadError."""
-
-
-EXIT_OUTPUT_CLOSED = 141
-
-
-def output_closed() -> int:
-    """Point stdout at /dev/null, so that the interpreter's last flush of what is still
-    buffered does not fail again, and return 141."""
-    try:
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        os.close(devnull)
-    except (OSError, ValueError, io.UnsupportedOperation):
-        pass  # stdout is not a file descriptor (tests capture it): nothing to flush later
-    return EXIT_OUTPUT_CLOSED
-
-
 def make_config(args: argparse.Namespace) -> Any:
     from .config import ChecksumAlgorithm, ServerSideEncryption, UploadConfig, parse_size
 
@@ -430,31 +403,11 @@ def connection_config(args: argparse.Namespace) -> Any:
                         verify_tls=not args.no_verify_ssl)
 
 
-class TqdmProgress:
-    """A tqdm bar on stderr: bytes, rate and ETA."""
-
-    def __init__(self) -> None:
-        self._bar: Any = None
-
-    def start(self, description: str, total_bytes: int, done_bytes: int) -> None:
-        from tqdm import tqdm
-
-        self._bar = tqdm(total=total_bytes, initial=done_bytes, unit="B", unit_scale=True,
-                         unit_divisor=1024, desc=description, file=sys.stderr, dynamic_ncols=True)
-
-    def advance(self, nbytes: int) -> None:
-        if self._bar is not None:
-            self._bar.update(nbytes)
-
-    def close(self) -> None:
-        if self._bar is not None:
-            self._bar.close()
-            self._bar = None
-
-
 def show_progress(args: argparse.Namespace) -> bool:
-    return bool(args.progress == "always"
-                or (args.progress == "auto" and sys.stderr.isatty() and not args.json))
+    """Bars on stderr: ``--progress always``, or ``auto`` on a terminal without --json."""
+    progress = getattr(args, "progress", "never")
+    return bool(progress == "always"
+                or (progress == "auto" and sys.stderr.isatty() and not args.json))
 
 
 async def cmd_cp(args: argparse.Namespace, out: Output) -> int:
@@ -502,14 +455,7 @@ async def cmd_cp(args: argparse.Namespace, out: Output) -> int:
         result = await uploader.upload_file(args.source, bucket, key,
                                             progress=TqdmProgress() if show else None,
                                             restart=args.restart, upload_id=args.upload_id)
-    rate = result.sent_bytes / result.elapsed_s / 1e6 if result.elapsed_s else 0.0
-    resumed = f", {result.resumed_parts} parts resumed" if result.resumed_parts else ""
-    out.emit("uploaded",
-             f"uploaded {args.source} -> s3://{bucket}/{key}: {format_size(result.size)} in "
-             f"{result.parts} part(s), {result.elapsed_s:.1f}s ({rate:.0f} MB/s sent){resumed}; "
-             + (f"checksum {result.checksum_algorithm} {result.checksum}" if result.verified
-                else "not verified (only the size was compared)"),
-             **dataclasses.asdict(result))
+    show_uploaded(out, args.source, bucket, key, result)
     for notice in result.notices:
         log.info("%s", notice)
     return 0
@@ -585,7 +531,6 @@ def describe_destination(bucket: str | None, prefix: str) -> str:
 async def run_job(uploader: Any, job_id: int, args: argparse.Namespace, out: Output, *,
                   retry_failed: bool) -> int:
     """Run one job with progress and a summary; exit 9 when some files failed."""
-    from .config import format_size
 
     reporter = BatchReporter(out, show_progress(args))
     try:
@@ -595,139 +540,8 @@ async def run_job(uploader: Any, job_id: int, args: argparse.Namespace, out: Out
         if exc.exit_code != 130 and exc.args:
             exc.args = (f"{exc.args[0]} [job {job_id} is kept: bigupload resume {job_id}]",)
         raise
-    rate = result.sent_bytes / result.elapsed_s / 1e6 if result.elapsed_s else 0.0
-    per_file = len(result.items) / result.elapsed_s if result.elapsed_s else 0.0
-    if not out.as_json:  # JSON has them in the summary
-        for failure in result.failures:
-            out.emit("failure", f"failed: {failure.source} -> s3://{failure.bucket}/{failure.key}: "
-                     f"{failure.error}")
-    out.emit(
-        "summary",
-        f"job {result.job_id} {result.state.value}: {result.files} file(s), {result.uploaded} "
-        f"uploaded, {result.skipped} skipped, {result.failed} failed; {format_size(result.sent_bytes)} "
-        f"sent in {result.elapsed_s:.1f}s ({per_file:.0f} files/s, {rate:.0f} MB/s)"
-        + (f"; retry the failures with: bigupload resume {result.job_id}" if result.failed else ""),
-        job_id=result.job_id, state=result.state.value, files=result.files,
-        uploaded=result.uploaded, skipped=result.skipped, failed=result.failed,
-        total_bytes=result.total_bytes, sent_bytes=result.sent_bytes, elapsed_s=result.elapsed_s,
-        failures=[{"source": f.source, "bucket": f.bucket, "key": f.key, "error": f.error,
-                   "exit_code": f.exit_code} for f in result.failures],
-    )
+    show_job_summary(out, result)
     return EXIT_PARTIAL if result.failed else 0
-
-
-class BatchReporter:
-    """Progress of a batch: one overall bar (bytes, rate, ETA, files in its postfix) and a
-    bar per large file, on stderr; with --json, a ``file`` event per file on stdout."""
-
-    def __init__(self, out: Output, bars: bool) -> None:
-        self.out = out
-        self.bars = bars
-        self._overall: Any = None
-        self._files = 0
-        self._done = 0
-        self._failed = 0
-        self._positions: set[int] = set()
-
-    def start_job(self, job_id: int, files: int, total_bytes: int, done_files: int,
-                  done_bytes: int) -> None:
-        self._files, self._done = files, done_files
-        if self.out.as_json:
-            self.out.emit("job", "", job_id=job_id, files=files, total_bytes=total_bytes,
-                          done_files=done_files, done_bytes=done_bytes)
-        if self.bars:
-            from tqdm import tqdm
-
-            self._overall = tqdm(total=total_bytes, initial=done_bytes, unit="B", unit_scale=True,
-                                 unit_divisor=1024, desc=f"job {job_id}", file=sys.stderr,
-                                 dynamic_ncols=True, position=0)
-            self._postfix()
-
-    def _postfix(self) -> None:
-        if self._overall is not None:
-            failed = f", {self._failed} failed" if self._failed else ""
-            self._overall.set_postfix_str(f"{self._done}/{self._files} files{failed}", refresh=False)
-
-    def advance(self, nbytes: int) -> None:
-        if self._overall is not None:
-            self._overall.update(nbytes)
-
-    def file_progress(self, item: Any, size: int, multipart: bool) -> Any:
-        if not self.bars or not multipart:
-            return _OverallOnly(self)
-        position = min(set(range(1, len(self._positions) + 2)) - self._positions)
-        self._positions.add(position)
-        return _FileBar(self, position)
-
-    def release(self, position: int) -> None:
-        self._positions.discard(position)
-
-    def file_done(self, result: Any) -> None:
-        from .journal import FileState
-
-        if result.state is FileState.FAILED:
-            self._failed += 1
-            if self._overall is not None:
-                self._overall.write(redact(f"bigupload: failed: {result.source}: {result.error}"),
-                                    file=sys.stderr)
-        else:
-            self._done += 1
-            if result.state is FileState.SKIPPED:
-                self.advance(result.size)
-        self._postfix()
-        if self.out.as_json:
-            self.out.emit("file", "", state=result.state.value, source=result.source,
-                          bucket=result.bucket, key=result.key, size=result.size, etag=result.etag,
-                          error=result.error, exit_code=result.exit_code)
-
-    def close(self) -> None:
-        if self._overall is not None:
-            self._overall.close()
-            self._overall = None
-
-
-class _OverallOnly:
-    """A file's progress counted on the overall bar only (small files)."""
-
-    def __init__(self, reporter: BatchReporter) -> None:
-        self.reporter = reporter
-
-    def start(self, description: str, total_bytes: int, done_bytes: int) -> None:
-        self.reporter.advance(done_bytes)
-
-    def advance(self, nbytes: int) -> None:
-        self.reporter.advance(nbytes)
-
-    def close(self) -> None:
-        pass
-
-
-class _FileBar(_OverallOnly):
-    """A large file's own bar, below the overall one; it also advances the overall bar."""
-
-    def __init__(self, reporter: BatchReporter, position: int) -> None:
-        super().__init__(reporter)
-        self.position = position
-        self.bar: Any = None
-
-    def start(self, description: str, total_bytes: int, done_bytes: int) -> None:
-        from tqdm import tqdm
-
-        super().start(description, total_bytes, done_bytes)
-        self.bar = tqdm(total=total_bytes, initial=done_bytes, unit="B", unit_scale=True,
-                        unit_divisor=1024, desc=description, file=sys.stderr, dynamic_ncols=True,
-                        position=self.position, leave=False)
-
-    def advance(self, nbytes: int) -> None:
-        super().advance(nbytes)
-        if self.bar is not None:
-            self.bar.update(nbytes)
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
-            self.bar = None
-        self.reporter.release(self.position)
 
 
 async def cmd_resume(args: argparse.Namespace, out: Output) -> int:
@@ -1138,7 +952,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(keep_negative_values(sys.argv[1:] if argv is None else argv))
     from .redact import RedactingFormatter, add_secret
 
-    handler = logging.StreamHandler(sys.stderr)
+    # while bars may be drawn, log lines go through them instead of cutting across them
+    handler = log_handler(show_progress(args))
     handler.setFormatter(RedactingFormatter(
         "%(asctime)s %(levelname)s %(name)s: %(message)s" if args.debug else "bigupload: %(message)s"))
     logging.basicConfig(level=logging.DEBUG if args.debug else logging.WARNING, handlers=[handler])
