@@ -16,18 +16,21 @@ import json
 import logging
 import os
 import sys
+import time
 from typing import TYPE_CHECKING, Any, TextIO
 
 from .batch import BatchItem, BatchResult, ItemResult
 from .config import format_size
-from .journal import FileState
+from .journal import FileState, JobState, UploadState
 from .progress import NullProgress, Progress
 from .redact import redact
+from .reports import ForgetReport, ResumedFile, StatusReport, UploadStatus
 
 if TYPE_CHECKING:
     from . import UploadResult
 
 MiB = 1 << 20
+log = logging.getLogger("bigupload")
 EXIT_OUTPUT_CLOSED = 141  # 128 + SIGPIPE, what a Unix tool killed by it exits with
 BAR_FORMAT = ("{desc}: {percentage:3.0f}%|{bar}| {mib_n}/{mib_total} MiB "
               "[{elapsed}<{remaining}, {mib_rate} MiB/s{postfix}]")
@@ -296,3 +299,107 @@ def show_job_summary(out: Output, result: BatchResult) -> None:
         failures=[{"source": f.source, "bucket": f.bucket, "key": f.key, "error": f.error,
                    "exit_code": f.exit_code} for f in result.failures],
     )
+
+
+def show_status(out: Output, report: StatusReport, *, one_job: bool, closed: bool) -> None:
+    """``bigupload status``: jobs (one with its failures), then single-file upload rows by
+    id, with endpoint and destination, and a count (not in JSON)."""
+    for job in report.jobs:
+        pct = 100 * job.done_bytes / job.bytes if job.bytes else 100.0
+        failed = f", {job.failed_files} failed" if job.failed_files else ""
+        out.emit("job", f"job {job.id} [{job.state.value}] {job.description}: "
+                 f"{job.done_files}/{job.files} files, {format_size(job.done_bytes)} of "
+                 f"{format_size(job.bytes)} ({pct:.0f}%){failed}"
+                 + (f": {job.error}" if job.error else ""),
+                 job_id=job.id, state=job.state.value, description=job.description,
+                 files=job.files, done_files=job.done_files, failed_files=job.failed_files,
+                 bytes=job.bytes, done_bytes=job.done_bytes, reason=job.error,
+                 updated_at=job.updated_at)
+        for f in job.failures:
+            out.emit("failure", f"  failed: {f.source} -> s3://{f.bucket}/{f.key}: {f.error}",
+                     job_id=job.id, source=f.source, bucket=f.bucket, key=f.key, error=f.error,
+                     exit_code=f.exit_code)
+    if one_job:
+        return
+    for row in report.unfinished:
+        pct = 100 * row.bytes_done / row.size if row.size else 100.0
+        out.emit("unfinished",
+                 f"upload {row.id} [{row.state.value}] {_destination(row)}: {row.parts_done}/"
+                 f"{row.parts} parts, {format_size(row.bytes_done)} of {format_size(row.size)} "
+                 f"({pct:.0f}%), "
+                 + (f"upload id {row.upload_id}" if row.upload_id else "no upload id recorded"),
+                 id=row.id, state=row.state.value, source=row.source, bucket=row.bucket,
+                 key=row.key, endpoint=row.endpoint, upload_id=row.upload_id,
+                 parts_done=row.parts_done, parts=row.parts, bytes_done=row.bytes_done,
+                 size=row.size, reason=None, updated_at=row.updated_at)
+    for row in report.closed:
+        outcome = (f"{format_size(row.size)}, ETag {row.etag}"
+                   if row.state is UploadState.COMPLETED else row.error or "no reason recorded")
+        out.emit("closed",
+                 f"upload {row.id} [{row.state.value}] {_destination(row)}: {outcome} "
+                 f"({age(row.updated_at)} ago)",
+                 id=row.id, state=row.state.value, source=row.source, bucket=row.bucket,
+                 key=row.key, endpoint=row.endpoint, upload_id=row.upload_id, etag=row.etag,
+                 size=row.size, reason=row.error, updated_at=row.updated_at)
+    if not out.as_json:
+        out.emit("summary", f"{len(report.jobs)} job(s), {len(report.unfinished)} unfinished "
+                 "single-file upload(s)"
+                 + (f", {len(report.closed)} closed single-file upload row(s)" if closed else ""))
+
+
+def _destination(row: UploadStatus) -> str:
+    return f"{row.source} -> s3://{row.bucket}/{row.key} on {row.endpoint}"
+
+
+def age(timestamp: float) -> str:
+    """How long ago, in the units ``forget --older-than`` takes."""
+    seconds = max(0.0, time.time() - timestamp)
+    for unit, length in (("d", 86400), ("h", 3600)):
+        if seconds >= length:
+            return f"{int(seconds // length)}{unit}"
+    return f"{int(seconds // 60)}m"
+
+
+def show_forgotten(out: Output, report: ForgetReport) -> None:
+    """``bigupload forget``: a warning for each active row (with the command that stops its
+    upload's billing), then what went; the server was not changed."""
+    for row in report.active_uploads:
+        where = f"s3://{row.bucket}/{row.key}"
+        if row.upload_id:
+            stop = (f"bigupload abort {where} --upload-id {row.upload_id} "
+                    f"--endpoint-url {row.endpoint}")
+            text = f"to stop its billing: {stop}"
+        else:
+            stop = f"bigupload ls-uploads {where} --endpoint-url {row.endpoint}"
+            text = f"no upload id was recorded; to find one on the server: {stop}"
+        log.warning("upload %d was active: the upload to %s on the server (if any) is left as "
+                    "is; %s", row.id, where, text)
+        if out.as_json:
+            out.emit("warning", "", id=row.id, state=row.state.value, bucket=row.bucket,
+                     key=row.key, endpoint=row.endpoint, upload_id=row.upload_id, command=stop)
+    for job_id in report.active_jobs:
+        log.warning("job %d was active: its unfinished large-file uploads stay in the journal as "
+                    "single-file uploads (bigupload status lists them, bigupload resume finishes "
+                    "them)", job_id)
+        if out.as_json:
+            out.emit("warning", "", job_id=job_id, state=JobState.ACTIVE.value)
+    if report.uploads == 0 and report.jobs == 0:
+        out.emit("summary", "nothing to forget", forgotten_uploads=0, forgotten_jobs=0,
+                 server_changed=False)
+    else:
+        out.emit("summary", f"forgot {report.uploads} upload row(s) and {report.jobs} job(s); "
+                 "nothing on the server was changed", forgotten_uploads=report.uploads,
+                 forgotten_jobs=report.jobs, server_changed=False)
+
+
+def show_resumed_file(out: Output, report: ResumedFile) -> None:
+    """A single-file upload that ``resume`` finished (a failed one is the caller's to say,
+    as an error; a skipped one is a warning)."""
+    where = f"s3://{report.bucket}/{report.key}"
+    if report.skipped:
+        log.warning("skipping %s: %s", where, report.skipped)
+    elif report.result is not None:
+        result = report.result
+        out.emit("done", f"{report.source} -> {where}: {format_size(result.size)} in "
+                 f"{result.parts} parts, {result.resumed_parts} already on the server",
+                 **dataclasses.asdict(result))
