@@ -83,8 +83,8 @@ class Uploader:
 
     @property
     def store(self) -> ObjectStore:
-        """The object store; see ``connect``."""
-        if self._store is None or not self._connected:
+        """The object store: the one given, or the client ``connect`` opened."""
+        if self._store is None:
             raise RuntimeError("Uploader is not connected: use 'async with Uploader(...)', "
                                "then 'await uploader.connect()' or any upload")
         return self._store
