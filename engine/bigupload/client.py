@@ -272,8 +272,9 @@ def map_error(exc: BaseException, operation: str, bucket: str, key: str = "",
         return store_error(f"{where}: no AWS credentials found (set AWS_ACCESS_KEY_ID/"
                            "AWS_SECRET_ACCESS_KEY, a profile, or an instance role)",
                            code="NoCredentials", **ctx)
-    if isinstance(exc, bce.ProfileNotFound):
-        return store_error(f"{where}: {exc}", code="ProfileNotFound", **ctx)
+    if isinstance(exc, bce.ProfileNotFound):  # a setting, not the store's answer: exit 2
+        return ConfigError(f"AWS profile {exc.kwargs.get('profile')!r} not found in the AWS "
+                           "config or credentials files (check --profile or AWS_PROFILE)")
     if (failure := _certificate_failure(exc)) is not None:
         # DESIGN.md: TLS trust is an authentication problem (exit 4), and no retry helps
         return store_error(f"{where}: TLS certificate verification failed for {_origin(exc)}: "
@@ -613,8 +614,12 @@ class AioS3Store:
 
         httpbody.register()
         redact.add_secret(config.sse_c_key)
-        async with client_cm as client:
-            credentials = await session.get_credentials()
+        async with contextlib.AsyncExitStack() as stack:
+            try:  # the profile is first read here: a missing one is ProfileNotFound
+                client = await stack.enter_async_context(client_cm)
+                credentials = await session.get_credentials()
+            except bce.BotoCoreError as exc:
+                raise map_error(exc, "", "") from exc
             if credentials is not None:
                 frozen = await credentials.get_frozen_credentials()
                 redact.add_secret(frozen.secret_key)

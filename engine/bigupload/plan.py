@@ -14,6 +14,7 @@ from .config import (
     MAX_OBJECT_SIZE,
     MAX_PART_SIZE,
     MAX_PARTS,
+    MIN_PART_SIZE,
     MiB,
     UploadConfig,
     format_size,
@@ -58,6 +59,13 @@ def auto_part_size(size: int) -> int:
     return max(DEFAULT_PART_SIZE, -(-needed // MiB) * MiB)
 
 
+def smallest_part_size(size: int) -> int:
+    """The smallest part size, in whole MiB (as one would type it) and at least S3's
+    minimum, that splits ``size`` bytes into at most 10,000 parts."""
+    needed = -(-size // MAX_PARTS)
+    return max(MIN_PART_SIZE, -(-needed // MiB) * MiB)
+
+
 def plan(size: int, config: UploadConfig) -> Plan:
     """Split ``size`` bytes into parts; ConfigError if no valid split exists."""
     if size < 0:
@@ -71,8 +79,8 @@ def plan(size: int, config: UploadConfig) -> Plan:
     if -(-size // part_size) > MAX_PARTS:
         raise ConfigError(
             f"part size {format_size(part_size)} would need {-(-size // part_size)} parts for "
-            f"{format_size(size)}; S3 allows {MAX_PARTS} (use at least "
-            f"{format_size(auto_part_size(size))}, or omit --part-size)"
+            f"{format_size(size)}; S3 allows {MAX_PARTS} (use --part-size "
+            f"{smallest_part_size(size) // MiB}MiB or more, or omit it)"
         )
     threshold = config.multipart_threshold if config.multipart_threshold is not None else part_size
     # PutObject takes at most 5 GiB, whatever threshold was asked for.
