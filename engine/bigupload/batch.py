@@ -32,7 +32,6 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import anyio
 
-from . import checksum as ck
 from .client import ObjectInfo, ObjectOptions, ObjectStore, ObjectSummary
 from .config import ChecksumAlgorithm, ServerSideEncryption, UploadConfig
 from .errors import (
@@ -43,24 +42,27 @@ from .errors import (
     ExistsError,
     IntegrityError,
     JournalError,
-    NotFoundError,
     ResumeError,
     SourceError,
     StoreError,
 )
 from .journal import FileChange, FileState, JobFile, JobRecord, JobState, Journal, UploadState
-from .plan import Part, plan
+from .plan import plan
 from .progress import NullProgress, Progress
 from .remote import Executor, FileTask
+from .scheduler import task_group
 from .source import SourceFile, check_regular_file
-from .transfer import Transfer, UploadResult, sse_c_key_hash
+from .transfer import Transfer, UploadResult
+from .upload.existing import same_object
+from .upload.listing import confirm_aborted
+from .upload.parts import abort_upload
+from .values import check_key, sse_c_key_hash
 
 if TYPE_CHECKING:
     from .scheduler import Scheduler
 
 log = logging.getLogger("bigupload")
 
-MAX_KEY_BYTES = 1024
 LARGE_FILES_AT_ONCE = 2  # each is already parallel over its parts
 PAGE = 1000  # job files read from the journal at a time
 SHARD_FILES = 64  # small files per cluster task: amortises the task's round trip (~ms)
@@ -174,19 +176,6 @@ class NullBatchProgress:
 
 
 # finding the files
-
-
-def check_key(key: str) -> str | None:
-    """Why ``key`` cannot be an S3 key, or None."""
-    if not key:
-        return "empty key"
-    try:
-        length = len(key.encode("utf-8"))
-    except UnicodeEncodeError:
-        return "the file name is not valid UTF-8, and S3 keys are UTF-8"
-    if length > MAX_KEY_BYTES:
-        return f"key is {length} bytes; S3 allows {MAX_KEY_BYTES}"
-    return None
 
 
 def destination_prefix(key: str) -> str:
@@ -512,72 +501,6 @@ class ExistingObjects:
         return self._listed[bucket].get(key)
 
 
-def _local_digests(source: SourceFile, parts: list[Part], algorithm: ChecksumAlgorithm,
-                   per_part: bool, whole_md5: bool) -> tuple[str | None, list[bytes], list[str]]:
-    """One pass over the file: its MD5 (if ``whole_md5``), and (if ``per_part``) each
-    part's raw checksum and MD5."""
-    whole = hashlib.md5() if whole_md5 else None
-    raws: list[bytes] = []
-    md5s: list[str] = []
-    for part in parts:
-        hasher, md5 = ck.Hasher(algorithm), hashlib.md5()
-
-        def consume(chunk: memoryview, hasher: ck.Hasher = hasher, md5: Any = md5) -> None:
-            if per_part:
-                hasher.update(chunk)
-                md5.update(chunk)
-            if whole is not None:
-                whole.update(chunk)
-
-        if per_part or whole is not None:
-            source.scan(part, consume)
-        if per_part:
-            raws.append(hasher.digest())
-            md5s.append(md5.hexdigest())
-    return (whole.hexdigest() if whole else None), raws, md5s
-
-
-async def same_object(remote: ObjectSummary | ObjectInfo, source: SourceFile, size: int,
-                      config: UploadConfig, head: Any, scheduler: Scheduler) -> bool:
-    """Whether the object is this file, without downloading it: same size, then the same
-    checksum (from HEAD) or, where that is what the server offers, the same ETag (the
-    MD5 of a single-request object, or the MD5 of part MD5s for a multipart one whose part
-    count matches our plan). SSE-KMS and SSE-C ETags are not MD5s: only checksums count.
-    The file is read once, or twice when the ETag neither matches nor shares our parts."""
-    if remote.size != size:
-        return False
-    parts = plan(size, config).parts()
-    raws: list[bytes] = []  # per-part checksums, once computed
-    etag = remote.etag.strip('"').lower()
-    md5_etags = config.sse is not ServerSideEncryption.KMS and config.sse_c_key is None
-    base, _, count = etag.partition("-")
-    if md5_etags and len(base) == 32 and all(c in "0123456789abcdef" for c in base):
-        per_part = count.isdigit() and int(count) == len(parts)
-        whole, raws, md5s = await scheduler.in_thread(_local_digests, source, parts, config.checksum,
-                                                      per_part, not count)
-        if not count and whole == etag:
-            return True
-        if count and md5s:
-            combined = hashlib.md5(b"".join(bytes.fromhex(m) for m in md5s)).hexdigest()
-            if f"{combined}-{len(md5s)}" == etag:
-                return True
-    if config.checksum is ChecksumAlgorithm.NONE:
-        return False
-    info = remote if isinstance(remote, ObjectInfo) else await head()
-    if info is None or info.checksum is None:
-        return False
-    value, _, count = info.checksum.partition("-")
-    if count.isdigit() and int(count) != len(parts):
-        return False  # laid out differently: its checksum cannot be compared with ours
-    if not raws:
-        _, raws, _ = await scheduler.in_thread(_local_digests, source, parts, config.checksum,
-                                               True, False)
-    if count and info.checksum_type != "FULL_OBJECT":
-        return ck.composite(config.checksum, raws) == info.checksum
-    full = ck.full_object(config.checksum, [(raw, p.length) for raw, p in zip(raws, parts)])
-    return full == value if len(raws) > 1 else ck.encode(raws[0]) == value
-
-
 class JobRunner:
     """Runs one job's unfinished files with an open store, journal and scheduler."""
 
@@ -617,7 +540,7 @@ class JobRunner:
         try:
             with self.journal.claim_job(self.job.id):
                 try:
-                    async with anyio.create_task_group() as tg:
+                    async with task_group() as tg:
                         for _ in range(LARGE_FILES_AT_ONCE):
                             tg.start_soon(self._worker, files, True)
                         if self.executor is None:
@@ -626,13 +549,10 @@ class JobRunner:
                         else:
                             for _ in range(self.executor_slots):
                                 tg.start_soon(self._shard_worker, files)
-                except BaseExceptionGroup as group:
-                    from .scheduler import primary_error
-
-                    exc = primary_error(group)
-                    if isinstance(exc, ClusterError) and exc.abort:
+                except ClusterError as exc:
+                    if exc.abort:
                         await self._abort_uploads(str(exc))
-                    raise exc from None
+                    raise
                 finally:
                     self._flush_marks()
                 totals = self.journal.job_totals(self.job.id)
@@ -775,26 +695,18 @@ class JobRunner:
         keys = self.journal.job_keys(self.job.id)
         ours = [u for u in self.journal.uploads(UploadState.ACTIVE)
                 if u.endpoint == self.store.endpoint and (u.bucket, u.key) in keys]
+        options = ObjectOptions.from_config(self.config, None)
+        aborted = [(u.bucket, u.key, u.upload_id) for u in ours if u.upload_id]
         with anyio.CancelScope(shield=True):
             for u in ours:
                 if u.upload_id:
-                    options = ObjectOptions.from_config(self.config, None)
-                    try:
-                        await self.scheduler.retrying(
-                            f"AbortMultipartUpload s3://{u.bucket}/{u.key}",
-                            lambda n: self.store.abort(u.bucket, u.key, u.upload_id or "", options))
-                    except NotFoundError:
-                        pass
+                    await abort_upload(self.store, self.scheduler, u.bucket, u.key, u.upload_id, options)
                 self.journal.finish(u.id, UploadState.ABORTED, error=reason)
-            left = []
-            for bucket, prefix in self._common_prefixes().items():
-                ids = {u.upload_id for u in ours if u.bucket == bucket}
-                listed = await self.scheduler.retrying(
-                    f"ListMultipartUploads s3://{bucket}/{prefix}",
-                    lambda n: self.store.list_uploads(bucket, prefix))
-                left += [f"s3://{bucket}/{u.key} ({u.upload_id})" for u in listed if u.upload_id in ids]
+            left = await confirm_aborted(self.store, self.scheduler, aborted,
+                                         self._common_prefixes(), options)
         if left:
-            log.error("still listed after being aborted: %s", ", ".join(left))
+            log.error("still listed after being aborted: %s",
+                      ", ".join(f"s3://{bucket}/{key} ({upload_id})" for bucket, key, upload_id in left))
         else:
             log.warning("aborted %d multipart upload(s) of job %d; none is left on the server",
                         len(ours), self.job.id)

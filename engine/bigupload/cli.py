@@ -934,7 +934,7 @@ def run(args: argparse.Namespace, out: Output) -> int:
     import anyio
 
     from .errors import Cancelled
-    from .scheduler import primary_error
+    from .scheduler import task_group
     from .uploader import event_loop_options
 
     async def main() -> int:
@@ -952,12 +952,9 @@ def run(args: argparse.Namespace, out: Output) -> int:
             code.append(await COMMANDS[args.command](args, out))
             scope.cancel()
 
-        try:
-            async with anyio.create_task_group() as tg:
-                tg.start_soon(watch_signals, tg.cancel_scope)
-                tg.start_soon(command, tg.cancel_scope)
-        except BaseExceptionGroup as group:
-            raise primary_error(group) from None
+        async with task_group() as tg:
+            tg.start_soon(watch_signals, tg.cancel_scope)
+            tg.start_soon(command, tg.cancel_scope)
         if stopped or not code:
             raise Cancelled(_interrupted(args))
         return code[0]

@@ -28,7 +28,9 @@ from collections.abc import Collection, Iterator
 from pathlib import Path
 
 from .errors import JournalError, ResumeError
-from .source import Fingerprint
+from .values import DestinationGuard as DestinationGuard  # re-exported: it lived here
+from .values import Fingerprint
+from .values import PartRecord as PartRecord  # re-exported: it lived here
 
 # 2 added jobs and job_files; 3 added uploads.checksum_type and uploads.guard. An older
 # journal is migrated on open, in one transaction.
@@ -180,67 +182,6 @@ class UploadState(enum.Enum):
 UPLOAD_CLOSED_STATES = (UploadState.COMPLETED, UploadState.ABORTED, UploadState.FAILED,
                         UploadState.SUPERSEDED)
 JOB_CLOSED_STATES = (JobState.COMPLETED, JobState.PARTIAL)
-
-
-@dataclasses.dataclass(frozen=True)
-class DestinationGuard:
-    """What the destination held when an upload began, so that completion can be made
-    conditional on it: ``If-None-Match: *`` when it was absent, ``If-Match: <etag>`` when
-    it held an object. ``existed`` is None when nothing was recorded (rows journalled before
-    schema 3, or not looked at yet): such an upload has no precondition to complete under.
-
-    In the journal's ``guard`` column: NULL for unknown, '' for absent, else the ETag as the
-    server sent it (quotes included; an ETag is never empty)."""
-
-    existed: bool | None
-    etag: str | None = None
-
-    def __post_init__(self) -> None:
-        if self.existed and not self.etag:
-            raise ValueError("a destination that existed is guarded by its ETag")
-        if not self.existed and self.etag is not None:
-            raise ValueError("only an existing destination has an ETag")
-
-    @classmethod
-    def unknown(cls) -> DestinationGuard:
-        return cls(None)
-
-    @classmethod
-    def absent(cls) -> DestinationGuard:
-        return cls(False)
-
-    @classmethod
-    def present(cls, etag: str) -> DestinationGuard:
-        return cls(True, etag)
-
-    @property
-    def known(self) -> bool:
-        return self.existed is not None
-
-    def to_column(self) -> str | None:
-        if self.existed is None:
-            return None
-        return self.etag if self.existed else ""
-
-    @classmethod
-    def from_column(cls, value: str | None) -> DestinationGuard:
-        if value is None:
-            return cls.unknown()
-        return cls.present(value) if value else cls.absent()
-
-    def describe(self) -> str:
-        """For status lines: what the upload expects to find when it completes."""
-        if self.existed is None:
-            return "destination not recorded"
-        return f"replaces ETag {self.etag}" if self.existed else "destination was absent"
-
-
-@dataclasses.dataclass(frozen=True)
-class PartRecord:
-    number: int
-    size: int
-    etag: str
-    checksum: str  # base64 of the raw part checksum, "" when the algorithm is none
 
 
 @dataclasses.dataclass(frozen=True)
