@@ -65,7 +65,9 @@ def env_default(name: str, fallback: Any = None) -> Any:
 
 
 def parse_s3_url(url: str, *, key_required: bool) -> tuple[str, str]:
-    """``s3://bucket/key`` -> (bucket, key), validating the bucket name and key length."""
+    """``s3://bucket/key`` -> (bucket, key), validating the bucket name and the key."""
+    from .values import check_key
+
     if not url.startswith("s3://"):
         raise UsageError(f"not an S3 URL: {url!r} (expected s3://bucket/key)")
     bucket, _, key = url[5:].partition("/")
@@ -73,8 +75,8 @@ def parse_s3_url(url: str, *, key_required: bool) -> tuple[str, str]:
         raise UsageError(f"invalid bucket name {bucket!r} (3-63 lowercase letters, digits, '.', '-')")
     if key_required and not key:
         raise UsageError(f"missing key in {url!r} (expected s3://bucket/key)")
-    if len(key.encode("utf-8")) > 1024:
-        raise UsageError(f"object key is {len(key.encode('utf-8'))} bytes; S3 allows 1,024")
+    if key and (problem := check_key(key)):
+        raise UsageError(f"invalid object key: {problem}")
     return bucket, key
 
 

@@ -33,7 +33,7 @@ def check_key(key: str) -> str | None:
     try:
         length = len(key.encode("utf-8"))
     except UnicodeEncodeError:
-        return "the file name is not valid UTF-8, and S3 keys are UTF-8"
+        return "not valid UTF-8 (a file name in another encoding?), and S3 keys are UTF-8"
     if length > MAX_KEY_BYTES:
         return f"key is {length} bytes; S3 allows {MAX_KEY_BYTES:,}"
     return None

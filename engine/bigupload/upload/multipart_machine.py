@@ -78,10 +78,13 @@ def describe_change(before: DestinationGuard, now: DestinationGuard) -> str:
     return f"ETag {before.etag} became {now.etag}"
 
 
-class MultipartMachine(UploadMachine):
-    """``row`` is the journal row; ``created_at`` when it began (the ownership check's
-    oldest acceptable LastModified); ``last_write`` when it last changed (a resumed
-    upload's parts answered just before then may not be listed yet)."""
+class MultipartState(UploadMachine):
+    """A multipart upload's state, its steps, and the transitions of RECONCILE: a
+    journal row found, replaced or begun, and the server's listing reconciled with it
+    (``MultipartMachine`` adds the phases that follow). ``row`` is the journal row;
+    ``created_at`` when it began (the ownership check's oldest acceptable LastModified);
+    ``last_write`` when it last changed (a resumed upload's parts answered just before
+    then may not be listed yet)."""
 
     def __init__(self, bucket: str, key: str, config: UploadConfig, plan: Plan,
                  options: ObjectOptions, *, restart: bool = False,
@@ -202,7 +205,7 @@ class MultipartMachine(UploadMachine):
         else:
             self.phase = Phase.CREATE
 
-    # RECONCILE
+    # RECONCILE: the server's side
 
     def swept(self, found: str | None) -> None:
         """SWEEP, finished: a resumed row without an upload id (killed during Create, or
@@ -261,6 +264,11 @@ class MultipartMachine(UploadMachine):
         self.to_send.sort()
         self.resumed_parts = len(self.parts)
         self.phase = Phase.PARTS
+
+
+
+class MultipartMachine(MultipartState):
+    """The phases after RECONCILE: CREATE, PARTS, COMPLETE and VERIFY."""
 
     # CREATE
 
