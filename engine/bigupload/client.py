@@ -9,10 +9,8 @@ UNSIGNED-PAYLOAD instead of a SHA-256 over the body."""
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import contextvars
-import hashlib
 import logging
 import os
 import ssl
@@ -375,25 +373,7 @@ class LeanPut:
         url = base + quote(key, safe="/~")
         split = urlsplit(url)
         headers: dict[str, str] = dict(condition.headers()) if condition else {}
-        if options.content_type:
-            headers["Content-Type"] = options.content_type
-        for name, value in options.metadata.items():
-            headers[f"x-amz-meta-{name}"] = value
-        if options.storage_class:
-            headers["x-amz-storage-class"] = options.storage_class
-        if options.sse:
-            headers["x-amz-server-side-encryption"] = options.sse
-        if options.sse_kms_key_id:
-            headers["x-amz-server-side-encryption-aws-kms-key-id"] = options.sse_kms_key_id
-        if options.sse_c_key is not None:
-            headers["x-amz-server-side-encryption-customer-algorithm"] = "AES256"
-            headers["x-amz-server-side-encryption-customer-key"] = base64.b64encode(options.sse_c_key).decode()
-            headers["x-amz-server-side-encryption-customer-key-MD5"] = base64.b64encode(
-                hashlib.md5(options.sse_c_key).digest()).decode()
-        if options.request_payer:
-            headers["x-amz-request-payer"] = "requester"
-        if options.expected_bucket_owner:
-            headers["x-amz-expected-bucket-owner"] = options.expected_bucket_owner
+        headers.update(options.put_headers())
         if checksum is not None:
             headers[f"x-amz-checksum-{options.checksum.value}"] = checksum
         frozen = self._credentials.get_frozen_credentials()

@@ -15,11 +15,12 @@ and ``bigupload.journal.PartRecord`` still name the same classes."""
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import datetime
 import hashlib
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 from .config import ChecksumAlgorithm, UploadConfig
 
@@ -280,6 +281,16 @@ class ObjectOptions:
             expected_bucket_owner=config.expected_bucket_owner,
         )
 
+    def _table(self, every_request: bool | None) -> list[tuple[_Option, str]]:
+        """The options of ``OBJECT_OPTIONS`` this object has, with their wire values
+        (all of them, or those on every request, or those at creation only)."""
+        found = []
+        for option in OBJECT_OPTIONS:
+            value = getattr(self, option.attribute)
+            if value and every_request in (None, option.every_request):
+                found.append((option, option.flag or str(value)))
+        return found
+
     def every_request(self, *, sse_c: bool = True) -> dict[str, Any]:
         """Parameters S3 wants on every request touching the upload (SSE-C on each part;
         ``sse_c=False`` for the calls that take no key: ListParts, AbortMultipartUpload)."""
@@ -289,26 +300,57 @@ class ObjectOptions:
             # not given: passing it too would send the raw bytes, which fails validation
             params["SSECustomerAlgorithm"] = "AES256"
             params["SSECustomerKey"] = self.sse_c_key
-        if self.request_payer:
-            params["RequestPayer"] = "requester"
-        if self.expected_bucket_owner:
-            params["ExpectedBucketOwner"] = self.expected_bucket_owner
+        params.update({option.param: value for option, value in self._table(True)})
         return params
 
     def on_create(self) -> dict[str, Any]:
+        """botocore's parameters for CreateMultipartUpload (and, less the checksum
+        algorithm, PutObject)."""
         params = self.every_request()
         if self.checksum is not ChecksumAlgorithm.NONE:
             params["ChecksumAlgorithm"] = self.checksum.s3_name
             if self.checksum_type:
                 params["ChecksumType"] = self.checksum_type
-        if self.content_type:
-            params["ContentType"] = self.content_type
+        params.update({option.param: value for option, value in self._table(False)})
         if self.metadata:
             params["Metadata"] = dict(self.metadata)
-        if self.storage_class:
-            params["StorageClass"] = self.storage_class
-        if self.sse:
-            params["ServerSideEncryption"] = self.sse
-        if self.sse_kms_key_id:
-            params["SSEKMSKeyId"] = self.sse_kms_key_id
         return params
+
+    def put_headers(self) -> dict[str, str]:
+        """PutObject's options as raw HTTP headers, for a request signed without botocore
+        (``client.LeanPut``); the checksum header is the caller's."""
+        headers = {option.header: value for option, value in self._table(None)}
+        for name, value in self.metadata.items():
+            headers[f"x-amz-meta-{name}"] = value
+        if self.sse_c_key is not None:
+            headers["x-amz-server-side-encryption-customer-algorithm"] = "AES256"
+            headers["x-amz-server-side-encryption-customer-key"] = \
+                base64.b64encode(self.sse_c_key).decode()
+            headers["x-amz-server-side-encryption-customer-key-MD5"] = \
+                base64.b64encode(hashlib.md5(self.sse_c_key).digest()).decode()
+        return headers
+
+
+class _Option(NamedTuple):
+    attribute: str  # of ObjectOptions
+    param: str  # botocore's parameter
+    header: str  # the HTTP header
+    every_request: bool  # repeated on every request touching the upload, else at creation
+    flag: str | None = None  # the wire value of a yes/no option
+
+
+# Which option goes on which request, said once: botocore's parameters (``on_create``,
+# ``every_request``) and the raw headers (``put_headers``) are both derived from it. Three
+# options are not rows, because the two encodings differ in kind: SSE-C (botocore encodes
+# the key itself; raw requests carry it base64-encoded with its MD5), the metadata (one
+# ``Metadata`` map, or one ``x-amz-meta-*`` header each) and the checksum algorithm (at
+# creation; a PutObject carries the checksum value instead).
+OBJECT_OPTIONS = (
+    _Option("request_payer", "RequestPayer", "x-amz-request-payer", True, flag="requester"),
+    _Option("expected_bucket_owner", "ExpectedBucketOwner", "x-amz-expected-bucket-owner", True),
+    _Option("content_type", "ContentType", "Content-Type", False),
+    _Option("storage_class", "StorageClass", "x-amz-storage-class", False),
+    _Option("sse", "ServerSideEncryption", "x-amz-server-side-encryption", False),
+    _Option("sse_kms_key_id", "SSEKMSKeyId", "x-amz-server-side-encryption-aws-kms-key-id",
+            False),
+)
