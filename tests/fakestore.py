@@ -184,7 +184,7 @@ class FakeStore:
             checksum = ck.full_object(algorithm, [(ck.decode(stored[p.number].checksum or ""),
                                                    stored[p.number].size) for p in parts])
             if full_checksum is not None and full_checksum != checksum:
-                raise IntegrityError("BadDigest", code="BadDigest")
+                raise IntegrityError("BadDigest", code="BadDigest", retryable=False)
         elif algorithm is not ChecksumAlgorithm.NONE:
             checksum = ck.composite(algorithm, [ck.decode(stored[p.number].checksum or "")
                                                 for p in parts])

@@ -20,7 +20,7 @@ from .errors import (
     SourceError,
     StoreError,
 )
-from .journal import FileState, JobState, Journal
+from .journal import FileState, JobState
 from .progress import NullProgress, Progress
 from .upload import Phase, UploadResult
 from .uploader import Uploader, upload_file, upload_file_sync
@@ -43,7 +43,6 @@ __all__ = [
     "IntegrityError",
     "ItemResult",
     "JobState",
-    "Journal",
     "JournalError",
     "NotFoundError",
     "NullBatchProgress",

@@ -19,8 +19,9 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any, Protocol
 
 from . import sigv4
+from .classify import NO_ANSWER
 from .config import ChecksumAlgorithm, UploadConfig
-from .errors import AuthError, BigUploadError, ConfigError, IntegrityError, NotFoundError, StoreError
+from .errors import BigUploadError, ConfigError, NotFoundError, StoreError, store_error
 # the wire's value types live in values.py; imported from here before they moved
 from .values import (
     CompletedPart as CompletedPart,
@@ -35,19 +36,6 @@ from .values import (
 )
 
 log = logging.getLogger("bigupload")
-
-AUTH_CODES = {
-    "AccessDenied", "AllAccessDisabled", "InvalidAccessKeyId", "SignatureDoesNotMatch",
-    "ExpiredToken", "InvalidToken", "TokenRefreshRequired", "AccountProblem", "403",
-}
-NOT_FOUND_CODES = {"NoSuchBucket", "NoSuchUpload", "NoSuchKey", "404", "NotFound"}
-INTEGRITY_CODES = {"BadDigest", "InvalidDigest", "XAmzContentSHA256Mismatch", "InvalidChecksum"}
-RETRYABLE_CODES = {
-    "SlowDown", "ServiceUnavailable", "InternalError", "RequestTimeout", "RequestTimeTooSkewed",
-    "Throttling", "ThrottlingException", "RequestLimitExceeded", "500", "502", "503", "504",
-    "OperationAborted", "ConditionalRequestConflict",
-}
-
 
 class ObjectStore(Protocol):
     """What the engine needs from an S3-compatible store. Errors are ours (errors.py)."""
@@ -129,73 +117,74 @@ CERTIFICATE_HINT = ("check AWS_CA_BUNDLE or the server's certificate "
 
 def map_error(exc: BaseException, operation: str, bucket: str, key: str = "",
               upload_id: str | None = None, part_number: int | None = None) -> BigUploadError:
-    """Translate a botocore/aiohttp/OS exception into our error tree. Only the exception
-    types known to come from the store or the network are mapped; anything else (a
-    TypeError, an AttributeError: a bug) is re-raised unchanged, never disguised as the
-    store refusing the request (httpx's ``map_httpcore_exceptions`` does the same)."""
+    """Translate a botocore/aiohttp/OS exception into our error tree: the adapter that
+    gives classify.py's table an answer's code and HTTP status (``NO_ANSWER`` for a failure
+    without one). Only the exception types known to come from the store or the network
+    are mapped; anything else (a TypeError, an AttributeError: a bug) is re-raised
+    unchanged, never disguised as the store refusing the request (httpx's
+    ``map_httpcore_exceptions`` does the same)."""
     import botocore.exceptions as bce
 
-    where = f"{operation} s3://{bucket}/{key}" if bucket else operation or "S3 client"
-    if part_number:
-        where += f" part {part_number}"
+    where = _where(operation, bucket, key, part_number)
     ctx: dict[str, Any] = dict(operation=operation, bucket=bucket, key=key,
                                upload_id=upload_id, part_number=part_number)
     if isinstance(exc, bce.ClientError):
-        return _client_error(exc, where, ctx)
+        err = exc.response.get("Error", {})
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        status = status if isinstance(status, int) else None
+        return _answer_error(str(err.get("Code") or status or ""), status,
+                             str(err.get("Message") or ""), where, ctx)
     if isinstance(exc, (bce.NoCredentialsError, bce.PartialCredentialsError)):
-        return AuthError(f"{where}: no AWS credentials found (set AWS_ACCESS_KEY_ID/"
-                         "AWS_SECRET_ACCESS_KEY, a profile, or an instance role)", code="NoCredentials", **ctx)
+        return store_error(f"{where}: no AWS credentials found (set AWS_ACCESS_KEY_ID/"
+                           "AWS_SECRET_ACCESS_KEY, a profile, or an instance role)",
+                           code="NoCredentials", **ctx)
     if isinstance(exc, bce.ProfileNotFound):
-        return AuthError(f"{where}: {exc}", code="ProfileNotFound", **ctx)
+        return store_error(f"{where}: {exc}", code="ProfileNotFound", **ctx)
     if (failure := _certificate_failure(exc)) is not None:
         # DESIGN.md: TLS trust is an authentication problem (exit 4), and no retry helps
-        return AuthError(f"{where}: TLS certificate verification failed for {_origin(exc)}: "
-                         f"{failure.verify_message or failure.reason}; {CERTIFICATE_HINT}",
-                         code="CertificateVerifyFailed", **ctx)
+        return store_error(f"{where}: TLS certificate verification failed for {_origin(exc)}: "
+                           f"{failure.verify_message or failure.reason}; {CERTIFICATE_HINT}",
+                           code="CertificateVerifyFailed", **ctx)
     if isinstance(exc, bce.SSLError):
-        return StoreError(f"{where}: TLS error: {exc}", code="SSLError", retryable=False, **ctx)
+        return store_error(f"{where}: TLS error: {exc}", code="SSLError", **ctx)
     if isinstance(exc, bce.EndpointConnectionError):
-        return StoreError(f"{where}: cannot connect to the endpoint: {exc}", code="ConnectionError",
-                          retryable=True, **ctx)
+        return store_error(f"{where}: cannot connect to the endpoint: {exc}", code="ConnectionError",
+                           status=NO_ANSWER, **ctx)
     import aiohttp  # raised as is by LeanPut, which talks to aiohttp without botocore
 
     if isinstance(exc, (bce.ConnectionError, bce.HTTPClientError, bce.ReadTimeoutError,
                         bce.ConnectTimeoutError, asyncio.TimeoutError, ConnectionError, OSError,
                         aiohttp.ClientError)):
-        return StoreError(f"{where}: network error: {exc or type(exc).__name__}",
-                          code=type(exc).__name__, retryable=True, **ctx)
+        return store_error(f"{where}: network error: {exc or type(exc).__name__}",
+                           code=type(exc).__name__, status=NO_ANSWER, **ctx)
     from botocore.parsers import ResponseParserError
 
     if isinstance(exc, ResponseParserError):
-        return StoreError(f"{where}: malformed response: {exc}", code="MalformedResponse",
-                          retryable=True, **ctx)
+        return store_error(f"{where}: malformed response: {exc}", code="MalformedResponse", **ctx)
     if isinstance(exc, (bce.ParamValidationError, bce.BotoCoreError)):
-        return StoreError(f"{where}: {exc}", code=type(exc).__name__, retryable=False, **ctx)
+        return store_error(f"{where}: {exc}", code=type(exc).__name__, **ctx)
     raise exc
 
 
-def _client_error(exc: Any, where: str, ctx: dict[str, Any]) -> BigUploadError:
-    """Our error for an S3 error answer, classified by its code (or HTTP status)."""
-    err = exc.response.get("Error", {})
-    status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
-    code = str(err.get("Code") or status or "")
-    message = err.get("Message") or code
-    text = f"{where}: {code}: {message}"
-    if code in AUTH_CODES:
-        return AuthError(text, code=code, **ctx)
-    if code in NOT_FOUND_CODES:
-        if code == "NoSuchUpload" and "aborted" not in message.lower():
-            text += " (the upload was aborted or completed)"
-        if code == str(status) == "404" and ctx["operation"] != "HeadObject":
-            # S3 answers every 404 with a body naming the error (HEAD, which has no body,
-            # excepted): a bare 404 comes from a server that is not an S3 API
-            text = (f"{where}: HTTP 404 without an S3 error code: the endpoint does not look "
-                    "like an S3 API (check --endpoint-url)")
-        return NotFoundError(text, code=code, **ctx)
-    if code in INTEGRITY_CODES:
-        return IntegrityError(text, code=code, retryable=True, **ctx)
-    retryable = code in RETRYABLE_CODES or (isinstance(status, int) and status >= 500)
-    return StoreError(text, code=code, retryable=retryable, **ctx)
+def _where(operation: str, bucket: str, key: str, part_number: int | None = None) -> str:
+    where = f"{operation} s3://{bucket}/{key}" if bucket else operation or "S3 client"
+    return f"{where} part {part_number}" if part_number else where
+
+
+def _answer_error(code: str, status: int | None, message: str, where: str,
+                  ctx: dict[str, Any]) -> StoreError:
+    """Our error for an S3 error answer (``<Error><Code>``, or a bodiless status), from
+    either HTTP stack; its class and meaning come from the classification table."""
+    text = f"{where}: {code}: {message or code}"
+    error = store_error(text, code=code, status=status, **ctx)
+    if error.upload_gone and "aborted" not in message.lower():
+        error.args = (text + " (the upload was aborted or completed)",)
+    if isinstance(error, NotFoundError) and code == str(status) == "404" and not error.object_missing:
+        # S3 answers every 404 with a body naming the error (HEAD, which has no body,
+        # excepted): a bare 404 comes from a server that is not an S3 API
+        error.args = (f"{where}: HTTP 404 without an S3 error code: the endpoint does not look "
+                      "like an S3 API (check --endpoint-url)",)
+    return error
 
 
 def _certificate_failure(exc: BaseException) -> ssl.SSLCertVerificationError | None:
@@ -334,9 +323,6 @@ class LeanPut:
     request the lean path cannot sign correctly (a bucket in another region) turns it off
     for that bucket."""
 
-    REDIRECTED = frozenset({"AuthorizationHeaderMalformed", "PermanentRedirect", "301", "307",
-                            "IllegalLocationConstraintException"})
-
     def __init__(self, session: Any, credentials: Any, region: str) -> None:
         self._session = session
         self._credentials = credentials
@@ -432,19 +418,17 @@ def _capture_put_url(request: Any, **kwargs: Any) -> None:
         urls.append(str(request.url))
 
 
-def _http_error(status: int, content: bytes, operation: str, bucket: str, key: str) -> BigUploadError:
-    """Our error for an S3 error answer (``<Error><Code>…``), as botocore would have parsed it."""
+def _http_error(status: int, content: bytes, operation: str, bucket: str, key: str) -> StoreError:
+    """Our error for an S3 error answer (``<Error><Code>…``) that LeanPut received, read as
+    botocore reads one (a body without a code: the status is the code)."""
     import re
-
-    import botocore.exceptions as bce
 
     text = content.decode("utf-8", "replace")
     code = re.search(r"<Code>([^<]*)</Code>", text)
     message = re.search(r"<Message>([^<]*)</Message>", text)
-    error = {"Code": code.group(1) if code else str(status),
-             "Message": message.group(1) if message else ""}
-    exc = bce.ClientError({"Error": error, "ResponseMetadata": {"HTTPStatusCode": status}}, operation)
-    return map_error(exc, operation, bucket, key)
+    ctx: dict[str, Any] = dict(operation=operation, bucket=bucket, key=key)
+    return _answer_error(code.group(1) if code else str(status), status,
+                         message.group(1) if message else "", _where(operation, bucket, key), ctx)
 
 
 class AioS3Store:
@@ -597,7 +581,7 @@ class AioS3Store:
             try:
                 return await lean.put(base, bucket, key, body, checksum, options, condition)
             except StoreError as exc:
-                if exc.code not in LeanPut.REDIRECTED:
+                if not exc.redirect:
                     raise
                 lean.disable(bucket)
                 log.info("s3://%s: PutObject goes through botocore (%s)", bucket, exc.code)
@@ -630,7 +614,7 @@ class AioS3Store:
             response = await self._call("head_object", bucket, key, Key=key, ChecksumMode="ENABLED",
                                         **options.every_request())
         except NotFoundError as exc:
-            if exc.code in ("404", "NoSuchKey", "NotFound"):
+            if exc.object_missing:
                 return None
             raise
         algorithm, checksum = _any_checksum(response, options.checksum)

@@ -1,11 +1,12 @@
 """The exception tree. Every error the engine raises is one of these; lower-level
 exceptions are chained with ``raise ... from exc``. Each class carries the CLI exit code.
+What a store failure means (its class, retryable, ...) comes from classify.py's table.
 
     BigUploadError                 1  internal / unexpected
     ├── ConfigError                2  bad sizes, >10,000 parts, unknown algorithm, bad URL
     ├── SourceError                3  missing, unreadable, not a regular file, changed mid-upload
     ├── StoreError                 5 if retryable (transient: resumable) else 7 (refused)
-    │   ├── AuthError              4  credentials, access denied
+    │   ├── AuthError              4  credentials, access denied, TLS certificate not trusted
     │   ├── NotFoundError          7  NoSuchBucket, NoSuchUpload
     │   └── IntegrityError         6  BadDigest, checksum or size mismatch
     ├── ResumeError                8  journal corrupt, journal/file/server disagree
@@ -18,6 +19,11 @@ exceptions are chained with ``raise ... from exc``. Each class carries the CLI e
 """
 
 from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+from .classify import Kind, classify
 
 
 class BigUploadError(Exception):
@@ -39,7 +45,15 @@ class SourceError(BigUploadError):
 
 
 class StoreError(BigUploadError):
-    """A request to the object store failed."""
+    """A request to the object store failed. What the failure means is looked up in
+    classify.py's table from ``code`` and ``status`` when the error is made, and carried
+    as attributes: ``retryable``, ``throttle``, ``fatal_for_job``, ``upload_gone``,
+    ``precondition_failed``, ``conditional_conflict``, ``conditions_unsupported``,
+    ``unsupported_option``, ``redirect``, ``never_reached_server``, ``object_missing``.
+    ``retryable`` may be given for a failure of our own that has no S3 code."""
+
+    # a retryable failure that outlasted its retries is an outage every file would meet
+    outage_stops_job: ClassVar[bool] = True
 
     def __init__(
         self,
@@ -51,7 +65,8 @@ class StoreError(BigUploadError):
         upload_id: str | None = None,
         part_number: int | None = None,
         code: str = "",
-        retryable: bool = False,
+        status: int | None = None,
+        retryable: bool | None = None,
     ) -> None:
         super().__init__(message)
         self.operation = operation
@@ -60,7 +75,19 @@ class StoreError(BigUploadError):
         self.upload_id = upload_id
         self.part_number = part_number
         self.code = code
-        self.retryable = retryable
+        self.status = status
+        rule = classify(code, status, operation=operation, message=message)
+        self.retryable = rule.retryable if retryable is None else retryable
+        self.throttle = rule.throttle
+        self.fatal_for_job = rule.fatal_for_job or (self.retryable and self.outage_stops_job)
+        self.upload_gone = rule.upload_gone
+        self.precondition_failed = rule.precondition_failed
+        self.conditional_conflict = rule.conditional_conflict
+        self.conditions_unsupported = rule.conditions_unsupported
+        self.unsupported_option = rule.unsupported_option
+        self.redirect = rule.redirect
+        self.never_reached_server = rule.never_reached_server
+        self.object_missing = rule.object_missing
 
     @property
     def exit_code(self) -> int:  # type: ignore[override]
@@ -68,7 +95,7 @@ class StoreError(BigUploadError):
 
 
 class AuthError(StoreError):
-    """Missing or rejected credentials, or access denied."""
+    """Missing or rejected credentials, access denied, or an untrusted TLS certificate."""
 
     @property
     def exit_code(self) -> int:  # type: ignore[override]
@@ -82,9 +109,25 @@ class NotFoundError(StoreError):
 class IntegrityError(StoreError):
     """The store saw different bytes than we sent, or the result does not match the file."""
 
+    outage_stops_job = False  # this file's bytes: the other files are not concerned
+
     @property
     def exit_code(self) -> int:  # type: ignore[override]
         return 6
+
+
+# the class each ``classify.Kind`` of answer becomes
+STORE_ERROR_CLASSES: Mapping[Kind, type[StoreError]] = {
+    Kind.STORE: StoreError, Kind.AUTH: AuthError, Kind.NOT_FOUND: NotFoundError,
+    Kind.INTEGRITY: IntegrityError,
+}
+
+
+def store_error(message: str, *, code: str = "", status: int | None = None,
+                operation: str = "", **context: Any) -> StoreError:
+    """The error the classification table names for this answer (``code``, ``status``)."""
+    cls = STORE_ERROR_CLASSES[classify(code, status, operation=operation, message=message).kind]
+    return cls(message, code=code, status=status, operation=operation, **context)
 
 
 class ResumeError(BigUploadError):

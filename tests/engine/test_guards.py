@@ -10,10 +10,10 @@ from typing import Any
 
 import pytest
 
-from bigupload import ChecksumAlgorithm, Journal, Uploader
+from bigupload import ChecksumAlgorithm, Uploader
 from bigupload.client import ObjectOptions
 from bigupload.errors import DestinationChangedError, ResumeError, SourceError, StoreError
-from bigupload.journal import DestinationGuard, UploadState
+from bigupload.journal import DestinationGuard, Journal, UploadState
 from tests.engine.test_transfer import BUCKET, KEY, config, interrupted_upload, run, stored, upload
 from tests.fakestore import FakeStore
 

@@ -13,7 +13,8 @@ from typing import Any
 
 import pytest
 
-from bigupload import ChecksumAlgorithm, Journal
+from bigupload import ChecksumAlgorithm
+from bigupload.journal import Journal
 from bigupload.upload.listing import PartsListing
 from tests.engine.test_transfer import (
     BUCKET,

@@ -15,9 +15,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bigupload import ChecksumAlgorithm, Journal, Uploader, UploadConfig
+from bigupload import ChecksumAlgorithm, Uploader, UploadConfig
 from bigupload import checksum as ck
-from bigupload.journal import PartRecord, UploadState
+from bigupload.journal import Journal, PartRecord, UploadState
 from bigupload.plan import plan
 from bigupload.source import SourceFile
 from tests.conftest import random_file

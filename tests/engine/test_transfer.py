@@ -11,10 +11,10 @@ from typing import Any
 import anyio
 import pytest
 
-from bigupload import ChecksumAlgorithm, Journal, Uploader, UploadConfig
+from bigupload import ChecksumAlgorithm, Uploader, UploadConfig
 from bigupload import checksum as ck
 from bigupload.errors import AuthError, IntegrityError, NotFoundError, SourceChangedError, SourceError, StoreError
-from bigupload.journal import UploadState
+from bigupload.journal import Journal, UploadState
 from bigupload.scheduler import Scheduler
 from tests.fakestore import FakeStore
 

@@ -5,14 +5,12 @@ from __future__ import annotations
 
 import json
 import os
-import sqlite3
 from pathlib import Path
 
 import pytest
 
 from bigupload.batch import WalkReport, destination_prefix, matches, read_manifest, walk_directory
 from bigupload.errors import ConfigError
-from bigupload.journal import SCHEMA_VERSION, FileState, JobFile, Journal
 
 
 def files(root: Path, names: list[str]) -> None:
@@ -147,22 +145,3 @@ def test_manifest_needs_a_destination_for_relative_keys(tmp_path: Path) -> None:
     manifest.write_text("# nothing\n")
     with pytest.raises(ConfigError, match="lists no files"):
         read_manifest(str(manifest), "b", "")
-
-
-def test_version_1_journal_is_migrated(tmp_path: Path) -> None:
-    path = tmp_path / "journal.sqlite3"
-    with Journal(path):
-        pass
-    db = sqlite3.connect(path)  # make it look like a version-1 journal
-    db.execute("DROP TABLE job_files")
-    db.execute("DROP TABLE jobs")
-    db.execute("UPDATE meta SET value='1' WHERE name='schema_version'")
-    db.commit()
-    db.close()
-    with Journal(path) as j:
-        job = j.start_job("d", "{}", "h")
-        j.add_job_files(job, [JobFile(0, "/s", "b", "k", 1, None)])
-        assert j.job_files(job, (FileState.PENDING,))[0].key == "k"
-    db = sqlite3.connect(path)
-    assert db.execute("SELECT value FROM meta WHERE name='schema_version'").fetchone()[0] == str(SCHEMA_VERSION)
-    db.close()

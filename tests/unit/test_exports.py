@@ -25,3 +25,26 @@ def test_error_tree_and_exit_codes() -> None:
         if isinstance(obj, type) and issubclass(obj, Exception) and obj.__module__ == errors.__name__:
             assert issubclass(obj, errors.BigUploadError)
             assert obj.__name__ in errors.__doc__  # the drawn tree names every class
+
+
+def test_journal_is_not_public_api() -> None:
+    """Users name a journal by its path (``Uploader(journal=...)``) and read jobs with
+    ``Uploader.jobs()``; the writer class is the engine's, importable from its package."""
+    from bigupload.journal import Journal
+
+    assert "Journal" not in bigupload.__all__ and not hasattr(bigupload, "Journal")
+    assert Journal.__module__ == "bigupload.journal"
+
+
+def test_every_package_is_listed_for_setuptools() -> None:
+    """A subpackage missing from pyproject.toml's ``packages`` works in the editable
+    install the tests use but is left out of a built wheel."""
+    import tomllib
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    listed = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]
+    engine = root / "engine"
+    found = sorted(".".join(p.parent.relative_to(engine).parts)
+                   for p in (engine / "bigupload").rglob("__init__.py"))
+    assert listed == found

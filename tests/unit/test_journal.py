@@ -3,6 +3,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import stat
+import time
 from pathlib import Path
 
 import pytest
@@ -14,8 +15,11 @@ from bigupload.journal import (
     FileState,
     JobFile,
     JobState,
+    JobTotals,
     Journal,
+    JournalView,
     PartRecord,
+    PartTotals,
     UploadState,
 )
 from bigupload.source import Fingerprint
@@ -35,7 +39,7 @@ def test_records_parts_and_finishes(tmp_path: Path) -> None:
         rec = j.find_active("/data/x.bin", "http://e", "b", "k")
         assert rec is not None and rec.upload_id == "U1" and rec.fingerprint == FP
         assert j.parts(rec.id)[2].etag == '"e2b"'
-        assert j.part_totals(rec.id) == (2, 20)
+        assert j.part_totals(rec.id) == PartTotals(parts=2, bytes=20)
         j.finish(rec.id, UploadState.COMPLETED, etag='"x"')
         assert j.find_active("/data/x.bin", "http://e", "b", "k") is None
         assert j.parts(rec.id) == {}
@@ -99,8 +103,8 @@ def test_a_failed_journal_write_is_a_resume_error(tmp_path: Path) -> None:
     """A full disk (here: SQLite's page limit) surfaces as ResumeError, not sqlite3's own."""
     with Journal(tmp_path / "j.sqlite3") as j:
         row = j.start_upload(FP, "http://e", "b", "k", 5 << 20, 20, "crc32c", None)
-        pages = j._db.execute("PRAGMA page_count").fetchone()[0]
-        j._db.execute(f"PRAGMA max_page_count={pages}")
+        pages = j.db.connection.execute("PRAGMA page_count").fetchone()[0]
+        j.db.connection.execute(f"PRAGMA max_page_count={pages}")
         with pytest.raises(ResumeError, match="full.*resumes once the journal can be written"):
             for n in range(1, 10_001):
                 j.record_part(row, PartRecord(n, 10, '"e" * 20', "c" * 40))
@@ -318,7 +322,7 @@ def test_forget_filters(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None
     """Filters combine with AND; no filter forgets nothing; parts and job files go with
     their rows; upload rows of a forgotten job stay."""
     clock = [1_000_000.0]
-    monkeypatch.setattr("bigupload.journal.time.time", lambda: clock[0])
+    monkeypatch.setattr(time, "time", lambda: clock[0])  # the journal stamps rows with it
     with Journal(tmp_path / "j.sqlite3") as j:
         rows = {}
         for state in UploadState:
@@ -347,16 +351,16 @@ def test_forget_filters(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None
         assert left() == {rows[UploadState.ACTIVE], rows[UploadState.ABORTED], fresh}
         assert j.forget_uploads(older_than=1800, states=[UploadState.ABORTED]) == 1
         assert j.forget_uploads(ids=[rows[UploadState.ACTIVE]]) == 1
-        assert j._db.execute("SELECT COUNT(*) FROM parts").fetchone()[0] == 0
+        assert j.db.connection.execute("SELECT COUNT(*) FROM parts").fetchone()[0] == 0
         assert left() == {fresh}
 
         assert j.forget_jobs(states=[JobState.COMPLETED, JobState.PARTIAL], older_than=1) == 0
         clock[0] += 10
         assert j.forget_jobs(states=[JobState.COMPLETED, JobState.PARTIAL], older_than=1) == 2
         assert [job.id for job in j.jobs()] == [jobs[JobState.ACTIVE]]
-        assert j._db.execute("SELECT COUNT(*) FROM job_files").fetchone()[0] == 1
+        assert j.db.connection.execute("SELECT COUNT(*) FROM job_files").fetchone()[0] == 1
         assert j.forget_jobs(ids=[jobs[JobState.ACTIVE]]) == 1
-        assert j._db.execute("SELECT COUNT(*) FROM job_files").fetchone()[0] == 0
+        assert j.db.connection.execute("SELECT COUNT(*) FROM job_files").fetchone()[0] == 0
         assert left() == {fresh}  # upload rows are not a job's to take along
 
 
@@ -370,5 +374,86 @@ def test_journalled_uploads_reads_rows_by_name(tmp_path: Path) -> None:
                              guard=DestinationGuard.absent())
         j.finish(row, UploadState.SUPERSEDED, error="restarted")
         (seen,) = journalled_uploads(path)  # while the writer holds it open
-    assert (seen["state"], seen["error"], seen["guard"], seen["checksum_type"]) == \
-        ("superseded", "restarted", "", "COMPOSITE")
+    assert (seen.id, seen.state, seen.error, seen.guard, seen.checksum_type) == \
+        (row, UploadState.SUPERSEDED, "restarted", DestinationGuard.absent(), "COMPOSITE")
+
+
+def test_a_failed_commit_is_a_journal_error(tmp_path: Path) -> None:
+    """A transaction whose commit fails (here: a deferred foreign-key check, the way a
+    full disk or an I/O error fails a commit) is a JournalError saying what is safe, not
+    sqlite3's own exception, and leaves nothing half-written."""
+    with Journal(tmp_path / "j.sqlite3") as j:
+        j.db.connection.execute("PRAGMA defer_foreign_keys=ON")
+        with pytest.raises(JournalError, match="FOREIGN KEY.*nothing was sent"):
+            j.add_job_files(99, [JobFile(0, "/s", "b", "k", 1, None)])  # no job 99
+        assert j.db.connection.execute("SELECT COUNT(*) FROM job_files").fetchone()[0] == 0
+
+
+def test_view_reads_what_the_writer_holds_while_it_writes(tmp_path: Path) -> None:
+    path = tmp_path / "j.sqlite3"
+    with Journal(path) as j:
+        active = j.start_upload(FP, "http://e", "b", "k", 5 << 20, 20, "crc32c", None)
+        j.record_part(active, PartRecord(1, 10, '"e1"', "c1"))
+        j.record_part(active, PartRecord(2, 7, '"e2"', "c2"))
+        closed = j.start_upload(FP, "http://e", "b", "k2", 5 << 20, 20, "crc32c", None)
+        j.finish(closed, UploadState.COMPLETED, etag='"x"')
+        job = j.start_job("d", "{}", "h")
+        files = [JobFile(0, "/s", "b", "j0", 1, None), JobFile(1, "/t", "b", "j1", 2, None)]
+        j.add_job_files(job, files)
+        j.set_file_states(job, [files[0].settled(FileState.DONE, etag='"f"')])
+        with JournalView(path) as view:  # the writer still holds the file open
+            assert [u.id for u in view.uploads()] == [active, closed]
+            (unfinished,) = view.unfinished()
+            assert unfinished.record == j.get(active)
+            assert unfinished.parts == PartTotals(parts=2, bytes=17)
+            assert view.parts(active) == j.parts(active)
+            assert view.parts_recorded() == 2
+            assert view.jobs() == j.jobs() and view.job(job) == j.job(job)
+            assert view.job_totals(job) == JobTotals(files=2, bytes=3, done_files=1,
+                                                     done_bytes=1, failed_files=0)
+            assert view.files_in_state(FileState.DONE) == 1
+            assert [f.key for f in view.job_files(job, (FileState.PENDING,))] == ["j1"]
+            assert view.in_job("/t", "b", "j1") and not view.in_job("/s", "b", "j0")
+            with pytest.raises(sqlite3.OperationalError, match="readonly"):
+                view._db.connection.execute("DELETE FROM parts")  # the file is opened read-only
+        assert len(j.parts(active)) == 2
+
+
+def test_view_never_creates_or_migrates(tmp_path: Path) -> None:
+    """A missing journal stays missing, an older one stays as it was: only a writer
+    creates or migrates."""
+    missing = tmp_path / "state" / "journal.sqlite3"
+    with pytest.raises(JournalError, match="cannot open journal"):
+        JournalView(missing)
+    assert not missing.parent.exists()
+    old = old_journal(tmp_path / "old.sqlite3", 2)
+    before = old.read_bytes()
+    with pytest.raises(JournalError, match="schema version 2"):
+        JournalView(old)
+    assert old.read_bytes() == before
+    foreign = tmp_path / "photos.sqlite3"
+    db = sqlite3.connect(foreign)
+    db.execute("CREATE TABLE photos (id INTEGER)")
+    db.commit()
+    db.close()
+    with pytest.raises(JournalError, match="no bigupload schema"):
+        JournalView(foreign)
+
+
+def test_version_1_journal_is_migrated(tmp_path: Path) -> None:
+    path = tmp_path / "journal.sqlite3"
+    with Journal(path):
+        pass
+    db = sqlite3.connect(path)  # make it look like a version-1 journal
+    db.execute("DROP TABLE job_files")
+    db.execute("DROP TABLE jobs")
+    db.execute("UPDATE meta SET value='1' WHERE name='schema_version'")
+    db.commit()
+    db.close()
+    with Journal(path) as j:
+        job = j.start_job("d", "{}", "h")
+        j.add_job_files(job, [JobFile(0, "/s", "b", "k", 1, None)])
+        assert j.job_files(job, (FileState.PENDING,))[0].key == "k"
+    db = sqlite3.connect(path)
+    assert db.execute("SELECT value FROM meta WHERE name='schema_version'").fetchone()[0] == str(SCHEMA_VERSION)
+    db.close()

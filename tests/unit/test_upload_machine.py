@@ -22,6 +22,7 @@ from bigupload.errors import (
     SourceChangedError,
     SourceError,
     StoreError,
+    store_error,
 )
 from bigupload.journal import UploadRecord, UploadState
 from bigupload.resume import Reconciliation
@@ -337,7 +338,8 @@ def test_other_completion_failures() -> None:
     m = ready_to_complete(machine(), DestinationGuard.absent())
     assert m.completion_failed(StoreError("x", code="InternalError", retryable=True), True) \
         is Reaction.RAISE
-    assert m.completion_failed(StoreError("x", code="AccessDenied"), True) is Reaction.RAISE
+    assert m.completion_failed(store_error("x", code="AccessDenied"), True) is Reaction.RAISE
+    assert m.completion_failed(store_error("x", code="ExpiredToken"), True) is Reaction.RAISE
     assert m.completion_failed(NotFoundError("x", code="NoSuchBucket"), True) is Reaction.RAISE
     decision = m.completion_failed(StoreError("x", code="InvalidPart"), True)
     assert isinstance(decision, Close) and decision.outcome is Outcome.ABORTED

@@ -21,8 +21,8 @@ the scheduler; machines hold none of them, so every decision is a unit test::
 A new kind of source (a stream, a server-side copy) is another machine with its own
 steps and another driver that executes them: ``choose_kind`` is the one place that picks.
 
-The store's answers are read by the predicates at the end of this module, the one place
-that looks at S3 error codes here."""
+What a store's answer means is classify.py's (``StoreError``'s attributes); the
+transitions read it, and nothing here compares error codes."""
 
 from __future__ import annotations
 
@@ -32,7 +32,7 @@ import enum
 from .. import checksum as ck
 from .. import verify
 from ..config import ChecksumAlgorithm, UploadConfig
-from ..errors import IntegrityError, StoreError
+from ..errors import AuthError, IntegrityError, StoreError
 from ..values import ObjectInfo, ObjectOptions, PartRecord, Plan
 from .result import UploadResult
 
@@ -248,40 +248,20 @@ class UploadMachine:
         )
 
 
-# How the store's answers are read. StoreError.code is S3's error code, or the HTTP
-# status where the server sent no code.
-
-def precondition_failed(exc: BaseException) -> bool:
-    """412: the destination is not what the condition said."""
-    return isinstance(exc, StoreError) and exc.code in ("PreconditionFailed", "412")
-
-
-def conditions_unsupported(exc: BaseException) -> bool:
-    """501: a server without conditional writes."""
-    return isinstance(exc, StoreError) and exc.code in ("NotImplemented", "501")
-
-
-def upload_gone(exc: BaseException) -> bool:
-    """The multipart upload no longer exists (completed, aborted, expired)."""
-    return isinstance(exc, StoreError) and exc.code == "NoSuchUpload"
-
-
-def refuses_checksum_type(exc: StoreError) -> bool:
-    """A server that does not take ChecksumType=FULL_OBJECT at creation."""
-    return not exc.retryable and exc.code in ("InvalidRequest", "InvalidArgument",
-                                              "NotImplemented", "501") and "hecksum" in str(exc)
-
+# How the store's answers are read: what an answer means comes from classify.py's table,
+# as StoreError's attributes (``precondition_failed``, ``conditions_unsupported``,
+# ``upload_gone``, ``unsupported_option``, ...); the transitions read those, and these two
+# combinations of them.
 
 def may_have_created(exc: StoreError) -> bool:
     """Whether a failed CreateMultipartUpload may still have created an upload: a timeout or
-    a 5xx may have; a refusal (4xx) or a connection that never opened has not."""
-    return exc.retryable and exc.code not in (
-        "ConnectionError", "ClientConnectorError", "ClientConnectionError", "ConnectTimeoutError",
-        "ConnectionRefusedError", "SlowDown", "503")
+    a 5xx may have; a refusal (4xx, or a throttling 503) or a connection that never opened
+    has not."""
+    return exc.retryable and not exc.never_reached_server and not exc.throttle
 
 
 def completion_must_stand(exc: StoreError) -> bool:
-    """A failed completion that leaves the upload resumable: transient, or a matter of
-    credentials or the bucket, which the next run may not share."""
-    return exc.retryable or exc.code in ("AccessDenied", "NoSuchBucket")
-
+    """A failed completion that leaves the upload resumable: transient, fatal to a whole
+    job (the bucket, the endpoint), or a matter of credentials or permissions, which the
+    next run may not share."""
+    return exc.retryable or exc.fatal_for_job or isinstance(exc, AuthError)

@@ -54,10 +54,6 @@ from .machine import (
     Step,
     UploadMachine,
     completion_must_stand,
-    conditions_unsupported,
-    precondition_failed,
-    refuses_checksum_type,
-    upload_gone,
 )
 
 if TYPE_CHECKING:
@@ -222,7 +218,7 @@ class MultipartState(UploadMachine):
         that died before journalling it (VERIFY whether the object is ours). Otherwise the
         upload is gone (a lifecycle rule, another tool's abort): ``bigupload resume`` stops
         there; the user's own command starts a new upload."""
-        if not upload_gone(exc) or self.adopt_upload_id:
+        if not exc.upload_gone or self.adopt_upload_id:
             return Reaction.RAISE
         self.parts = dict(journalled)
         if len(journalled) == self.plan.part_count:
@@ -275,7 +271,7 @@ class MultipartMachine(MultipartState):
     def create_failed(self, exc: StoreError, maybe_created: bool) -> Reaction | Close:
         """CreateMultipartUpload failed for good. A Create that certainly made nothing
         closes the row as failed, so nothing is left to resume or sweep."""
-        if self.checksum_type == "FULL_OBJECT" and refuses_checksum_type(exc):
+        if self.checksum_type == "FULL_OBJECT" and exc.unsupported_option:
             self.use_algorithm(self.algorithm, "COMPOSITE")
             return Reaction.COMPOSITE
         if not maybe_created:
@@ -319,7 +315,7 @@ class MultipartMachine(MultipartState):
         if isinstance(exc, ClusterError) and exc.abort:
             return self.close(Outcome.ABORTED, f"the cluster could not run it: {exc}", exc,
                               confirm=True)
-        if isinstance(exc, NotFoundError) and upload_gone(exc):
+        if isinstance(exc, NotFoundError) and exc.upload_gone:
             # abort anyway in case the answer was wrong, so nothing is left billed
             return self.close(Outcome.ABORTED, str(exc), NotFoundError(
                 f"{exc}; the journal entry was closed, run again to start a new upload",
@@ -399,14 +395,14 @@ class MultipartMachine(MultipartState):
         conditional writes. 412: the destination changed, or a lost answer again
         (contested). Anything else that is not transient: the completion is rejected."""
         if isinstance(exc, NotFoundError):
-            if not upload_gone(exc):
+            if not exc.upload_gone:
                 return Reaction.RAISE
             self.phase = Phase.VERIFY
             self.ownership = True
             return Reaction.CONTINUE
-        if conditioned and conditions_unsupported(exc):
+        if conditioned and exc.conditions_unsupported:
             return Reaction.NO_CONDITIONS
-        if conditioned and precondition_failed(exc):
+        if conditioned and exc.precondition_failed:
             self.contested = str(exc)
             return Reaction.CONTINUE
         if completion_must_stand(exc):

@@ -14,7 +14,7 @@ from .. import verify
 from ..config import ChecksumAlgorithm, UploadConfig
 from ..errors import ExistsError, IntegrityError, SourceError, StoreError
 from ..values import ObjectInfo, ObjectOptions, PartReceipt, PartRecord, Plan, Precondition
-from .machine import Phase, Step, UploadMachine, precondition_failed
+from .machine import Phase, Step, UploadMachine
 
 
 class PutMachine(UploadMachine):
@@ -59,7 +59,7 @@ class PutMachine(UploadMachine):
         if isinstance(exc, IntegrityError):
             self.reread = True  # the bytes may have changed: checksum them again
             return None
-        if self.condition is not None and precondition_failed(exc):
+        if self.condition is not None and exc.precondition_failed:
             return ExistsError(f"{self.where} exists, not overwritten (--no-overwrite)")
         return None
 

@@ -1,0 +1,126 @@
+"""A batch job's spec and its place in the journal: the spec is what a resume needs to
+run the job again (where its files come from, the endpoint, the settings that decide what
+each object becomes), never a secret (an SSE-C key is kept as a salted hash).
+
+Invariants: the spec is stored as sorted JSON and found again by its hash, so the same
+command run again resumes the job it started: a setting added later goes into the spec
+only when set, so that the specs (and hashes) of jobs started before it stay the same.
+A job's file list is journalled before anything is sent, and two files never go to the
+same key."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+from collections.abc import Iterable
+from typing import Any
+
+from ..config import ChecksumAlgorithm, ServerSideEncryption, UploadConfig
+from ..errors import ConfigError, ResumeError
+from ..journal import FileState, JobFile, JobRecord, Journal
+from ..values import sse_c_key_hash
+from .sources import Entry
+
+log = logging.getLogger("bigupload")
+
+
+def job_options(config: UploadConfig) -> dict[str, Any]:
+    """The settings that decide what each object becomes; a resume uses these, whatever
+    its own command line says (the connection and tuning settings may change)."""
+    return {
+        "part_size": config.part_size,
+        "multipart_threshold": config.multipart_threshold,
+        "checksum": config.checksum.value,
+        "content_type": config.content_type,
+        "metadata": dict(config.metadata),
+        "storage_class": config.storage_class,
+        "sse": config.sse.value if config.sse else None,
+        "sse_kms_key_id": config.sse_kms_key_id,
+        "request_payer": config.request_payer,
+        "expected_bucket_owner": config.expected_bucket_owner,
+        "sse_c_key_hash": sse_c_key_hash(config.sse_c_key),
+        # only when set, so a job started before these existed keeps its spec (and hash)
+        **({"no_overwrite": True} if config.no_overwrite else {}),
+        **({"checksum_type": config.checksum_type} if config.checksum_type else {}),
+    }
+
+
+def make_spec(kind: str, origin: dict[str, Any], config: UploadConfig, endpoint: str, *,
+              skip_existing: bool) -> dict[str, Any]:
+    return {"kind": kind, "origin": origin, "endpoint": endpoint, "skip_existing": skip_existing,
+            "options": job_options(config)}
+
+
+def spec_hash(spec: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:32]
+
+
+def config_for_job(base: UploadConfig, spec: dict[str, Any]) -> UploadConfig:
+    """``base`` (connection, tuning, the SSE-C key) with the job's object settings."""
+    options = dict(spec["options"])
+    wanted_key = options.pop("sse_c_key_hash")
+    if wanted_key != sse_c_key_hash(base.sse_c_key):
+        raise ResumeError("this job was started with a different SSE-C key (or none); give the "
+                          "same --sse-c-key-file")
+    options["checksum"] = ChecksumAlgorithm(options["checksum"])
+    options["sse"] = ServerSideEncryption(options["sse"]) if options["sse"] else None
+    return dataclasses.replace(base, **options)
+
+
+def describe(spec: dict[str, Any]) -> str:
+    origin = spec["origin"]
+    if spec["kind"] == "directory":
+        return f"{origin['root']} -> s3://{origin['bucket']}/{origin['prefix']}"
+    if spec["kind"] == "manifest":
+        return f"manifest {origin['manifest']}"
+    return f"{origin['count']} item(s)"
+
+
+def _storable(text: str) -> str:
+    """A file name that is not UTF-8 (surrogate escapes) cannot be stored as text: keep a
+    readable escaped form (such a file is a failure anyway, since keys are UTF-8)."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def entries_to_files(entries: Iterable[Entry], first_seq: int) -> list[JobFile]:
+    """Journal rows for entries; an entry with an error stays pending with it, so the run
+    reports it among the job's failures."""
+    files = []
+    for seq, e in enumerate(entries, first_seq):
+        settings = e.item.settings()
+        files.append(JobFile(
+            seq=seq, source=_storable(e.item.source), bucket=e.item.bucket,
+            key=_storable(e.item.key), size=e.size,
+            settings=json.dumps(settings, sort_keys=True) if settings else None,
+            state=FileState.PENDING, error=e.error,
+        ))
+    return files
+
+
+def open_job(journal: Journal, spec: dict[str, Any],
+             entries: Iterable[Entry]) -> tuple[JobRecord, bool]:
+    """The unfinished job started by the same spec, with any new entries added (a re-run
+    of the same command resumes it), or a new job. Returns (job, resumed)."""
+    digest = spec_hash(spec)
+    existing = journal.find_job(digest)
+    if existing is not None:
+        known = journal.job_keys(existing.id)
+        new = [e for e in entries if (e.item.bucket, e.item.key) not in known]
+        if new:
+            journal.add_job_files(existing.id, entries_to_files(new, journal.next_seq(existing.id)))
+            log.info("job %d: %d new file(s) added", existing.id, len(new))
+        return existing, True
+    entries = list(entries)
+    seen: set[tuple[str, str]] = set()
+    for e in entries:
+        where = (e.item.bucket, e.item.key)
+        if where in seen:
+            raise ConfigError(f"two files would be uploaded to s3://{where[0]}/{where[1]}")
+        seen.add(where)
+    job_id = journal.start_job(describe(spec), json.dumps(spec, sort_keys=True), digest)
+    journal.add_job_files(job_id, entries_to_files(entries, 0))
+    job = journal.job(job_id)
+    assert job is not None
+    return job, False

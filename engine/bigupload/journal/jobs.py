@@ -1,0 +1,160 @@
+"""The batch-job rows: one per job (its spec, so it can be resumed, and its state) and one
+per file of a job (its state, and the reason when it failed).
+
+Invariants: a job's file list is written in one transaction before anything is sent;
+what became of files is written in one transaction per group; positions (``seq``) are
+unique within a job and only grow. Forgetting a job takes its file rows along, never the
+upload rows of its large files, and never touches the server."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Collection
+
+from .db import JOB_RESUMES, NOTHING_SENT, Database, now
+from .records import FileState, JobFile, JobRecord, JobState, JobTotals, KeyRange
+
+
+class JobRepository:
+    """Reads and writes ``jobs`` and ``job_files`` through one ``Database``."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    # reading
+
+    def get(self, job_id: int) -> JobRecord | None:
+        row = self.db.execute("SELECT * FROM jobs WHERE id=?", (job_id,)).fetchone()
+        return JobRecord.from_row(row) if row else None
+
+    def rows(self, states: tuple[JobState, ...] = tuple(JobState)) -> list[JobRecord]:
+        marks = ",".join("?" * len(states))
+        rows = self.db.execute(f"SELECT * FROM jobs WHERE state IN ({marks}) ORDER BY id",
+                               tuple(s.value for s in states)).fetchall()
+        return [JobRecord.from_row(r) for r in rows]
+
+    def find(self, spec_hash: str) -> JobRecord | None:
+        """The newest unfinished job started by the same command."""
+        row = self.db.execute(
+            "SELECT * FROM jobs WHERE spec_hash=? AND state=? ORDER BY id DESC LIMIT 1",
+            (spec_hash, JobState.ACTIVE.value)).fetchone()
+        return JobRecord.from_row(row) if row else None
+
+    def keys(self, job_id: int) -> set[tuple[str, str]]:
+        """The (bucket, key) of every file of the job."""
+        rows = self.db.execute("SELECT bucket, key FROM job_files WHERE job=?", (job_id,))
+        return {(str(r["bucket"]), str(r["key"])) for r in rows}
+
+    def next_seq(self, job_id: int) -> int:
+        row = self.db.execute("SELECT COALESCE(MAX(seq) + 1, 0) AS seq FROM job_files "
+                              "WHERE job=?", (job_id,)).fetchone()
+        return int(row["seq"])
+
+    def files(self, job_id: int, states: tuple[FileState, ...], *, after: int = -1,
+              limit: int = 1000) -> list[JobFile]:
+        """One page of a job's files in the given states, by position after ``after``."""
+        marks = ",".join("?" * len(states))
+        rows = self.db.execute(
+            f"SELECT * FROM job_files WHERE job=? AND state IN ({marks}) AND seq>? "
+            "ORDER BY seq LIMIT ?", (job_id, *(s.value for s in states), after, limit),
+        ).fetchall()
+        return [JobFile.from_row(r) for r in rows]
+
+    def totals(self, job_id: int) -> JobTotals:
+        """Files and bytes in the job, done (uploaded or skipped) and failed. Bytes of a
+        large file count when it is done; ``status`` adds the parts of unfinished ones."""
+        row = self.db.execute(
+            "SELECT COUNT(*) AS files, COALESCE(SUM(size), 0) AS bytes, "
+            "COALESCE(SUM(state IN ('done', 'skipped')), 0) AS done_files, "
+            "COALESCE(SUM(CASE WHEN state IN ('done', 'skipped') THEN size ELSE 0 END), 0) "
+            "AS done_bytes, COALESCE(SUM(state='failed'), 0) AS failed_files "
+            "FROM job_files WHERE job=?", (job_id,),
+        ).fetchone()
+        return JobTotals.from_row(row)
+
+    def parts_bytes(self, job_id: int) -> int:
+        """Bytes of the parts already on the server for the job's unfinished large files."""
+        row = self.db.execute(
+            "SELECT COALESCE(SUM(p.size), 0) AS bytes FROM job_files f JOIN uploads u "
+            "ON u.source_path=f.source AND u.bucket=f.bucket AND u.key=f.key "
+            "AND u.state='active' JOIN parts p ON p.upload=u.id "
+            "WHERE f.job=? AND f.state='pending'", (job_id,),
+        ).fetchone()
+        return int(row["bytes"])
+
+    def state_counts(self, job_id: int) -> dict[FileState, int]:
+        rows = self.db.execute("SELECT state, COUNT(*) AS files FROM job_files WHERE job=? "
+                               "GROUP BY state", (job_id,))
+        return {FileState(r["state"]): int(r["files"]) for r in rows}
+
+    def key_range(self, job_id: int) -> dict[str, KeyRange]:
+        """Per bucket, the smallest and largest key of the job."""
+        rows = self.db.execute("SELECT bucket, MIN(key) AS low, MAX(key) AS high "
+                               "FROM job_files WHERE job=? GROUP BY bucket", (job_id,))
+        return {str(r["bucket"]): KeyRange(str(r["low"]), str(r["high"])) for r in rows}
+
+    def in_job(self, source: str, bucket: str, key: str, *, unfinished: bool = True) -> bool:
+        """Whether an unfinished file of an unfinished job is this upload (``resume`` runs
+        it with its job); with ``unfinished=False``, whether any job in the journal has it
+        as a file (``status --all`` shows it with the job, not as a single-file upload)."""
+        pending = "AND f.state='pending' AND j.state='active' " if unfinished else ""
+        row = self.db.execute(
+            "SELECT 1 FROM job_files f JOIN jobs j ON j.id=f.job WHERE f.source=? AND "
+            f"f.bucket=? AND f.key=? {pending}LIMIT 1", (source, bucket, key),
+        ).fetchone()
+        return row is not None
+
+    def files_in_state(self, state: FileState) -> int:
+        """Files of all jobs in ``state`` (lets tests interrupt a job part-way)."""
+        row = self.db.execute("SELECT COUNT(*) AS files FROM job_files WHERE state=?",
+                              (state.value,)).fetchone()
+        return int(row["files"])
+
+    # writing
+
+    def claim(self, job_id: int) -> contextlib.AbstractContextManager[None]:
+        """Hold a batch job for this process, so two resumes cannot run it at once."""
+        return self.db.lock(f"job\0{job_id}", f"is running job {job_id}")
+
+    def start(self, description: str, spec: str, spec_hash: str) -> int:
+        stamp = now()
+        cur = self.db.execute(
+            "INSERT INTO jobs (state, description, spec, spec_hash, created_at, updated_at) "
+            "VALUES (?,?,?,?,?,?)",
+            (JobState.ACTIVE.value, description, spec, spec_hash, stamp, stamp))
+        assert cur.lastrowid is not None
+        return cur.lastrowid
+
+    def set_state(self, job_id: int, state: JobState, error: str | None = None) -> None:
+        self.db.execute("UPDATE jobs SET state=?, error=?, updated_at=? WHERE id=?",
+                        (state.value, error, now(), job_id))
+
+    def add_files(self, job_id: int, files: list[JobFile]) -> None:
+        """Append files to a job, in one transaction."""
+        with self.db.transaction(failure=NOTHING_SENT):
+            self.db.executemany(
+                "INSERT INTO job_files (job, seq, source, bucket, key, size, settings, state, "
+                "error) VALUES (?,?,?,?,?,?,?,?,?)",
+                [(job_id, f.seq, f.source, f.bucket, f.key, f.size, f.settings, f.state.value,
+                  f.error) for f in files],
+                failure=NOTHING_SENT,
+            )
+
+    def set_file_states(self, job_id: int, files: list[JobFile]) -> None:
+        """Durably note what became of some files of a job (their state, ETag, error and
+        exit code; ``JobFile.settled``), in one transaction."""
+        with self.db.transaction(failure=JOB_RESUMES):
+            self.db.executemany(
+                "UPDATE job_files SET state=?, etag=?, error=?, exit_code=? WHERE job=? AND seq=?",
+                [(f.state.value, f.etag, f.error, f.exit_code, job_id, f.seq) for f in files],
+                failure=JOB_RESUMES)
+            self.db.execute("UPDATE jobs SET updated_at=? WHERE id=?", (now(), job_id),
+                            failure=JOB_RESUMES)
+
+    def forget_where(self, *, ids: Collection[int] | None = None,
+                     states: Collection[JobState] | None = None,
+                     older_than: float | None = None) -> int:
+        """Like ``UploadRepository.forget_where``, for batch jobs and their file rows. The
+        upload rows of a job's large files are separate rows and stay (an unfinished one is
+        then listed and resumed as a single-file upload)."""
+        return self.db.delete("jobs", ids=ids, states=states, older_than=older_than)

@@ -1,0 +1,136 @@
+"""The journal's tables, their version, and how a file is created or brought up to date.
+
+Invariants: a journal file that exists is complete (a new one is written beside its final
+name and renamed into place); a migration is one transaction (SQLite's DDL is
+transactional), so a failure leaves the older journal as it was; ``SCHEMA_VERSION`` is the
+only version this code writes, and a newer file is refused by the caller, never touched."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from pathlib import Path
+
+# 2 added jobs and job_files; 3 added uploads.checksum_type and uploads.guard. An older
+# journal is migrated on open, in one transaction.
+SCHEMA_VERSION = 3
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS uploads (
+    id INTEGER PRIMARY KEY,
+    state TEXT NOT NULL,
+    source_path TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    mtime_ns INTEGER NOT NULL,
+    inode INTEGER NOT NULL,
+    device INTEGER NOT NULL,
+    sample_hash TEXT NOT NULL,
+    endpoint TEXT NOT NULL,
+    bucket TEXT NOT NULL,
+    key TEXT NOT NULL,
+    upload_id TEXT,
+    part_size INTEGER NOT NULL,
+    part_count INTEGER NOT NULL,
+    checksum_algorithm TEXT NOT NULL,
+    sse_c_key_hash TEXT,
+    created_at REAL NOT NULL,
+    updated_at REAL NOT NULL,
+    etag TEXT,
+    error TEXT,
+    checksum_type TEXT NOT NULL DEFAULT 'COMPOSITE',
+    guard TEXT
+);
+CREATE INDEX IF NOT EXISTS uploads_destination
+    ON uploads (source_path, endpoint, bucket, key, state);
+CREATE TABLE IF NOT EXISTS parts (
+    upload INTEGER NOT NULL REFERENCES uploads (id) ON DELETE CASCADE,
+    number INTEGER NOT NULL,
+    size INTEGER NOT NULL,
+    etag TEXT NOT NULL,
+    checksum TEXT NOT NULL,
+    PRIMARY KEY (upload, number)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS jobs (
+    id INTEGER PRIMARY KEY,
+    state TEXT NOT NULL,
+    description TEXT NOT NULL,
+    spec TEXT NOT NULL,
+    spec_hash TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    updated_at REAL NOT NULL,
+    error TEXT
+);
+CREATE INDEX IF NOT EXISTS jobs_spec ON jobs (spec_hash, state);
+CREATE TABLE IF NOT EXISTS job_files (
+    job INTEGER NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,
+    seq INTEGER NOT NULL,
+    source TEXT NOT NULL,
+    bucket TEXT NOT NULL,
+    key TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    settings TEXT,
+    state TEXT NOT NULL,
+    etag TEXT,
+    error TEXT,
+    exit_code INTEGER,
+    PRIMARY KEY (job, seq)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS job_files_state ON job_files (job, state, seq);
+"""
+
+# Columns added to ``uploads`` after version 2, as ``ALTER TABLE`` clauses. A migrated row
+# gets the default: 'COMPOSITE' is the checksum type every earlier upload began with, and a
+# NULL guard says the destination's state was not recorded.
+UPLOADS_V3 = (
+    "checksum_type TEXT NOT NULL DEFAULT 'COMPOSITE'",
+    "guard TEXT",
+)
+
+
+def create(path: Path) -> None:
+    """Write a new journal beside ``path``, private to the user, and rename it into place:
+    a journal file that exists is always a complete one."""
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.new")
+    os.close(os.open(temporary, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o600))
+    try:
+        db = sqlite3.connect(temporary, isolation_level=None)
+        try:
+            db.executescript(SCHEMA)
+            db.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+        finally:
+            db.close()
+        with open(temporary, "rb") as f:
+            os.fsync(f.fileno())
+        os.replace(temporary, path)
+    finally:
+        if temporary.exists():
+            temporary.unlink()
+
+
+def version(db: sqlite3.Connection) -> int | None:
+    """The schema version the file records, or None when it is not a bigupload journal."""
+    has_meta = db.execute(
+        "SELECT 1 FROM sqlite_master WHERE type='table' AND name='meta'"
+    ).fetchone()
+    if not has_meta:
+        return None
+    row = db.execute("SELECT value AS version FROM meta WHERE name='schema_version'").fetchone()
+    return int(row["version"]) if row else None
+
+
+def migrate(db: sqlite3.Connection, old: int) -> None:
+    """Bring a journal at version ``old`` up to date in one transaction. Version 3 added
+    columns to ``uploads``, with defaults that describe the rows already there; the other
+    changes only added tables, which the schema script (all ``IF NOT EXISTS``) makes."""
+    with db:
+        db.execute("BEGIN IMMEDIATE")
+        if old < 3:
+            have = {r["name"] for r in db.execute("PRAGMA table_info(uploads)")}
+            for column in UPLOADS_V3:
+                if column.split()[0] not in have:
+                    db.execute(f"ALTER TABLE uploads ADD COLUMN {column}")
+        for statement in SCHEMA.split(";"):
+            if statement.strip():
+                db.execute(statement)
+        db.execute("UPDATE meta SET value=? WHERE name='schema_version'", (str(SCHEMA_VERSION),))
