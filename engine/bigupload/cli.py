@@ -38,7 +38,7 @@ from .errors import BigUploadError, Cancelled, SourceError
 from .plan import plan
 from .redact import RedactingFormatter, add_secret, redact
 from .reports import ResumedFile, ResumedJob
-from .scheduler import primary_error
+from .scheduler import task_group
 from .source import check_regular_file
 from .terminal import (
     BatchReporter,
@@ -300,12 +300,9 @@ def run(args: argparse.Namespace, out: Output) -> int:
             code.append(await COMMANDS[args.command](args, out))
             scope.cancel()
 
-        try:
-            async with anyio.create_task_group() as tg:
-                tg.start_soon(watch_signals, tg.cancel_scope)
-                tg.start_soon(command, tg.cancel_scope)
-        except BaseExceptionGroup as group:
-            raise primary_error(group) from None
+        async with task_group() as tg:
+            tg.start_soon(watch_signals, tg.cancel_scope)
+            tg.start_soon(command, tg.cancel_scope)
         if stopped or not code:
             raise Cancelled(_interrupted(args))
         return code[0]

@@ -17,6 +17,7 @@ from typing import Any, NoReturn, TypeVar
 from .checksum import backends
 from .config import ChecksumAlgorithm, ServerSideEncryption, UploadConfig, parse_size
 from .errors import ConfigError
+from .values import check_key
 
 DESCRIPTION = """Fast, resumable, parallel multipart uploads to S3 and S3-compatible stores.
 
@@ -136,7 +137,7 @@ def add(group: argparse._ActionsContainer, option: str, parse: Callable[[str], o
 
 
 def parse_s3_url(url: str, *, key_required: bool, form: str = "s3://bucket/key") -> tuple[str, str]:
-    """``s3://bucket/key`` -> (bucket, key), validating the bucket name and key length.
+    """``s3://bucket/key`` -> (bucket, key), validating the bucket name and the key.
     ``form`` is what the command expects, as its usage writes it."""
     if not url.startswith("s3://"):
         raise UsageError(f"not an S3 URL: {url!r} (expected {form})")
@@ -146,8 +147,8 @@ def parse_s3_url(url: str, *, key_required: bool, form: str = "s3://bucket/key")
                          "(3-63 lowercase letters, digits, '.', '-')")
     if key_required and not key:
         raise UsageError(f"missing key in {url!r} (expected s3://bucket/key)")
-    if len(key.encode("utf-8")) > 1024:
-        raise UsageError(f"object key is {len(key.encode('utf-8'))} bytes; S3 allows 1,024")
+    if key and (problem := check_key(key)):
+        raise UsageError(f"invalid object key: {problem}")
     return bucket, key
 
 

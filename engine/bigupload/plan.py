@@ -7,8 +7,6 @@ file fits in 10,000 parts."""
 
 from __future__ import annotations
 
-import dataclasses
-
 from .config import (
     DEFAULT_PART_SIZE,
     MAX_OBJECT_SIZE,
@@ -20,37 +18,9 @@ from .config import (
     format_size,
 )
 from .errors import ConfigError
+from .values import Part, Plan
 
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class Part:
-    number: int  # 1-based, as S3 counts
-    offset: int
-    length: int
-
-
-@dataclasses.dataclass(frozen=True)
-class Plan:
-    size: int
-    part_size: int
-    multipart: bool  # False: one PutObject
-
-    @property
-    def part_count(self) -> int:
-        if not self.multipart:
-            return 1
-        return max(1, -(-self.size // self.part_size))
-
-    def part(self, number: int) -> Part:
-        if not 1 <= number <= self.part_count:
-            raise IndexError(number)
-        if not self.multipart:  # one PutObject: the whole file, even above the part size
-            return Part(1, 0, self.size)
-        offset = (number - 1) * self.part_size
-        return Part(number, offset, min(self.part_size, self.size - offset))
-
-    def parts(self) -> list[Part]:
-        return [self.part(n) for n in range(1, self.part_count + 1)]
+__all__ = ["Part", "Plan", "auto_part_size", "plan"]
 
 
 def auto_part_size(size: int) -> int:
