@@ -13,12 +13,30 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from bigupload.config import DEFAULT_PART_SIZE
 from bigupload.testing import TEST_CREDENTIALS, SeaweedServer, journalled_parts
 
 SIZE = int(os.environ.get("DEMO_SIZE_MIB", "1024")) * 1024 * 1024
+
+
+CHUNK = 1 << 20
+
+
+def sha256_stream(read: Callable[[int], bytes]) -> str:
+    """SHA-256 of what ``read(CHUNK)`` returns until it returns nothing, one chunk in
+    memory at a time (a 1 GiB file and its download are never held whole)."""
+    digest = hashlib.sha256()
+    while chunk := read(CHUNK):
+        digest.update(chunk)
+    return digest.hexdigest()
+
+
+def sha256_file(path: Path) -> str:
+    with open(path, "rb") as f:
+        return sha256_stream(f.read)
 
 
 def say(text: str) -> None:
@@ -62,9 +80,9 @@ def main() -> int:
             say("running the same command again: it resumes")
             subprocess.run(command, check=True)
             say("verifying the object against the file")
-            local = hashlib.sha256(source.read_bytes()).hexdigest()
-            body = server.boto3_client().get_object(Bucket="demo", Key="big.bin")["Body"].read()
-            remote = hashlib.sha256(body).hexdigest()
+            local = sha256_file(source)
+            body = server.boto3_client().get_object(Bucket="demo", Key="big.bin")["Body"]
+            remote = sha256_stream(body.read)
             print(f"local  sha256 {local}\nremote sha256 {remote}")
             if local != remote:
                 print("MISMATCH")

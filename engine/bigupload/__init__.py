@@ -22,7 +22,7 @@ from .errors import (
 )
 from .journal import FileState, JobState
 from .progress import NullProgress, Progress
-from .transfer import Phase, UploadResult
+from .upload import Phase, UploadResult
 from .uploader import Uploader, upload_file, upload_file_sync
 
 __version__ = "0.1.0"

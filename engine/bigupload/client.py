@@ -16,12 +16,9 @@ reads it from ``PartReceipt.sent``."""
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import contextvars
 import dataclasses
-import datetime
-import hashlib
 import logging
 import os
 import ssl
@@ -34,153 +31,23 @@ import anyio
 from . import sigv4
 from .classify import NO_ANSWER
 from .config import ChecksumAlgorithm, UploadConfig
-from .errors import BigUploadError, ConfigError, IntegrityError, NotFoundError, StoreError, store_error
+from .errors import (BigUploadError, ConfigError, IntegrityError, NotFoundError, StoreError,
+                     store_error)
 from .source import FileRange
+# the wire's value types live in values.py; imported from here before they moved
+from .values import (
+    CompletedPart as CompletedPart,
+    MultipartUpload as MultipartUpload,
+    ObjectInfo as ObjectInfo,
+    ObjectOptions as ObjectOptions,
+    ObjectSummary as ObjectSummary,
+    PartListing as PartListing,
+    PartReceipt as PartReceipt,
+    Precondition as Precondition,
+    RemotePart as RemotePart,
+)
 
 log = logging.getLogger("bigupload")
-
-@dataclasses.dataclass(frozen=True)
-class PartReceipt:
-    etag: str
-    checksum: str | None  # base64, as the server echoed it
-    sent: bytes | None = None  # the raw checksum the store computed over what it sent
-
-
-@dataclasses.dataclass(frozen=True)
-class RemotePart:
-    number: int
-    size: int
-    etag: str
-    checksum: str | None  # real S3 lists part checksums; SeaweedFS and moto do not
-
-
-@dataclasses.dataclass(frozen=True)
-class CompletedPart:
-    number: int
-    etag: str
-    checksum: str | None
-
-
-@dataclasses.dataclass(frozen=True)
-class PartListing:
-    """Every part of a multipart upload (ListParts, all pages), with what the upload itself
-    declares: its checksum algorithm and type (None where the server does not say)."""
-
-    parts: list[RemotePart]
-    checksum_algorithm: str | None = None  # S3's name: CRC32C, CRC32, CRC64NVME, SHA256, ...
-    checksum_type: str | None = None  # COMPOSITE or FULL_OBJECT
-
-
-@dataclasses.dataclass(frozen=True)
-class ObjectInfo:
-    size: int
-    etag: str
-    checksum: str | None  # "b64" or "b64-N" (composite)
-    checksum_type: str | None  # COMPOSITE or FULL_OBJECT
-    last_modified: datetime.datetime | None = None
-    checksum_algorithm: str | None = None  # the algorithm of ``checksum`` (S3's name)
-
-
-@dataclasses.dataclass(frozen=True)
-class Precondition:
-    """A conditional write: ``If-None-Match: *`` (only if the key is absent) or
-    ``If-Match: <etag>`` (only if the object is still the one we saw). S3 answers 412
-    PreconditionFailed when it does not hold, 409 ConditionalRequestConflict when another
-    write to the key raced ours."""
-
-    if_none_match: bool = False
-    if_match: str | None = None
-
-    def params(self) -> dict[str, str]:
-        """As botocore parameters."""
-        if self.if_none_match:
-            return {"IfNoneMatch": "*"}
-        return {"IfMatch": self.if_match} if self.if_match else {}
-
-    def headers(self) -> dict[str, str]:
-        """As raw HTTP headers (LeanPut)."""
-        return {("If-None-Match" if k == "IfNoneMatch" else "If-Match"): v
-                for k, v in self.params().items()}
-
-
-@dataclasses.dataclass(frozen=True)
-class ObjectSummary:
-    """One entry of ListObjectsV2: enough to tell whether an object may equal a file."""
-
-    key: str
-    size: int
-    etag: str
-
-
-@dataclasses.dataclass(frozen=True)
-class MultipartUpload:
-    key: str
-    upload_id: str
-    initiated: datetime.datetime | None
-
-
-@dataclasses.dataclass(frozen=True)
-class ObjectOptions:
-    """What an object gets at creation, and what must be repeated on every part (SSE-C)."""
-
-    checksum: ChecksumAlgorithm = ChecksumAlgorithm.CRC32C
-    checksum_type: str | None = None  # FULL_OBJECT or COMPOSITE, declared at creation
-    content_type: str | None = None
-    metadata: Mapping[str, str] = dataclasses.field(default_factory=dict)
-    storage_class: str | None = None
-    sse: str | None = None
-    sse_kms_key_id: str | None = None
-    sse_c_key: bytes | None = dataclasses.field(default=None, repr=False)
-    request_payer: bool = False
-    expected_bucket_owner: str | None = None
-
-    @classmethod
-    def from_config(cls, config: UploadConfig, content_type: str | None) -> ObjectOptions:
-        return cls(
-            checksum=config.checksum,
-            content_type=content_type,
-            metadata=dict(config.metadata),
-            storage_class=config.storage_class,
-            sse=config.sse.value if config.sse else None,
-            sse_kms_key_id=config.sse_kms_key_id,
-            sse_c_key=config.sse_c_key,
-            request_payer=config.request_payer,
-            expected_bucket_owner=config.expected_bucket_owner,
-        )
-
-    def every_request(self, *, sse_c: bool = True) -> dict[str, Any]:
-        """Parameters S3 wants on every request touching the upload (SSE-C on each part;
-        ``sse_c=False`` for the calls that take no key: ListParts, AbortMultipartUpload)."""
-        params: dict[str, Any] = {}
-        if sse_c and self.sse_c_key is not None:
-            # botocore base64-encodes the key and adds its MD5, but only when the MD5 is
-            # not given: passing it too would send the raw bytes, which fails validation
-            params["SSECustomerAlgorithm"] = "AES256"
-            params["SSECustomerKey"] = self.sse_c_key
-        if self.request_payer:
-            params["RequestPayer"] = "requester"
-        if self.expected_bucket_owner:
-            params["ExpectedBucketOwner"] = self.expected_bucket_owner
-        return params
-
-    def on_create(self) -> dict[str, Any]:
-        params = self.every_request()
-        if self.checksum is not ChecksumAlgorithm.NONE:
-            params["ChecksumAlgorithm"] = self.checksum.s3_name
-            if self.checksum_type:
-                params["ChecksumType"] = self.checksum_type
-        if self.content_type:
-            params["ContentType"] = self.content_type
-        if self.metadata:
-            params["Metadata"] = dict(self.metadata)
-        if self.storage_class:
-            params["StorageClass"] = self.storage_class
-        if self.sse:
-            params["ServerSideEncryption"] = self.sse
-        if self.sse_kms_key_id:
-            params["SSEKMSKeyId"] = self.sse_kms_key_id
-        return params
-
 
 class ObjectStore(Protocol):
     """What the engine needs from an S3-compatible store. Errors are ours (errors.py)."""
@@ -293,8 +160,9 @@ def map_error(exc: BaseException, operation: str, bucket: str, key: str = "",
         return store_error(f"{where}: no AWS credentials found (set AWS_ACCESS_KEY_ID/"
                            "AWS_SECRET_ACCESS_KEY, a profile, or an instance role)",
                            code="NoCredentials", **ctx)
-    if isinstance(exc, bce.ProfileNotFound):
-        return store_error(f"{where}: {exc}", code="ProfileNotFound", **ctx)
+    if isinstance(exc, bce.ProfileNotFound):  # a setting, not the store's answer: exit 2
+        return ConfigError(f"AWS profile {exc.kwargs.get('profile')!r} not found in the AWS "
+                           "config or credentials files (check --profile or AWS_PROFILE)")
     if (failure := _certificate_failure(exc)) is not None:
         # DESIGN.md: TLS trust is an authentication problem (exit 4), and no retry helps
         return store_error(f"{where}: TLS certificate verification failed for {_origin(exc)}: "
@@ -672,25 +540,7 @@ class LeanPut:
         url = base + quote(key, safe="/~")
         split = urlsplit(url)
         headers: dict[str, str] = dict(condition.headers()) if condition else {}
-        if options.content_type:
-            headers["Content-Type"] = options.content_type
-        for name, value in options.metadata.items():
-            headers[f"x-amz-meta-{name}"] = value
-        if options.storage_class:
-            headers["x-amz-storage-class"] = options.storage_class
-        if options.sse:
-            headers["x-amz-server-side-encryption"] = options.sse
-        if options.sse_kms_key_id:
-            headers["x-amz-server-side-encryption-aws-kms-key-id"] = options.sse_kms_key_id
-        if options.sse_c_key is not None:
-            headers["x-amz-server-side-encryption-customer-algorithm"] = "AES256"
-            headers["x-amz-server-side-encryption-customer-key"] = base64.b64encode(options.sse_c_key).decode()
-            headers["x-amz-server-side-encryption-customer-key-MD5"] = base64.b64encode(
-                hashlib.md5(options.sse_c_key).digest()).decode()
-        if options.request_payer:
-            headers["x-amz-request-payer"] = "requester"
-        if options.expected_bucket_owner:
-            headers["x-amz-expected-bucket-owner"] = options.expected_bucket_owner
+        headers.update(options.put_headers())
         if checksum is not None:
             headers[f"x-amz-checksum-{options.checksum.value}"] = checksum
         frozen = self._credentials.get_frozen_credentials()
@@ -798,8 +648,12 @@ class AioS3Store:
 
         httpbody.register()
         redact.add_secret(config.sse_c_key)
-        async with client_cm as client:
-            credentials = await session.get_credentials()
+        async with contextlib.AsyncExitStack() as stack:
+            try:  # the profile is first read here: a missing one is ProfileNotFound
+                client = await stack.enter_async_context(client_cm)
+                credentials = await session.get_credentials()
+            except bce.BotoCoreError as exc:
+                raise map_error(exc, "", "") from exc
             if credentials is not None:
                 frozen = await credentials.get_frozen_credentials()
                 redact.add_secret(frozen.secret_key)

@@ -38,8 +38,9 @@ from distributed.scheduler import KilledWorker
 
 from . import remote
 from .errors import ClusterError, ConfigError
-from .journal import PartRecord
 from .remote import FileOutcome, FileTask, PartsTask
+from .scheduler import task_group
+from .values import PartRecord
 
 log = logging.getLogger("bigupload")
 T = TypeVar("T")
@@ -146,15 +147,10 @@ class DaskExecutor:
             for record in await self._run(remote.upload_parts, where, task, list(numbers)):
                 on_part(record)
 
-        try:
-            async with anyio.create_task_group() as tg:
-                for i in range(0, len(numbers), per_task):
-                    await self._slot().acquire()
-                    tg.start_soon(self._released, chunk(numbers[i:i + per_task]))
-        except BaseExceptionGroup as group:
-            from .scheduler import primary_error
-
-            raise primary_error(group) from None
+        async with task_group() as tg:
+            for i in range(0, len(numbers), per_task):
+                await self._slot().acquire()
+                tg.start_soon(self._released, chunk(numbers[i:i + per_task]))
         return True
 
     async def put_files(self, files: Sequence[FileTask]) -> tuple[list[FileOutcome], list[FileTask]]:

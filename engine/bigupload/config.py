@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 import re
+import urllib.parse
 from collections.abc import Mapping
 
 from .errors import ConfigError
@@ -35,6 +36,8 @@ def parse_size(text: str | int) -> int:
         if text < 0:
             raise ConfigError(f"size must not be negative: {text}")
         return text
+    if text.strip().startswith("-"):
+        raise ConfigError(f"size must not be negative: {text!r}")
     match = _SIZE_RE.match(text)
     if not match or (match.group(2) == "" and text.strip().lower().endswith("ib")):
         raise ConfigError(f"malformed size {text!r} (examples: 64MiB, 5GiB, 8388608)")
@@ -144,6 +147,8 @@ class UploadConfig:
                 raise ConfigError("an SSE-C key must be exactly 32 bytes (AES-256)")
             if self.sse is not None:
                 raise ConfigError("SSE-C cannot be combined with --sse")
+        if self.endpoint_url is not None:
+            self._check_endpoint(self.endpoint_url)
         if self.sse_kms_key_id and self.sse is not ServerSideEncryption.KMS:
             raise ConfigError("--sse-kms-key-id needs --sse aws:kms")
         if self.checksum_type is not None:
@@ -157,6 +162,19 @@ class UploadConfig:
         for name in self.metadata:
             if not name or not all(c.isascii() and c.isprintable() for c in name):
                 raise ConfigError(f"invalid metadata key {name!r}")
+
+    def _check_endpoint(self, url: str) -> None:
+        """An endpoint is ``http(s)://host[:port]``; an SSE-C key never goes over plain
+        http, whoever asks (the CLI, the API, a job resumed from the journal)."""
+        parts = urllib.parse.urlsplit(url)
+        if "://" not in url:
+            raise ConfigError(f"endpoint URL {url!r} has no scheme: write http://{url} "
+                              f"(or https://{url} for TLS)")
+        if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+            raise ConfigError(f"endpoint URL {url!r} is not http(s)://host[:port]")
+        if self.sse_c_key is not None and parts.scheme.lower() == "http":
+            raise ConfigError(f"SSE-C over plain http ({url}) would send the key in the clear; "
+                              "use an https:// endpoint")
 
     def effective_memory_limit(self, part_size: int) -> int:
         """Bytes of part data that may be in flight at once for this part size."""

@@ -3,7 +3,8 @@ exceptions are chained with ``raise ... from exc``. Each class carries the CLI e
 What a store failure means (its class, retryable, ...) comes from classify.py's table.
 
     BigUploadError                 1  internal / unexpected
-    ├── ConfigError                2  bad sizes, >10,000 parts, unknown algorithm, bad URL
+    ├── ConfigError                2  bad sizes, >10,000 parts, unknown algorithm, bad URL,
+    │                                 unknown profile, SSE-C over plain http
     ├── SourceError                3  missing, unreadable, not a regular file, changed mid-upload
     ├── StoreError                 5 if retryable (transient: resumable) else 7 (refused)
     │   ├── AuthError              4  credentials, access denied, TLS certificate not trusted

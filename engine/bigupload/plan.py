@@ -7,55 +7,33 @@ file fits in 10,000 parts."""
 
 from __future__ import annotations
 
-import dataclasses
-
 from .config import (
     DEFAULT_PART_SIZE,
     MAX_OBJECT_SIZE,
     MAX_PART_SIZE,
     MAX_PARTS,
+    MIN_PART_SIZE,
     MiB,
     UploadConfig,
     format_size,
 )
 from .errors import ConfigError
+from .values import Part, Plan
 
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class Part:
-    number: int  # 1-based, as S3 counts
-    offset: int
-    length: int
-
-
-@dataclasses.dataclass(frozen=True)
-class Plan:
-    size: int
-    part_size: int
-    multipart: bool  # False: one PutObject
-
-    @property
-    def part_count(self) -> int:
-        if not self.multipart:
-            return 1
-        return max(1, -(-self.size // self.part_size))
-
-    def part(self, number: int) -> Part:
-        if not 1 <= number <= self.part_count:
-            raise IndexError(number)
-        if not self.multipart:  # one PutObject: the whole file, even above the part size
-            return Part(1, 0, self.size)
-        offset = (number - 1) * self.part_size
-        return Part(number, offset, min(self.part_size, self.size - offset))
-
-    def parts(self) -> list[Part]:
-        return [self.part(n) for n in range(1, self.part_count + 1)]
+__all__ = ["Part", "Plan", "auto_part_size", "plan"]
 
 
 def auto_part_size(size: int) -> int:
     """The default part size, grown in whole MiB so ``size`` fits in 10,000 parts."""
     needed = -(-size // MAX_PARTS)
     return max(DEFAULT_PART_SIZE, -(-needed // MiB) * MiB)
+
+
+def smallest_part_size(size: int) -> int:
+    """The smallest part size, in whole MiB (as one would type it) and at least S3's
+    minimum, that splits ``size`` bytes into at most 10,000 parts."""
+    needed = -(-size // MAX_PARTS)
+    return max(MIN_PART_SIZE, -(-needed // MiB) * MiB)
 
 
 def plan(size: int, config: UploadConfig) -> Plan:
@@ -71,8 +49,8 @@ def plan(size: int, config: UploadConfig) -> Plan:
     if -(-size // part_size) > MAX_PARTS:
         raise ConfigError(
             f"part size {format_size(part_size)} would need {-(-size // part_size)} parts for "
-            f"{format_size(size)}; S3 allows {MAX_PARTS} (use at least "
-            f"{format_size(auto_part_size(size))}, or omit --part-size)"
+            f"{format_size(size)}; S3 allows {MAX_PARTS} (use --part-size "
+            f"{smallest_part_size(size) // MiB}MiB or more, or omit it)"
         )
     threshold = config.multipart_threshold if config.multipart_threshold is not None else part_size
     # PutObject takes at most 5 GiB, whatever threshold was asked for.

@@ -23,20 +23,18 @@ import contextlib
 import dataclasses
 import os
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
-import anyio
-
-from .client import AioS3Store, ObjectOptions, ObjectStore
+from .client import AioS3Store, ObjectStore
 from .config import ChecksumAlgorithm, UploadConfig
 from .errors import BigUploadError, SourceError
-from .journal import PartRecord
-from .plan import Part, Plan
-from .scheduler import Scheduler
-from .source import Fingerprint, SourceFile
-
-if TYPE_CHECKING:
-    from .transfer import UploadResult
+from .scheduler import Scheduler, task_group
+from .source import SourceFile
+from .upload.driver import Services, plan_job
+from .upload.parts import PartSender
+from .upload.put import put_file
+from .upload.result import UploadResult
+from .values import Fingerprint, ObjectOptions, Part, PartRecord, Plan
 
 
 @dataclasses.dataclass(frozen=True)
@@ -148,8 +146,6 @@ async def upload_parts(task: PartsTask, numbers: Sequence[int],
     """A cluster task: upload these parts of ``task``'s file; their records. Raises the
     first part's error that retries could not overcome (its parts already sent are found
     by the coordinator's ListParts check)."""
-    from .transfer import PartSender
-
     env = env or await worker_env(task.config)
     the_plan = Plan(size=task.fingerprint.size, part_size=task.part_size, multipart=True)
     records: list[PartRecord] = []
@@ -169,8 +165,6 @@ async def upload_parts(task: PartsTask, numbers: Sequence[int],
 async def put_files(files: Sequence[FileTask], env: WorkerEnv | None = None) -> list[FileOutcome]:
     """A cluster task: upload these small files, each with one PutObject, at once (the
     worker's scheduler bounds the requests). A file's failure is its outcome, not the task's."""
-    from .transfer import Transfer
-
     if not files:
         return []
     env = env or await worker_env(files[0].config)
@@ -182,14 +176,14 @@ async def put_files(files: Sequence[FileTask], env: WorkerEnv | None = None) -> 
                 if (source.size, os.stat(f.source).st_mtime_ns) != (f.size, f.mtime_ns):
                     raise SourceError(f"{f.source}: changed since the job listed it (size or "
                                       "modification time)")
-                transfer = Transfer(source, f.bucket, f.key, config=f.config, store=env.store,
-                                    journal=None, scheduler=env.scheduler)
-                outcomes.append(FileOutcome(f.seq, await transfer.run(), None))
+                job = await plan_job(source, f.bucket, f.key, f.config, env.scheduler)
+                result = await put_file(job, Services(env.store, env.scheduler))
+                outcomes.append(FileOutcome(f.seq, result, None))
         except BigUploadError as exc:
             exc.__traceback__ = None  # travels back to the coordinator: keep it small
             outcomes.append(FileOutcome(f.seq, None, exc))
 
-    async with anyio.create_task_group() as tg:
+    async with task_group() as tg:
         for f in files:
             tg.start_soon(put, f)
     return outcomes

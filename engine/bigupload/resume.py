@@ -12,16 +12,17 @@ Listed part numbers beyond the plan are ignored: CompleteMultipartUpload lists o
 and S3 discards the rest. A part number may be listed more than once: S3 keeps only the
 last upload of a number, but SeaweedFS keeps every one and completes with the one whose
 ETag the completion names. Each listing is then a candidate, and the journal's ETag (or
-the local bytes) picks one."""
+the local bytes, ``pick_candidate``) picks one.
+
+``lost_creates`` finds the uploads a CreateMultipartUpload whose answer was lost may
+have left, among the uploads listed for a key."""
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping, Sequence
 
-from .client import RemotePart
-from .journal import PartRecord
-from .plan import Plan
+from .values import MultipartUpload, Part, PartRecord, Plan, RemotePart
 
 
 @dataclasses.dataclass(frozen=True)
@@ -63,3 +64,31 @@ def reconcile(plan: Plan, journalled: Mapping[int, PartRecord], listed: Iterable
             if local is not None:
                 stale.append(number)
     return Reconciliation(keep=keep, verify=verify, send=send, stale=stale, extra=sorted(extra))
+
+
+def pick_candidate(part: Part, candidates: Sequence[RemotePart], checksum: str,
+                   md5_etag: str) -> PartRecord | None:
+    """The listed candidate for ``part`` whose checksum (where the server lists one) or
+    MD5 ETag matches the local bytes' (``checksum`` base64, ``md5_etag`` quoted hex);
+    the newest upload of a number is listed last. None when none matches."""
+    for remote in reversed(candidates):
+        if remote.checksum is not None:
+            ok = remote.checksum == checksum
+        else:  # SSE-KMS/SSE-C ETags are not MD5s: such parts fail this check and are re-sent
+            ok = remote.etag.lower() == md5_etag
+        if ok:
+            return PartRecord(part.number, part.length, remote.etag, checksum)
+    return None
+
+
+def lost_creates(uploads: Iterable[MultipartUpload], key: str, *, known: Collection[str],
+                 since: float, until: float, keep: str | None) -> list[MultipartUpload]:
+    """Uploads our own CreateMultipartUpload calls may have made without our seeing the
+    answer: to this exact key, initiated between ``since`` and ``until`` (epoch seconds),
+    known to no journal row and not ``keep``; oldest first."""
+    return sorted(
+        (u for u in uploads if u.key == key and u.upload_id != keep
+         and u.upload_id not in known
+         and u.initiated is not None and since <= u.initiated.timestamp() <= until),
+        key=lambda u: (u.initiated, u.upload_id),
+    )

@@ -1,4 +1,5 @@
-"""The only place that creates task groups. It bounds the pipeline twice, across every
+"""The only place that creates task groups (``task_group``, used by every module that
+starts tasks, and ``Scheduler.run_parts``). It bounds the pipeline twice, across every
 upload that shares it (a batch job's files included): at most ``concurrency`` requests in
 flight, and at most ``memory_limit`` bytes of part data in flight, reserved *before* a part
 is checksummed and released after its response (parts are sent from the file itself, so
@@ -18,12 +19,14 @@ one prefix's budget (about 3,500 PUT/s on S3), the rate itself has to come down.
 from __future__ import annotations
 
 import collections
+import contextlib
 import logging
 import random
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import TypeVar
 
 import anyio
+import anyio.abc
 
 from .config import UploadConfig
 from .errors import StoreError
@@ -35,7 +38,8 @@ T = TypeVar("T")
 
 def primary_error(group: BaseExceptionGroup[BaseException]) -> BaseException:
     """The exception that matters in a task group's failure: the first that is not a
-    cancellation, so callers can catch our error classes directly."""
+    cancellation, so callers can catch our error classes directly. The other failures
+    (not cancellations) are logged, since they are not raised."""
     leaves: list[BaseException] = []
 
     def walk(exc: BaseException) -> None:
@@ -47,10 +51,23 @@ def primary_error(group: BaseExceptionGroup[BaseException]) -> BaseException:
 
     walk(group)
     cancelled = anyio.get_cancelled_exc_class()
-    for exc in leaves:
-        if not isinstance(exc, (cancelled, KeyboardInterrupt)):
-            return exc
-    return leaves[0]
+    failures = [exc for exc in leaves if not isinstance(exc, (cancelled, KeyboardInterrupt))]
+    primary = failures[0] if failures else leaves[0]
+    for other in failures[1:]:
+        log.debug("also failed, not raised: %s: %s", type(other).__name__, other,
+                  exc_info=other)
+    return primary
+
+
+@contextlib.asynccontextmanager
+async def task_group() -> AsyncIterator[anyio.abc.TaskGroup]:
+    """A task group whose failure is raised as its primary error (``primary_error``),
+    not as an exception group: the only way the engine starts tasks."""
+    try:
+        async with anyio.create_task_group() as tg:
+            yield tg
+    except BaseExceptionGroup as group:
+        raise primary_error(group) from None
 
 
 class ByteBudget:
@@ -150,12 +167,9 @@ class Scheduler:
                 finally:
                     budget.release(part.length)
 
-        try:
-            async with anyio.create_task_group() as tg:
-                for _ in range(min(self.config.concurrency, len(parts))):
-                    tg.start_soon(worker)
-        except BaseExceptionGroup as group:
-            raise primary_error(group) from None
+        async with task_group() as tg:
+            for _ in range(min(self.config.concurrency, len(parts))):
+                tg.start_soon(worker)
 
     def _slow_down(self, sent_in_round: int) -> None:
         """Halve the connections (not below 1), unless the request was sent before the last

@@ -23,35 +23,13 @@ from collections.abc import Callable
 import xxhash
 
 from .errors import SourceError
-from .plan import Part
+from .values import Fingerprint as Fingerprint  # re-exported: it lived here
+from .values import Part
 
 SAMPLE_BYTES = 64 * 1024
 SAMPLE_COUNT = 16
 SCAN_CHUNK = 1 << 20  # fits in L2 next to the CRC's working set; fewest syscalls that do
 _scan_buffers = threading.local()
-
-
-@dataclasses.dataclass(frozen=True)
-class Fingerprint:
-    path: str
-    size: int
-    mtime_ns: int
-    inode: int
-    device: int
-    sample_hash: str
-
-    def differences(self, other: Fingerprint) -> list[str]:
-        """What changed from ``self`` to ``other``, in words; empty when identical."""
-        changes = []
-        if self.size != other.size:
-            changes.append(f"size {self.size} -> {other.size} bytes")
-        if self.mtime_ns != other.mtime_ns:
-            changes.append("modification time")
-        if (self.inode, self.device) != (other.inode, other.device):
-            changes.append("inode (the file was replaced)")
-        if self.sample_hash != other.sample_hash and self.size == other.size:
-            changes.append("content")
-        return changes
 
 
 def _describe_oserror(path: str, exc: OSError) -> str:

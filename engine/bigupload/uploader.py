@@ -1,6 +1,9 @@
 """The embeddable entry points: ``Uploader`` (an async context manager that shares one
-client, journal and scheduler across uploads and batch jobs), ``upload_file`` and
-``upload_file_sync``."""
+client, journal and scheduler across uploads and batch jobs, and answers for the
+journal: resume, status, abort, forget), ``upload_file`` and ``upload_file_sync``.
+
+The S3 client (and a cluster executor) are opened by the first call that needs them, so
+``status`` and ``forget``, which read and edit only the journal, open neither."""
 
 from __future__ import annotations
 
@@ -8,33 +11,38 @@ import contextlib
 import dataclasses
 import hashlib
 import json
+import logging
 import os
-from collections.abc import Iterable
+from collections.abc import AsyncGenerator, AsyncIterator, Iterable
 from types import TracebackType
 from typing import Any
 
 import anyio
 
+from . import housekeeping
 from .batch import (
     BatchItem,
     BatchProgress,
     BatchResult,
     Entry,
     JobRunner,
-    entry_for,
     config_for_job,
+    entry_for,
     make_spec,
     open_job,
 )
-from .client import AioS3Store, ObjectStore
+from .client import AioS3Store, ObjectOptions, ObjectStore
 from .config import UploadConfig
-from .errors import ConfigError, ResumeError
-from .journal import JobRecord, JobState, Journal, UploadRecord
+from .errors import BigUploadError, Cancelled, ConfigError, ResumeError
+from .journal import JobRecord, JobState, Journal, UploadRecord, UploadState
 from .progress import Progress
 from .remote import Executor
+from .reports import AbortReport, ForgetReport, ResumedFile, ResumedJob, StatusReport
 from .scheduler import Scheduler
 from .source import SourceFile
-from .transfer import UploadResult, Transfer
+from .transfer import Transfer, UploadResult
+
+log = logging.getLogger("bigupload")
 
 
 class Uploader:
@@ -44,12 +52,14 @@ class Uploader:
             result = await up.upload_file("big.bin", "bucket", "key")
 
     ``store`` and ``journal`` may be given (tests, custom stores); otherwise an
-    aiobotocore client is opened from ``config`` and the default journal is used.
+    aiobotocore client is opened from ``config`` (by the first call that needs one, or
+    ``connect()``) and the default journal is used.
 
     ``executor`` spreads the uploading over a cluster: a ``cluster.DaskExecutor`` (opened
-    and closed with the uploader), or a Dask address as a string (``tcp://host:8786``, or
-    ``local:N`` for N worker processes here). This process stays the coordinator: it owns
-    the journal and creates, completes and aborts every multipart upload."""
+    with the client and closed with the uploader), or a Dask address as a string
+    (``tcp://host:8786``, or ``local:N`` for N worker processes here). This process stays
+    the coordinator: it owns the journal and creates, completes and aborts every
+    multipart upload."""
 
     def __init__(
         self,
@@ -63,6 +73,9 @@ class Uploader:
         self._executor_arg = executor
         self.executor: Executor | None = None
         self._store = store
+        self._given_store = store
+        self._connected = False
+        self._connecting = anyio.Lock()
         self._journal_arg = journal
         self._journal: Journal | None = None
         self._stack = contextlib.AsyncExitStack()
@@ -70,8 +83,10 @@ class Uploader:
 
     @property
     def store(self) -> ObjectStore:
+        """The object store: the one given, or the client ``connect`` opened."""
         if self._store is None:
-            raise RuntimeError("Uploader is not open: use 'async with Uploader(...)'")
+            raise RuntimeError("Uploader is not connected: use 'async with Uploader(...)', "
+                               "then 'await uploader.connect()' or any upload")
         return self._store
 
     @property
@@ -87,14 +102,35 @@ class Uploader:
             else:
                 self._journal = Journal(self._journal_arg)
                 self._stack.callback(self._journal.close)
-            if self._store is None:
-                self._store = await self._stack.enter_async_context(AioS3Store.open(self.config))
-            if self._executor_arg is not None:
-                self.executor = await self._open_executor(self._executor_arg)
         except BaseException:
             await self._stack.aclose()
             raise
         return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None,
+        tb: TracebackType | None
+    ) -> None:
+        await self._stack.aclose()
+
+    async def connect(self) -> ObjectStore:
+        """Open the S3 client (and the cluster executor, if any) now, if no call has yet;
+        a bad profile, endpoint or CA bundle is then reported before anything else."""
+        if self._journal is None:
+            raise RuntimeError("Uploader is not open: use 'async with Uploader(...)'")
+        async with self._connecting:
+            if not self._connected:
+                if self._store is None:
+                    self._store = await self._stack.enter_async_context(
+                        AioS3Store.open(self.config))
+                await self._start_executor()
+                self._connected = True
+        return self.store
+
+    async def _start_executor(self) -> Executor | None:
+        if self.executor is None and self._executor_arg is not None:
+            self.executor = await self._open_executor(self._executor_arg)
+        return self.executor
 
     async def _open_executor(self, executor: Executor | str) -> Executor:
         if isinstance(executor, str):
@@ -108,10 +144,22 @@ class Uploader:
             await self._stack.enter_async_context(executor)
         return executor
 
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self._stack.aclose()
+    @contextlib.asynccontextmanager
+    async def _elsewhere(self, endpoint: str, **changes: Any) -> AsyncIterator[Uploader]:
+        """An uploader for ``endpoint`` with changed settings (a journalled part size),
+        with its own client, sharing this one's journal and cluster executor. A store the
+        caller gave is shared instead: it is the only one there is."""
+        async with self._connecting:
+            executor = await self._start_executor()
+        if self._given_store is None:
+            changes["endpoint_url"] = endpoint
+        async with Uploader(dataclasses.replace(self.config, **changes),
+                            store=self._given_store, journal=self.journal) as other:
+            other.executor = executor
+            await other.connect()
+            yield other
+
+    # uploads
 
     async def upload_file(
         self,
@@ -126,21 +174,24 @@ class Uploader:
         """Upload one file, resuming its unfinished upload if the journal has one.
         ``restart`` aborts that upload and starts over; ``upload_id`` adopts an existing
         multipart upload, verifying every listed part against the file before keeping it."""
+        store = await self.connect()
         with SourceFile(os.fspath(path)) as source:
             transfer = Transfer(
-                source, bucket, key, config=self.config, store=self.store, journal=self.journal,
+                source, bucket, key, config=self.config, store=store, journal=self.journal,
                 scheduler=self.scheduler, progress=progress, restart=restart,
                 adopt_upload_id=upload_id, executor=self.executor,
             )
             return await transfer.run()
 
-    async def resume_upload(self, record: UploadRecord, *, progress: Progress | None = None) -> UploadResult:
+    async def resume_upload(self, record: UploadRecord, *,
+                            progress: Progress | None = None) -> UploadResult:
         """Finish one journalled single-file upload (``bigupload resume``). This is an old
         intent: it completes the journalled upload, under the guard recorded when it began,
         and never starts a new one (a row whose upload the server no longer has is closed)."""
+        store = await self.connect()
         with SourceFile(record.fingerprint.path) as source:
             transfer = Transfer(
-                source, record.bucket, record.key, config=self.config, store=self.store,
+                source, record.bucket, record.key, config=self.config, store=store,
                 journal=self.journal, scheduler=self.scheduler, progress=progress,
                 executor=self.executor, from_journal=True,
             )
@@ -163,21 +214,35 @@ class Uploader:
         for item in items:
             if not isinstance(item, BatchItem):
                 item = BatchItem(*item)
-            entries.append(entry_for(dataclasses.replace(item, source=os.path.abspath(item.source))))
+            entries.append(entry_for(dataclasses.replace(item,
+                                                         source=os.path.abspath(item.source))))
         digest = hashlib.sha256(json.dumps(
             [(e.item.source, e.item.bucket, e.item.key, e.item.settings()) for e in entries],
             sort_keys=True).encode()).hexdigest()
-        spec = make_spec("items", {"count": len(entries), "items": digest}, self.config,
-                         self.store.endpoint, skip_existing=skip_existing)
+        return await self.upload_job("items", {"count": len(entries), "items": digest}, entries,
+                                     skip_existing=skip_existing, fail_fast=fail_fast,
+                                     progress=progress)
+
+    async def upload_job(self, kind: str, origin: dict[str, Any], entries: Iterable[Entry], *,
+                         skip_existing: bool = False, fail_fast: bool = False,
+                         progress: BatchProgress | None = None) -> BatchResult:
+        """Files as one resumable job of ``kind`` (``directory``, ``manifest``, ``items``)
+        made from ``origin`` (what was walked or read): the same kind and origin with the
+        same settings and endpoint continue the unfinished job, adding new entries."""
+        store = await self.connect()
+        spec = make_spec(kind, origin, self.config, store.endpoint, skip_existing=skip_existing)
         return await self.run_job(spec, entries, fail_fast=fail_fast, progress=progress)
 
     async def run_job(self, spec: dict[str, Any], entries: Iterable[Entry], *,
-                      fail_fast: bool = False, progress: BatchProgress | None = None) -> BatchResult:
+                      fail_fast: bool = False,
+                      progress: BatchProgress | None = None) -> BatchResult:
         """Start the job ``spec`` describes (or continue the unfinished one with the same
-        spec, adding any new entries) and run it. ``upload_many`` and the CLI's directory
-        and manifest modes go through here."""
-        job, _ = open_job(self.journal, spec, entries)
-        return await self._run(job, spec, retry_failed=False, fail_fast=fail_fast, progress=progress)
+        spec, adding any new entries) and run it."""
+        job, resumed = open_job(self.journal, spec, entries)
+        if resumed:
+            log.info("resuming job %d (%s)", job.id, job.description)
+        return await self._run(job, spec, retry_failed=False, fail_fast=fail_fast,
+                               progress=progress)
 
     async def resume_job(self, job_id: int, *, retry_failed: bool = True, fail_fast: bool = False,
                          progress: BatchProgress | None = None) -> BatchResult:
@@ -198,14 +263,104 @@ class Uploader:
 
     async def _run(self, job: JobRecord, spec: dict[str, Any], *, retry_failed: bool,
                    fail_fast: bool, progress: BatchProgress | None) -> BatchResult:
-        if spec["endpoint"] != self.store.endpoint:
+        store = await self.connect()
+        if spec["endpoint"] != store.endpoint:
             raise ResumeError(f"job {job.id} uploads to {spec['endpoint']}, not to "
-                              f"{self.store.endpoint}; resume it with --endpoint-url {spec['endpoint']}")
+                              f"{store.endpoint}; resume it with --endpoint-url "
+                              f"{spec['endpoint']}")
         runner = JobRunner(job=job, spec=spec, config=config_for_job(self.config, spec),
-                           store=self.store, journal=self.journal, scheduler=self.scheduler,
+                           store=store, journal=self.journal, scheduler=self.scheduler,
                            progress=progress, fail_fast=fail_fast, executor=self.executor,
                            executor_slots=getattr(self.executor, "slots", 1))
-        return await runner.run(retry_failed=retry_failed)
+        try:
+            return await runner.run(retry_failed=retry_failed)
+        except BigUploadError as exc:  # what stops a job leaves it resumable: say how
+            if not isinstance(exc, Cancelled) and exc.args:
+                exc.args = (f"{exc.args[0]} [job {job.id} is kept: bigupload resume {job.id}]",)
+            raise
+
+    # the journal's unfinished work, and housekeeping
+
+    async def resume(self, job_id: int | None = None, *, fail_fast: bool = False,
+                     progress: BatchProgress | None = None,
+                     file_progress: Progress | None = None,
+                     ) -> AsyncGenerator[ResumedJob | ResumedFile, None]:
+        """Continue what the journal says is unfinished, reporting each as it is done:
+        every active job, then every unfinished single-file upload that belongs to no job;
+        or job ``job_id`` alone (a partial job retries its failures). Each goes to the
+        endpoint it began with, with this uploader's other settings; when this uploader
+        names an endpoint, a job elsewhere is a ConfigError and a file elsewhere is
+        skipped (and reported). A single file that fails is reported and the others go on;
+        what stops a job stops the resume."""
+        if job_id is not None:
+            job = self.journal.job(job_id)
+            if job is None:
+                raise ConfigError(f"no job {job_id} in the journal {self.journal.path} "
+                                  "(see: bigupload status)")
+            jobs = [job]
+        else:
+            jobs = self.journal.jobs((JobState.ACTIVE,))
+        singles = [] if job_id is not None else [
+            r for r in self.journal.uploads(UploadState.ACTIVE)
+            if not self.journal.in_job(r.fingerprint.path, r.bucket, r.key)]
+        given = self.config.endpoint_url
+        for job in jobs:
+            if job.state is JobState.COMPLETED:
+                yield ResumedJob(job.id, job.description, None)
+                continue
+            endpoint = json.loads(job.spec)["endpoint"]
+            if given and given.rstrip("/") != endpoint.rstrip("/"):
+                raise ConfigError(f"job {job.id} uploads to {endpoint}, not {given}")
+            log.info("resuming job %d (%s)", job.id, job.description)
+            async with self._elsewhere(endpoint) as there:
+                result = await there.resume_job(job.id, retry_failed=True, fail_fast=fail_fast,
+                                                progress=progress)
+            yield ResumedJob(job.id, job.description, result)
+        for record in singles:
+            yield await self._resume_file(record, file_progress)
+
+    async def _resume_file(self, record: UploadRecord, progress: Progress | None) -> ResumedFile:
+        report = ResumedFile(id=record.id, source=record.fingerprint.path, bucket=record.bucket,
+                             key=record.key, endpoint=record.endpoint)
+        given = self.config.endpoint_url
+        if given and given.rstrip("/") != record.endpoint.rstrip("/"):
+            return dataclasses.replace(report, skipped=f"it uploads to {record.endpoint}, "
+                                       f"not {given}")
+        log.info("resuming %s -> s3://%s/%s", record.fingerprint.path, record.bucket, record.key)
+        try:
+            async with self._elsewhere(record.endpoint, part_size=record.part_size) as there:
+                result = await there.resume_upload(record, progress=progress)
+        except Cancelled:
+            raise
+        except BigUploadError as exc:
+            return dataclasses.replace(report, error=str(exc), error_type=type(exc).__name__,
+                                       exit_code=exc.exit_code)
+        return dataclasses.replace(report, result=result)
+
+    def status(self, job_id: int | None = None, *, closed: bool = False) -> StatusReport:
+        """What the journal holds: jobs (active and partial; all with ``closed``) and
+        single-file uploads outside jobs (unfinished; the closed ones too with ``closed``),
+        or job ``job_id`` with its failures. Reads the journal only."""
+        return housekeeping.status(self.journal, job_id, closed=closed)
+
+    def forget(self, *, uploads: tuple[int, ...] = (), jobs: tuple[int, ...] = (),
+               finished: bool = False, failed: bool = False,
+               older_than: float | None = None) -> ForgetReport:
+        """Remove rows from the journal, never from the server: see ``housekeeping.forget``."""
+        return housekeeping.forget(self.journal, uploads=uploads, jobs=jobs, finished=finished,
+                                   failed=failed, older_than=older_than)
+
+    async def abort(self, bucket: str, key: str, upload_id: str) -> AbortReport:
+        """Abort multipart upload ``upload_id`` on the server (its parts stop being billed),
+        and close the journal's active rows for it."""
+        store = await self.connect()
+        await store.abort(bucket, key, upload_id, ObjectOptions())
+        closed = []
+        for record in self.journal.uploads(UploadState.ACTIVE):
+            if record.upload_id == upload_id and (record.bucket, record.key) == (bucket, key):
+                self.journal.finish(record.id, UploadState.ABORTED, error="aborted by the user")
+                closed.append(record.id)
+        return AbortReport(bucket, key, upload_id, tuple(closed))
 
 
 async def upload_file(

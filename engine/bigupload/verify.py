@@ -8,7 +8,13 @@ Pure: no I/O. An object is compared on everything that can be compared:
   the MD5 of its bytes, a multipart one's the MD5 of its part MD5s with ``-N``;
 - its LastModified, which cannot be older than the upload that made it.
 
-What could not be compared is reported too, so a caller never claims more than it knows."""
+What could not be compared is reported too, so a caller never claims more than it knows.
+
+Who asks: an upload verifying what it has just written (``Verdict.ours``, content
+checked where possible), an upload taking up an object whose completion it did not see
+(the same, with the MD5 ETag and the age: ``Expected`` with ``etag`` and
+``not_before``), and ``--skip-existing`` (``Verdict.same_content``: the bytes compared
+equal, whoever wrote them; ``existing_expected``)."""
 
 from __future__ import annotations
 
@@ -17,7 +23,9 @@ import datetime
 import hashlib
 from collections.abc import Sequence
 
-from .client import ObjectInfo
+from . import checksum as ck
+from .config import ChecksumAlgorithm
+from .values import ObjectInfo
 
 CLOCK_SKEW_S = 300.0  # SigV4 itself tolerates 15 minutes; NTP-synced clocks are far closer
 _HEX = frozenset("0123456789abcdef")
@@ -70,6 +78,49 @@ class Verdict:
     def content_checked(self) -> bool:
         """Whether the bytes themselves were compared (a checksum or an MD5 ETag)."""
         return "checksum" in self.compared or "etag" in self.compared
+
+    @property
+    def same_content(self) -> bool:
+        """Whether the object holds the file's bytes, whoever wrote it (``--skip-existing``):
+        the same size, and the bytes compared equal by a checksum or an MD5 ETag."""
+        return "size" in self.compared and self.content_checked
+
+
+def checksums(algorithm: ChecksumAlgorithm, parts: Sequence[tuple[bytes, int]], *,
+              multipart: bool) -> frozenset[str]:
+    """The values a server reports for an object made of parts with these raw checksums
+    and lengths: one request's checksum, or a multipart object's composite (``b64-N``)
+    and, for the CRCs, its full-object CRC. Empty with ``--checksum none``."""
+    if algorithm is ChecksumAlgorithm.NONE or not parts:
+        return frozenset()
+    if not multipart:
+        return frozenset({ck.encode(parts[0][0])})
+    forms = {ck.composite(algorithm, [raw for raw, _ in parts])}
+    if (full := ck.full_object(algorithm, parts)) is not None:
+        forms.add(full)
+    return frozenset(forms)
+
+
+def existing_expected(size: int, algorithm: ChecksumAlgorithm,
+                      parts: Sequence[tuple[bytes, int]], etag: str | None) -> Expected:
+    """What an object holding the file's bytes looks like, for ``--skip-existing``: it may
+    have been written in one request or in parts of our plan, by any tool, so every form
+    counts (a full-object CRC some servers suffix with the part count included)."""
+    forms: set[str] = set()
+    if parts:
+        forms |= checksums(algorithm, parts, multipart=True)
+        forms |= {f"{c}-{len(parts)}" for c in forms if "-" not in c}
+        if len(parts) == 1:
+            forms |= checksums(algorithm, parts, multipart=False)
+    name = None if algorithm is ChecksumAlgorithm.NONE else algorithm.s3_name
+    return Expected(size=size, algorithm=name, checksums=frozenset(forms), etag=etag)
+
+
+def layout_matches(checksum: str | None, part_count: int) -> bool:
+    """Whether a reported checksum can be compared with ours: a ``-N`` suffix is a part
+    count, and an object laid out in other parts has other part checksums."""
+    count = (checksum or "").partition("-")[2]
+    return not count.isdigit() or int(count) == part_count
 
 
 def judge(info: ObjectInfo, expected: Expected) -> Verdict:

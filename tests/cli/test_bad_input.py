@@ -91,6 +91,7 @@ def test_bad_settings(tmp_path: Path, args: list[str], message: str) -> None:
     ("s3://", "invalid bucket name"), ("s3:///key", "invalid bucket name"),
     ("s3://ab/key", "invalid bucket name"), ("s3://bucket..name/key", "invalid bucket name"),
     ("https://bucket/key", "not an S3 URL"), ("s3://bucket/" + "é" * 513, "1,024"),
+    ("s3://bucket/k\udcff", "not valid UTF-8"),  # a key from bytes that are not UTF-8
 ])
 def test_malformed_destinations(tmp_path: Path, url: str, message: str) -> None:
     path = tmp_path / "f.bin"

@@ -136,6 +136,9 @@ def test_killed_job_resumes_without_resending_what_was_done(seaweed: SeaweedServ
         assert result.returncode == 0, result.stderr
         summary = events(result.stdout)[-1]
         assert summary["state"] == "completed" and summary["files"] == len(files)
+        # the job's count, and this run's: what was not journalled done before the kill
+        assert summary["uploaded"] == len(files)
+        assert summary["uploaded_now"] == len(files) - len(done)
         put_again = [r.path for r in proxy.records("PutObject")[before[0]:]]
         parts_again = [r for r in proxy.records("UploadPart")[before[1]:]]
     small = {f"/{seaweed_bucket}/job/{name}" for name in files if not name.startswith("large/")}

@@ -274,3 +274,21 @@ def test_checksum_none_is_reported_unverified(make_file: Any, tmp_path: Path) ->
         assert result.verified is False
     path = make_file(11 * MiB, name="crc")
     assert run(lambda: upload(path, FakeStore(), tmp_path / "j.db")).verified is True
+
+
+def test_a_row_without_a_guard_completes_on_a_server_without_conditional_writes(
+        make_file: Any, tmp_path: Path) -> None:
+    """A row journalled before guards were recorded, finished against a server that
+    answers 501 to conditional writes: the HEAD decides and the completion is sent without
+    a condition (sending one again would be refused again, forever)."""
+    path = make_file(11 * MiB)
+    store, journal = FakeStore(conditional_writes=False), tmp_path / "j.db"
+    store.endpoint = "fake://no-conditions-legacy"
+    interrupt_before_complete(path, store, journal)
+    with Journal(journal) as j:
+        (row,) = j.uploads()
+        j.set_guard(row.id, DestinationGuard.unknown())
+    run(lambda: upload(path, store, journal))
+    assert stored(store) == path.read_bytes()
+    assert states(journal) == [UploadState.COMPLETED]
+    assert store.calls["refused_condition"] == 1

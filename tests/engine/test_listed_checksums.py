@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 
 from bigupload import ChecksumAlgorithm
-from bigupload import transfer as transfer_module
 from bigupload.journal import Journal
+from bigupload.upload.listing import PartsListing
 from tests.engine.test_transfer import (
     BUCKET,
     KEY,
@@ -35,13 +35,13 @@ ALGORITHMS = [ChecksumAlgorithm.CRC32C, ChecksumAlgorithm.CRC64NVME, ChecksumAlg
 def verified(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """Part numbers the transfer re-read from the file to verify a listed part."""
     numbers: list[int] = []
-    original = transfer_module.Transfer._verify_listed_part
+    original = PartsListing.verify_listed_part
 
     async def spy(self: Any, part: Any, candidates: Any) -> Any:
         numbers.append(part.number)
         return await original(self, part, candidates)
 
-    monkeypatch.setattr(transfer_module.Transfer, "_verify_listed_part", spy)
+    monkeypatch.setattr(PartsListing, "verify_listed_part", spy)
     return numbers
 
 

@@ -33,7 +33,7 @@ def no_listing_lag() -> Iterator[None]:
     """The FakeStore lists at once; waiting out a server's listing lag would only slow
     each example by seconds (the journal rows here are always fresh)."""
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr("bigupload.transfer.LISTING_LAG_S", 0.0)
+        patch.setattr("bigupload.upload.listing.LISTING_LAG_S", 0.0)
         yield
 
 

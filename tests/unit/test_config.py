@@ -1,7 +1,11 @@
 from __future__ import annotations
 
+import dataclasses
+from pathlib import Path
+
 import pytest
 
+from bigupload import upload_file_sync
 from bigupload.config import ChecksumAlgorithm, GiB, KiB, MiB, UploadConfig, format_size, parse_size
 from bigupload.errors import ConfigError
 
@@ -55,3 +59,33 @@ def test_effective_memory_limit() -> None:
 
 def test_sse_c_key_is_not_in_repr() -> None:
     assert "sse_c_key" not in repr(UploadConfig(sse_c_key=b"k" * 32))
+
+
+def test_sse_c_over_plain_http_is_refused_by_the_engine(tmp_path: Path) -> None:
+    """Issue 13 item 4: the API refuses what the CLI refuses, before anything is sent."""
+    key = b"k" * 32
+    with pytest.raises(ConfigError, match="SSE-C over plain http"):
+        UploadConfig(endpoint_url="http://127.0.0.1:9", sse_c_key=key)
+    with pytest.raises(ConfigError, match="SSE-C over plain http"):
+        UploadConfig(endpoint_url="HTTP://127.0.0.1:9", sse_c_key=key)
+    with pytest.raises(ConfigError, match="SSE-C over plain http"):
+        dataclasses.replace(UploadConfig(sse_c_key=key), endpoint_url="http://127.0.0.1:9")
+    path = tmp_path / "f.bin"
+    path.write_bytes(b"x" * 10)
+    with pytest.raises(ConfigError, match="SSE-C over plain http"):
+        upload_file_sync(path, "bucket", "key", config=UploadConfig(
+            endpoint_url="http://127.0.0.1:9", sse_c_key=key), journal=tmp_path / "j.sqlite3")
+    assert UploadConfig(endpoint_url="https://127.0.0.1:9", sse_c_key=key).sse_c_key == key
+    assert UploadConfig(sse_c_key=key).endpoint_url is None  # AWS itself: https
+
+
+@pytest.mark.parametrize("url,match", [
+    ("127.0.0.1:9000", "no scheme: write http://127.0.0.1:9000"),
+    ("localhost:9000", "no scheme: write http://localhost:9000"),
+    ("s3.example.com", "no scheme: write http://s3.example.com"),
+    ("ftp://127.0.0.1:9000", "not http"),
+    ("http://", "not http"),
+])
+def test_endpoint_without_a_scheme_says_what_to_write(url: str, match: str) -> None:
+    with pytest.raises(ConfigError, match=match):
+        UploadConfig(endpoint_url=url)

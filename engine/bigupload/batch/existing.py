@@ -1,26 +1,22 @@
 """Skip-existing identity: whether a file of a job need not be sent because its
 destination already holds it (``--skip-existing``) or holds anything (``--no-overwrite``).
 
-Invariants: an object is the file only when it has the same size and then the same
-checksum (from HEAD) or, where that is what the server offers, the same MD5 ETag (a
-single-request object, or the MD5 of part MD5s when the part count matches our plan);
-SSE-KMS and SSE-C ETags are not MD5s, so only checksums count for them. Nothing is
+What is at each destination is found here (one listing per bucket, or a HEAD per key);
+whether it is the file is ``upload.existing.same_object``'s to say, by ``verify``'s rules,
+the ones every upload uses: the same size, then the same checksum or MD5 ETag. Nothing is
 downloaded; the file is read at most twice."""
 
 from __future__ import annotations
 
-import hashlib
-from collections.abc import Awaitable, Callable
-from typing import Any
+from collections.abc import Awaitable
 
 import anyio
 
-from .. import checksum as ck
 from ..client import ObjectInfo, ObjectOptions, ObjectStore, ObjectSummary
-from ..config import ChecksumAlgorithm, ServerSideEncryption, UploadConfig
-from ..plan import Part, plan
+from ..config import UploadConfig
 from ..scheduler import Scheduler
 from ..source import SourceFile
+from ..upload.existing import same_object as same_object
 
 SAME = "same object there"  # --skip-existing
 EXISTS = "exists, not overwritten"  # --no-overwrite
@@ -77,71 +73,3 @@ class ExistingObjects:
                     lambda n: self._store.list_objects(bucket, prefix))
                 self._listed[bucket] = {o.key: o for o in objects}
         return self._listed[bucket].get(key)
-
-
-def _local_digests(source: SourceFile, parts: list[Part], algorithm: ChecksumAlgorithm,
-                   per_part: bool, whole_md5: bool) -> tuple[str | None, list[bytes], list[str]]:
-    """One pass over the file: its MD5 (if ``whole_md5``), and (if ``per_part``) each
-    part's raw checksum and MD5."""
-    whole = hashlib.md5() if whole_md5 else None
-    raws: list[bytes] = []
-    md5s: list[str] = []
-    for part in parts:
-        hasher, md5 = ck.Hasher(algorithm), hashlib.md5()
-
-        def consume(chunk: memoryview, hasher: ck.Hasher = hasher, md5: Any = md5) -> None:
-            if per_part:
-                hasher.update(chunk)
-                md5.update(chunk)
-            if whole is not None:
-                whole.update(chunk)
-
-        if per_part or whole is not None:
-            source.scan(part, consume)
-        if per_part:
-            raws.append(hasher.digest())
-            md5s.append(md5.hexdigest())
-    return (whole.hexdigest() if whole else None), raws, md5s
-
-
-async def same_object(remote: ObjectSummary | ObjectInfo, source: SourceFile, size: int,
-                      config: UploadConfig, head: Callable[[], Awaitable[ObjectInfo | None]],
-                      scheduler: Scheduler) -> bool:
-    """Whether the object is this file, without downloading it: same size, then the same
-    checksum (from HEAD) or, where that is what the server offers, the same ETag (the
-    MD5 of a single-request object, or the MD5 of part MD5s for a multipart one whose part
-    count matches our plan). SSE-KMS and SSE-C ETags are not MD5s: only checksums count.
-    The file is read once, or twice when the ETag neither matches nor shares our parts."""
-    if remote.size != size:
-        return False
-    parts = plan(size, config).parts()
-    raws: list[bytes] = []  # per-part checksums, once computed
-    etag = remote.etag.strip('"').lower()
-    md5_etags = config.sse is not ServerSideEncryption.KMS and config.sse_c_key is None
-    base, _, count = etag.partition("-")
-    if md5_etags and len(base) == 32 and all(c in "0123456789abcdef" for c in base):
-        per_part = count.isdigit() and int(count) == len(parts)
-        whole, raws, md5s = await scheduler.in_thread(_local_digests, source, parts,
-                                                      config.checksum, per_part, not count)
-        if not count and whole == etag:
-            return True
-        if count and md5s:
-            combined = hashlib.md5(b"".join(bytes.fromhex(m) for m in md5s)).hexdigest()
-            if f"{combined}-{len(md5s)}" == etag:
-                return True
-    if config.checksum is ChecksumAlgorithm.NONE:
-        return False
-    info = remote if isinstance(remote, ObjectInfo) else await head()
-    if info is None or info.checksum is None:
-        return False
-    value, _, count = info.checksum.partition("-")
-    if count.isdigit() and int(count) != len(parts):
-        return False  # laid out differently: its checksum cannot be compared with ours
-    if not raws:
-        _, raws, _ = await scheduler.in_thread(_local_digests, source, parts, config.checksum,
-                                               True, False)
-    if count and info.checksum_type != "FULL_OBJECT":
-        return ck.composite(config.checksum, raws) == info.checksum
-    lengths = [p.length for p in parts]
-    full = ck.full_object(config.checksum, list(zip(raws, lengths, strict=True)))
-    return full == value if len(raws) > 1 else ck.encode(raws[0]) == value

@@ -13,7 +13,7 @@ from typing import Protocol
 
 from ..journal import FileState, JobFile, JobState
 from ..progress import NullProgress, Progress
-from ..transfer import UploadResult
+from ..upload.result import UploadResult
 from .sources import BatchItem
 
 

@@ -25,14 +25,13 @@ from typing import Any
 
 import anyio
 
-from ..client import MultipartUpload, ObjectOptions, ObjectStore
+from ..client import ObjectOptions, ObjectStore
 from ..config import UploadConfig
 from ..errors import (
     BigUploadError,
     ClusterError,
     ConfigError,
     ExistsError,
-    NotFoundError,
     SourceError,
 )
 from ..journal import (
@@ -42,14 +41,15 @@ from ..journal import (
     JobState,
     JobTotals,
     Journal,
-    UploadRecord,
     UploadState,
 )
 from ..plan import plan
 from ..remote import Executor, FileTask
-from ..scheduler import Scheduler, primary_error
+from ..scheduler import Scheduler, task_group
 from ..source import SourceFile, check_regular_file
 from ..transfer import Transfer, UploadResult
+from ..upload.listing import confirm_aborted
+from ..upload.parts import abort_upload
 from .existing import EXISTS, SAME, ExistingObjects
 from .policy import FailurePolicy, is_fatal
 from .results import BatchProgress, BatchResult, ItemResult, NullBatchProgress
@@ -164,7 +164,7 @@ class JobRunner:
         """Every file through the workers; what became of them is journalled whatever
         happens. A cluster that cannot finish the job aborts the job's uploads first."""
         try:
-            async with anyio.create_task_group() as tg:
+            async with task_group() as tg:
                 for _ in range(LARGE_FILES_AT_ONCE):
                     tg.start_soon(self._worker, files, True)
                 if self.executor is None:
@@ -173,11 +173,10 @@ class JobRunner:
                 else:
                     for _ in range(self.executor_slots):
                         tg.start_soon(self._shard_worker, files)
-        except BaseExceptionGroup as group:
-            exc = primary_error(group)
-            if isinstance(exc, ClusterError) and exc.abort:
+        except ClusterError as exc:
+            if exc.abort:
                 await self._abort_uploads(str(exc))
-            raise exc from None
+            raise
         finally:
             self._flush_marks()
 
@@ -325,33 +324,19 @@ class JobRunner:
         keys = self.journal.job_keys(self.job.id)
         ours = [u for u in self.journal.uploads(UploadState.ACTIVE)
                 if u.endpoint == self.store.endpoint and (u.bucket, u.key) in keys]
+        options = ObjectOptions.from_config(self.config, None)
+        aborted = [(u.bucket, u.key, u.upload_id) for u in ours if u.upload_id]
         with anyio.CancelScope(shield=True):
             for u in ours:
-                await self._abort(u, reason)
-            left = []
-            for bucket, prefix in self._common_prefixes().items():
-                ids = {u.upload_id for u in ours if u.bucket == bucket}
-                left += [f"s3://{bucket}/{u.key} ({u.upload_id})"
-                         for u in await self._listed_uploads(bucket, prefix)
-                         if u.upload_id in ids]
+                if u.upload_id:
+                    await abort_upload(self.store, self.scheduler, u.bucket, u.key, u.upload_id,
+                                       options)
+                self.journal.finish(u.id, UploadState.ABORTED, error=reason)
+            left = [f"s3://{bucket}/{key} ({upload_id})" for bucket, key, upload_id in
+                    await confirm_aborted(self.store, self.scheduler, aborted,
+                                          self._common_prefixes(), options)]
         if left:
             log.error("still listed after being aborted: %s", ", ".join(left))
         else:
             log.warning("aborted %d multipart upload(s) of job %d; none is left on the server",
                         len(ours), self.job.id)
-
-    async def _abort(self, upload: UploadRecord, reason: str) -> None:
-        if upload.upload_id:
-            options = ObjectOptions.from_config(self.config, None)
-            upload_id = upload.upload_id
-            try:
-                await self.scheduler.retrying(
-                    f"AbortMultipartUpload s3://{upload.bucket}/{upload.key}",
-                    lambda n: self.store.abort(upload.bucket, upload.key, upload_id, options))
-            except NotFoundError:
-                pass
-        self.journal.finish(upload.id, UploadState.ABORTED, error=reason)
-
-    async def _listed_uploads(self, bucket: str, prefix: str) -> list[MultipartUpload]:
-        return await self.scheduler.retrying(f"ListMultipartUploads s3://{bucket}/{prefix}",
-                                             lambda n: self.store.list_uploads(bucket, prefix))

@@ -20,10 +20,10 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from ..errors import ConfigError
+from ..values import check_key as check_key  # one key validator, for the CLI too
 
 log = logging.getLogger("bigupload")
 
-MAX_KEY_BYTES = 1024
 OBJECT_SETTINGS = ("content_type", "metadata", "storage_class")
 
 
@@ -52,19 +52,6 @@ class Entry:
     item: BatchItem
     size: int
     error: str | None = None
-
-
-def check_key(key: str) -> str | None:
-    """Why ``key`` cannot be an S3 key, or None."""
-    if not key:
-        return "empty key"
-    try:
-        length = len(key.encode("utf-8"))
-    except UnicodeEncodeError:
-        return "the file name is not valid UTF-8, and S3 keys are UTF-8"
-    if length > MAX_KEY_BYTES:
-        return f"key is {length} bytes; S3 allows {MAX_KEY_BYTES}"
-    return None
 
 
 def destination_prefix(key: str) -> str:

@@ -20,7 +20,7 @@ from typing import Any
 from ..config import ChecksumAlgorithm, ServerSideEncryption, UploadConfig
 from ..errors import ConfigError, ResumeError
 from ..journal import FileState, JobFile, JobRecord, Journal
-from ..transfer import sse_c_key_hash
+from ..values import sse_c_key_hash
 from .sources import Entry
 
 log = logging.getLogger("bigupload")

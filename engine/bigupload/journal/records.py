@@ -1,6 +1,8 @@
 """What the journal holds, as values: the states of uploads, jobs and job files, and one
 frozen record per kind of row. Each row is converted once, by column name, in the
-``from_row`` of its record; nothing outside this package sees an ``sqlite3.Row``.
+``from_row`` of its record (``part_record`` for a part: ``PartRecord`` and
+``DestinationGuard`` are the engine's value types, from values.py); nothing outside this
+package sees an ``sqlite3.Row``.
 
 No I/O here: these are the types the rest of the engine (transfer, resume, batch, the
 cluster workers) passes around."""
@@ -11,7 +13,10 @@ import dataclasses
 import enum
 import sqlite3
 
-from ..source import Fingerprint
+# the guard and the part record are the engine's values (values.py), journalled here
+from ..values import DestinationGuard as DestinationGuard
+from ..values import Fingerprint
+from ..values import PartRecord as PartRecord
 
 
 class UploadState(enum.Enum):
@@ -51,73 +56,13 @@ def text(value: object) -> str | None:
     return None if value is None else str(value)
 
 
-@dataclasses.dataclass(frozen=True)
-class DestinationGuard:
-    """What the destination held when an upload began, so that completion can be made
-    conditional on it: ``If-None-Match: *`` when it was absent, ``If-Match: <etag>`` when
-    it held an object. ``existed`` is None when nothing was recorded (rows journalled before
-    schema 3, or not looked at yet): such an upload has no precondition to complete under.
-
-    In the journal's ``guard`` column: NULL for unknown, '' for absent, else the ETag as the
-    server sent it (quotes included; an ETag is never empty)."""
-
-    existed: bool | None
-    etag: str | None = None
-
-    def __post_init__(self) -> None:
-        if self.existed and not self.etag:
-            raise ValueError("a destination that existed is guarded by its ETag")
-        if not self.existed and self.etag is not None:
-            raise ValueError("only an existing destination has an ETag")
-
-    @classmethod
-    def unknown(cls) -> DestinationGuard:
-        return cls(None)
-
-    @classmethod
-    def absent(cls) -> DestinationGuard:
-        return cls(False)
-
-    @classmethod
-    def present(cls, etag: str) -> DestinationGuard:
-        return cls(True, etag)
-
-    @property
-    def known(self) -> bool:
-        return self.existed is not None
-
-    def to_column(self) -> str | None:
-        if self.existed is None:
-            return None
-        return self.etag if self.existed else ""
-
-    @classmethod
-    def from_column(cls, value: str | None) -> DestinationGuard:
-        if value is None:
-            return cls.unknown()
-        return cls.present(value) if value else cls.absent()
-
-    def describe(self) -> str:
-        """For status lines: what the upload expects to find when it completes."""
-        if self.existed is None:
-            return "destination not recorded"
-        return f"replaces ETag {self.etag}" if self.existed else "destination was absent"
-
-
 UNKNOWN_GUARD = DestinationGuard.unknown()
 
 
-@dataclasses.dataclass(frozen=True)
-class PartRecord:
-    number: int
-    size: int
-    etag: str
-    checksum: str  # base64 of the raw part checksum, "" when the algorithm is none
-
-    @classmethod
-    def from_row(cls, row: sqlite3.Row) -> PartRecord:
-        return cls(number=int(row["number"]), size=int(row["size"]), etag=str(row["etag"]),
-                   checksum=str(row["checksum"]))
+def part_record(row: sqlite3.Row) -> PartRecord:
+    """A ``parts`` row as the value the engine passes around (``values.PartRecord``)."""
+    return PartRecord(number=int(row["number"]), size=int(row["size"]), etag=str(row["etag"]),
+                      checksum=str(row["checksum"]))
 
 
 @dataclasses.dataclass(frozen=True)

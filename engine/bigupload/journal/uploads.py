@@ -24,6 +24,7 @@ from .records import (
     UnfinishedUpload,
     UploadRecord,
     UploadState,
+    part_record,
 )
 
 
@@ -75,7 +76,7 @@ class UploadRepository:
         rows = self.db.execute(
             "SELECT number, size, etag, checksum FROM parts WHERE upload=? ORDER BY number",
             (upload_row,))
-        return {record.number: record for record in map(PartRecord.from_row, rows)}
+        return {record.number: record for record in map(part_record, rows)}
 
     def part_totals(self, upload_row: int) -> PartTotals:
         """Parts recorded and their bytes, for status displays."""

@@ -1,0 +1,357 @@
+"""The value types the engine passes around, and nothing that does I/O: a leaf that the
+pure modules (planning, reconciliation, verification, the upload machines) import.
+
+- the plan: ``Part``, ``Plan`` (``plan.py`` makes them);
+- the file: ``Fingerprint`` (``source.py`` takes it);
+- the journal's part of a row: ``PartRecord``, ``DestinationGuard``;
+- the wire: what a store is told (``ObjectOptions``, ``Precondition``, ``CompletedPart``)
+  and what it answers (``PartReceipt``, ``RemotePart``, ``PartListing``, ``ObjectInfo``,
+  ``ObjectSummary``, ``MultipartUpload``);
+- the rules for values S3 accepts: ``check_key``; ``sse_c_key_hash`` recognises an SSE-C
+  key without keeping it.
+
+The modules that made these types first re-export them, so ``bigupload.client.ObjectInfo``
+and ``bigupload.journal.PartRecord`` still name the same classes."""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import datetime
+import hashlib
+from collections.abc import Mapping
+from typing import Any, NamedTuple
+
+from .config import ChecksumAlgorithm, UploadConfig
+
+MAX_KEY_BYTES = 1024
+
+
+def check_key(key: str) -> str | None:
+    """Why ``key`` cannot be an S3 key, or None."""
+    if not key:
+        return "empty key"
+    try:
+        length = len(key.encode("utf-8"))
+    except UnicodeEncodeError:
+        return "not valid UTF-8 (a file name in another encoding?), and S3 keys are UTF-8"
+    if length > MAX_KEY_BYTES:
+        return f"key is {length} bytes; S3 allows {MAX_KEY_BYTES:,}"
+    return None
+
+
+def sse_c_key_hash(key: bytes | None) -> str | None:
+    """A salted digest that recognises the same SSE-C key without storing it."""
+    if key is None:
+        return None
+    return hashlib.sha256(b"bigupload sse-c key check\0" + key).hexdigest()[:32]
+
+
+# the plan
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Part:
+    number: int  # 1-based, as S3 counts
+    offset: int
+    length: int
+
+
+@dataclasses.dataclass(frozen=True)
+class Plan:
+    size: int
+    part_size: int
+    multipart: bool  # False: one PutObject
+
+    @property
+    def part_count(self) -> int:
+        if not self.multipart:
+            return 1
+        return max(1, -(-self.size // self.part_size))
+
+    def part(self, number: int) -> Part:
+        if not 1 <= number <= self.part_count:
+            raise IndexError(number)
+        if not self.multipart:  # one PutObject: the whole file, even above the part size
+            return Part(1, 0, self.size)
+        offset = (number - 1) * self.part_size
+        return Part(number, offset, min(self.part_size, self.size - offset))
+
+    def parts(self) -> list[Part]:
+        return [self.part(n) for n in range(1, self.part_count + 1)]
+
+
+# the file
+
+
+@dataclasses.dataclass(frozen=True)
+class Fingerprint:
+    path: str
+    size: int
+    mtime_ns: int
+    inode: int
+    device: int
+    sample_hash: str
+
+    def differences(self, other: Fingerprint) -> list[str]:
+        """What changed from ``self`` to ``other``, in words; empty when identical."""
+        changes = []
+        if self.size != other.size:
+            changes.append(f"size {self.size} -> {other.size} bytes")
+        if self.mtime_ns != other.mtime_ns:
+            changes.append("modification time")
+        if (self.inode, self.device) != (other.inode, other.device):
+            changes.append("inode (the file was replaced)")
+        if self.sample_hash != other.sample_hash and self.size == other.size:
+            changes.append("content")
+        return changes
+
+
+# the journal's part of an upload row
+
+
+@dataclasses.dataclass(frozen=True)
+class DestinationGuard:
+    """What the destination held when an upload began, so that completion can be made
+    conditional on it: ``If-None-Match: *`` when it was absent, ``If-Match: <etag>`` when
+    it held an object. ``existed`` is None when nothing was recorded (rows journalled before
+    schema 3, or not looked at yet): such an upload has no precondition to complete under.
+
+    In the journal's ``guard`` column: NULL for unknown, '' for absent, else the ETag as the
+    server sent it (quotes included; an ETag is never empty)."""
+
+    existed: bool | None
+    etag: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.existed and not self.etag:
+            raise ValueError("a destination that existed is guarded by its ETag")
+        if not self.existed and self.etag is not None:
+            raise ValueError("only an existing destination has an ETag")
+
+    @classmethod
+    def unknown(cls) -> DestinationGuard:
+        return cls(None)
+
+    @classmethod
+    def absent(cls) -> DestinationGuard:
+        return cls(False)
+
+    @classmethod
+    def present(cls, etag: str) -> DestinationGuard:
+        return cls(True, etag)
+
+    @property
+    def known(self) -> bool:
+        return self.existed is not None
+
+    def to_column(self) -> str | None:
+        if self.existed is None:
+            return None
+        return self.etag if self.existed else ""
+
+    @classmethod
+    def from_column(cls, value: str | None) -> DestinationGuard:
+        if value is None:
+            return cls.unknown()
+        return cls.present(value) if value else cls.absent()
+
+    def describe(self) -> str:
+        """For status lines: what the upload expects to find when it completes."""
+        if self.existed is None:
+            return "destination not recorded"
+        return f"replaces ETag {self.etag}" if self.existed else "destination was absent"
+
+
+@dataclasses.dataclass(frozen=True)
+class PartRecord:
+    number: int
+    size: int
+    etag: str
+    checksum: str  # base64 of the raw part checksum, "" when the algorithm is none
+
+
+# the wire
+
+
+@dataclasses.dataclass(frozen=True)
+class PartReceipt:
+    etag: str
+    checksum: str | None  # base64, as the server echoed it
+    sent: bytes | None = None  # the raw checksum the store computed over what it sent
+
+
+@dataclasses.dataclass(frozen=True)
+class RemotePart:
+    number: int
+    size: int
+    etag: str
+    checksum: str | None  # real S3 lists part checksums; SeaweedFS and moto do not
+
+
+@dataclasses.dataclass(frozen=True)
+class CompletedPart:
+    number: int
+    etag: str
+    checksum: str | None
+
+
+@dataclasses.dataclass(frozen=True)
+class PartListing:
+    """Every part of a multipart upload (ListParts, all pages), with what the upload itself
+    declares: its checksum algorithm and type (None where the server does not say)."""
+
+    parts: list[RemotePart]
+    checksum_algorithm: str | None = None  # S3's name: CRC32C, CRC32, CRC64NVME, SHA256, ...
+    checksum_type: str | None = None  # COMPOSITE or FULL_OBJECT
+
+
+@dataclasses.dataclass(frozen=True)
+class ObjectInfo:
+    size: int
+    etag: str
+    checksum: str | None  # "b64" or "b64-N" (composite)
+    checksum_type: str | None  # COMPOSITE or FULL_OBJECT
+    last_modified: datetime.datetime | None = None
+    checksum_algorithm: str | None = None  # the algorithm of ``checksum`` (S3's name)
+
+
+@dataclasses.dataclass(frozen=True)
+class Precondition:
+    """A conditional write: ``If-None-Match: *`` (only if the key is absent) or
+    ``If-Match: <etag>`` (only if the object is still the one we saw). S3 answers 412
+    PreconditionFailed when it does not hold, 409 ConditionalRequestConflict when another
+    write to the key raced ours."""
+
+    if_none_match: bool = False
+    if_match: str | None = None
+
+    def params(self) -> dict[str, str]:
+        """As botocore parameters."""
+        if self.if_none_match:
+            return {"IfNoneMatch": "*"}
+        return {"IfMatch": self.if_match} if self.if_match else {}
+
+    def headers(self) -> dict[str, str]:
+        """As raw HTTP headers (LeanPut)."""
+        return {("If-None-Match" if k == "IfNoneMatch" else "If-Match"): v
+                for k, v in self.params().items()}
+
+
+@dataclasses.dataclass(frozen=True)
+class ObjectSummary:
+    """One entry of ListObjectsV2: enough to tell whether an object may equal a file."""
+
+    key: str
+    size: int
+    etag: str
+
+
+@dataclasses.dataclass(frozen=True)
+class MultipartUpload:
+    key: str
+    upload_id: str
+    initiated: datetime.datetime | None
+
+
+@dataclasses.dataclass(frozen=True)
+class ObjectOptions:
+    """What an object gets at creation, and what must be repeated on every part (SSE-C)."""
+
+    checksum: ChecksumAlgorithm = ChecksumAlgorithm.CRC32C
+    checksum_type: str | None = None  # FULL_OBJECT or COMPOSITE, declared at creation
+    content_type: str | None = None
+    metadata: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    storage_class: str | None = None
+    sse: str | None = None
+    sse_kms_key_id: str | None = None
+    sse_c_key: bytes | None = dataclasses.field(default=None, repr=False)
+    request_payer: bool = False
+    expected_bucket_owner: str | None = None
+
+    @classmethod
+    def from_config(cls, config: UploadConfig, content_type: str | None) -> ObjectOptions:
+        return cls(
+            checksum=config.checksum,
+            content_type=content_type,
+            metadata=dict(config.metadata),
+            storage_class=config.storage_class,
+            sse=config.sse.value if config.sse else None,
+            sse_kms_key_id=config.sse_kms_key_id,
+            sse_c_key=config.sse_c_key,
+            request_payer=config.request_payer,
+            expected_bucket_owner=config.expected_bucket_owner,
+        )
+
+    def _table(self, every_request: bool | None) -> list[tuple[_Option, str]]:
+        """The options of ``OBJECT_OPTIONS`` this object has, with their wire values
+        (all of them, or those on every request, or those at creation only)."""
+        found = []
+        for option in OBJECT_OPTIONS:
+            value = getattr(self, option.attribute)
+            if value and every_request in (None, option.every_request):
+                found.append((option, option.flag or str(value)))
+        return found
+
+    def every_request(self, *, sse_c: bool = True) -> dict[str, Any]:
+        """Parameters S3 wants on every request touching the upload (SSE-C on each part;
+        ``sse_c=False`` for the calls that take no key: ListParts, AbortMultipartUpload)."""
+        params: dict[str, Any] = {}
+        if sse_c and self.sse_c_key is not None:
+            # botocore base64-encodes the key and adds its MD5, but only when the MD5 is
+            # not given: passing it too would send the raw bytes, which fails validation
+            params["SSECustomerAlgorithm"] = "AES256"
+            params["SSECustomerKey"] = self.sse_c_key
+        params.update({option.param: value for option, value in self._table(True)})
+        return params
+
+    def on_create(self) -> dict[str, Any]:
+        """botocore's parameters for CreateMultipartUpload (and, less the checksum
+        algorithm, PutObject)."""
+        params = self.every_request()
+        if self.checksum is not ChecksumAlgorithm.NONE:
+            params["ChecksumAlgorithm"] = self.checksum.s3_name
+            if self.checksum_type:
+                params["ChecksumType"] = self.checksum_type
+        params.update({option.param: value for option, value in self._table(False)})
+        if self.metadata:
+            params["Metadata"] = dict(self.metadata)
+        return params
+
+    def put_headers(self) -> dict[str, str]:
+        """PutObject's options as raw HTTP headers, for a request signed without botocore
+        (``client.LeanPut``); the checksum header is the caller's."""
+        headers = {option.header: value for option, value in self._table(None)}
+        for name, value in self.metadata.items():
+            headers[f"x-amz-meta-{name}"] = value
+        if self.sse_c_key is not None:
+            headers["x-amz-server-side-encryption-customer-algorithm"] = "AES256"
+            headers["x-amz-server-side-encryption-customer-key"] = \
+                base64.b64encode(self.sse_c_key).decode()
+            headers["x-amz-server-side-encryption-customer-key-MD5"] = \
+                base64.b64encode(hashlib.md5(self.sse_c_key).digest()).decode()
+        return headers
+
+
+class _Option(NamedTuple):
+    attribute: str  # of ObjectOptions
+    param: str  # botocore's parameter
+    header: str  # the HTTP header
+    every_request: bool  # repeated on every request touching the upload, else at creation
+    flag: str | None = None  # the wire value of a yes/no option
+
+
+# Which option goes on which request, said once: botocore's parameters (``on_create``,
+# ``every_request``) and the raw headers (``put_headers``) are both derived from it. Three
+# options are not rows, because the two encodings differ in kind: SSE-C (botocore encodes
+# the key itself; raw requests carry it base64-encoded with its MD5), the metadata (one
+# ``Metadata`` map, or one ``x-amz-meta-*`` header each) and the checksum algorithm (at
+# creation; a PutObject carries the checksum value instead).
+OBJECT_OPTIONS = (
+    _Option("request_payer", "RequestPayer", "x-amz-request-payer", True, flag="requester"),
+    _Option("expected_bucket_owner", "ExpectedBucketOwner", "x-amz-expected-bucket-owner", True),
+    _Option("content_type", "ContentType", "Content-Type", False),
+    _Option("storage_class", "StorageClass", "x-amz-storage-class", False),
+    _Option("sse", "ServerSideEncryption", "x-amz-server-side-encryption", False),
+    _Option("sse_kms_key_id", "SSEKMSKeyId", "x-amz-server-side-encryption-aws-kms-key-id",
+            False),
+)

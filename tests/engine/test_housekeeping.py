@@ -1,0 +1,141 @@
+"""``Uploader``'s housekeeping methods as an API user meets them (issue 15: the CLI only
+parses, calls and renders): ``resume`` yields a typed report per job and file, ``status``
+and ``forget`` read and edit the journal without opening a client, ``abort`` says which
+journal rows it closed. Against the in-memory FakeStore."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+
+from bigupload import BatchItem, ConfigError, StoreError, UploadConfig, Uploader
+from bigupload.client import AioS3Store
+from bigupload.journal import JobState, Journal, UploadState
+from bigupload.reports import ResumedFile, ResumedJob
+from tests.engine.test_transfer import BUCKET, KEY, config, interrupted_upload
+from tests.fakestore import FakeStore
+
+MiB = 1 << 20
+
+
+async def resumed(up: Uploader, job_id: int | None = None) -> list[ResumedJob | ResumedFile]:
+    async with contextlib.aclosing(up.resume(job_id)) as reports:
+        return [report async for report in reports]
+
+
+def test_resume_reports_each_file_and_finishes_it(make_file: Any, tmp_path: Path) -> None:
+    path = make_file(23 * MiB + 5)
+    store, journal = FakeStore(), tmp_path / "j.db"
+    assert interrupted_upload(path, store, journal, config(concurrency=1),
+                              lambda op, ctx: op == "upload_part" and ctx["number"] == 3)
+
+    async def main() -> list[ResumedJob | ResumedFile]:
+        async with Uploader(config(), store=store, journal=journal) as up:
+            first = await resumed(up)
+            assert await resumed(up) == []  # nothing left
+            return first
+
+    (report,) = anyio.run(main)
+    assert isinstance(report, ResumedFile) and report.error is None and report.skipped is None
+    assert (report.source, report.bucket, report.key) == (str(path), BUCKET, KEY)
+    assert report.result is not None and report.result.resumed_parts >= 1
+    assert store.objects[(BUCKET, KEY)][0] == path.read_bytes()
+    with Journal(journal) as j:
+        assert [u.state for u in j.uploads()] == [UploadState.COMPLETED]
+
+
+def test_resume_skips_a_file_on_another_endpoint(make_file: Any, tmp_path: Path) -> None:
+    path = make_file(12 * MiB)
+    store, journal = FakeStore(), tmp_path / "j.db"
+    assert interrupted_upload(path, store, journal, config(concurrency=1),
+                              lambda op, ctx: op == "upload_part" and ctx["number"] == 2)
+
+    async def main() -> list[ResumedJob | ResumedFile]:
+        elsewhere = config(endpoint_url="http://127.0.0.1:9")
+        async with Uploader(elsewhere, journal=journal) as up:
+            return await resumed(up)
+
+    (report,) = anyio.run(main)
+    assert isinstance(report, ResumedFile) and report.result is None
+    assert report.skipped == "it uploads to fake://store, not http://127.0.0.1:9"
+
+
+def test_resume_of_a_partial_job_retries_its_failures(make_file: Any, tmp_path: Path) -> None:
+    files = [make_file(1000 + i, name=f"f{i}") for i in range(3)]
+    store, journal = FakeStore(), tmp_path / "j.db"
+
+    def refuse_f2(op: str, ctx: dict[str, Any]) -> None:
+        if op == "put_object" and ctx["key"] == "f2":
+            raise StoreError("InvalidRequest", code="InvalidRequest", retryable=False)
+
+    async def main() -> tuple[int, list[ResumedJob | ResumedFile]]:
+        async with Uploader(config(), store=store, journal=journal) as up:
+            store.faults.append(refuse_f2)
+            first = await up.upload_many([BatchItem(str(f), BUCKET, f.name) for f in files])
+            assert (first.state, first.failed) == (JobState.PARTIAL, 1)
+            store.faults.clear()
+            assert await resumed(up) == []  # a partial job is resumed only when named
+            return first.job_id, await resumed(up, first.job_id)
+
+    job_id, reports = anyio.run(main)
+    (report,) = reports
+    assert isinstance(report, ResumedJob) and report.job_id == job_id
+    assert report.result is not None and report.result.state is JobState.COMPLETED
+    assert [item.key for item in report.result.items] == ["f2"]
+    assert {k for (_, k) in store.objects} == {"f0", "f1", "f2"}
+
+
+def test_status_and_forget_open_no_client(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+                                          make_file: Any) -> None:
+    path = make_file(12 * MiB)
+    store, journal = FakeStore(), tmp_path / "j.db"
+    assert interrupted_upload(path, store, journal, config(concurrency=1),
+                              lambda op, ctx: op == "upload_part" and ctx["number"] == 2)
+
+    def no_client(config: UploadConfig) -> Any:
+        raise AssertionError("status and forget must not open an S3 client")
+
+    monkeypatch.setattr(AioS3Store, "open", no_client)
+
+    async def main() -> None:
+        async with Uploader(journal=journal) as up:
+            report = up.status()
+            (row,) = report.unfinished
+            assert (row.state, row.source, row.key, row.endpoint) == (
+                UploadState.ACTIVE, str(path), KEY, "fake://store")
+            assert row.parts == 3 and 1 <= row.parts_done < 3 and row.bytes_done >= 5 * MiB
+            assert report.jobs == () and report.closed == ()
+            with pytest.raises(ConfigError, match="forget needs rows"):
+                up.forget()
+            forgotten = up.forget(uploads=(row.id,))
+            assert (forgotten.uploads, forgotten.jobs) == (1, 0)
+            assert [r.id for r in forgotten.active_uploads] == [row.id]
+            assert forgotten.active_uploads[0].upload_id is not None
+            assert up.status(closed=True) == dataclasses.replace(report, unfinished=())
+            with pytest.raises(RuntimeError, match="not connected"):
+                up.store  # noqa: B018
+
+    anyio.run(main)
+
+
+def test_abort_closes_the_journal_rows_of_that_upload(make_file: Any, tmp_path: Path) -> None:
+    path = make_file(12 * MiB)
+    store, journal = FakeStore(), tmp_path / "j.db"
+    assert interrupted_upload(path, store, journal, config(concurrency=1),
+                              lambda op, ctx: op == "upload_part" and ctx["number"] == 2)
+    (upload_id,) = store.uploads
+
+    async def main() -> None:
+        async with Uploader(config(), store=store, journal=journal) as up:
+            report = await up.abort(BUCKET, KEY, upload_id)
+            (row,) = up.status(closed=True).closed
+            assert report.rows_closed == (row.id,)
+            assert (row.state, row.error) == (UploadState.ABORTED, "aborted by the user")
+
+    anyio.run(main)
+    assert store.uploads == {}
