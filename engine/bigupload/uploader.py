@@ -40,7 +40,7 @@ from .remote import Executor
 from .reports import AbortReport, ForgetReport, ResumedFile, ResumedJob, StatusReport
 from .scheduler import Scheduler
 from .source import SourceFile
-from .transfer import Transfer, UploadResult
+from .transfer import Copy, Transfer, UploadResult
 
 log = logging.getLogger("bigupload")
 
@@ -197,6 +197,48 @@ class Uploader:
             )
             return await transfer.run()
 
+    async def copy_object(
+        self,
+        source_bucket: str,
+        source_key: str,
+        bucket: str,
+        key: str,
+        *,
+        version_id: str | None = None,
+        progress: Progress | None = None,
+        restart: bool = False,
+        follow_source_checksum: bool = True,
+    ) -> UploadResult:
+        """Copy ``s3://source_bucket/source_key`` (that version, if given) to
+        ``s3://bucket/key`` on this uploader's endpoint, server-side: no byte of the object
+        passes through this process. Up to the multipart threshold (5 GiB unless set) one
+        CopyObject; above it a journalled multipart copy, resumed by the same call after an
+        interruption (``restart`` aborts it and starts over). The source's content type,
+        metadata and tags are carried over unless ``config`` sets a content type or
+        metadata. ``follow_source_checksum``: when the source reports a whole-object CRC,
+        the copy uses its algorithm instead of ``config.checksum``, so the copy is verified
+        against the source. ``UploadResult.copied_from`` names the source."""
+        store = await self.connect()
+        return await Copy(source_bucket, source_key, bucket, key, config=self.config,
+                          store=store, journal=self.journal, scheduler=self.scheduler,
+                          progress=progress, version_id=version_id,
+                          follow_source_checksum=follow_source_checksum,
+                          restart=restart).run()
+
+    async def resume_copy(self, record: UploadRecord, *,
+                          progress: Progress | None = None) -> UploadResult:
+        """Finish one journalled multipart copy (``bigupload resume``): an old intent, which
+        completes the journalled copy (of the journalled version, if the source has
+        versions) and never starts a new one."""
+        source = record.copy_source
+        if source is None:
+            raise ValueError(f"journal row {record.id} is a file's upload, not a copy")
+        store = await self.connect()
+        return await Copy(source.bucket, source.key, record.bucket, record.key,
+                          config=self.config, store=store, journal=self.journal,
+                          scheduler=self.scheduler, progress=progress,
+                          from_journal=True).run()
+
     async def upload_many(
         self,
         items: Iterable[BatchItem | tuple[str, str, str]],
@@ -329,7 +371,10 @@ class Uploader:
         log.info("resuming %s -> s3://%s/%s", record.fingerprint.path, record.bucket, record.key)
         try:
             async with self._elsewhere(record.endpoint, part_size=record.part_size) as there:
-                result = await there.resume_upload(record, progress=progress)
+                if record.copy_source is not None:
+                    result = await there.resume_copy(record, progress=progress)
+                else:
+                    result = await there.resume_upload(record, progress=progress)
         except Cancelled:
             raise
         except BigUploadError as exc:
