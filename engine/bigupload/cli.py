@@ -13,6 +13,7 @@ import contextlib
 import gc
 import logging
 import os
+import re
 import signal
 import sys
 import traceback
@@ -47,6 +48,7 @@ from .terminal import (
     TqdmProgress,
     log_handler,
     output_closed,
+    show_copied,
     show_forgotten,
     show_job_summary,
     show_resumed_file,
@@ -83,6 +85,8 @@ async def cmd_cp(args: argparse.Namespace, out: Output) -> int:
         raise UsageError("cp needs a SOURCE and a DESTINATION (s3://bucket/key), "
                          "or --manifest FILE")
     source, destination = args.paths
+    if source.startswith("s3://") or re.match(r"https?://", source):
+        return await cmd_copy(args, out, source, destination)
     if os.path.isdir(source):
         if not args.recursive:
             raise SourceError(f"{source}: is a directory (use --recursive to upload what it "
@@ -113,6 +117,55 @@ async def cmd_cp(args: argparse.Namespace, out: Output) -> int:
             source, bucket, key, progress=TqdmProgress() if show_progress(args) else None,
             restart=args.restart, upload_id=args.upload_id)
     show_uploaded(out, source, bucket, key, result)
+    for notice in result.notices:
+        log.info("%s", notice)
+    return 0
+
+
+async def cmd_copy(args: argparse.Namespace, out: Output, source: str, destination: str) -> int:
+    """A server-side copy: ``s3://a/k`` to ``s3://b/k`` on the one endpoint."""
+    if not source.startswith("s3://"):
+        raise UsageError(f"{source}: a copy's source is s3://bucket/key on --endpoint-url; "
+                         "copies between endpoints are not supported (download and upload)")
+    if not destination.startswith("s3://"):
+        raise UsageError(f"{destination}: a copy's destination is s3://bucket/key (downloads "
+                         "are not supported)")
+    if args.recursive:
+        raise UsageError("--recursive with an s3:// source (a prefix copy) is not supported "
+                         "yet: copy one object at a time")
+    for option, given in (("--upload-id", args.upload_id), ("--dask", args.dask),
+                          ("--include", args.include), ("--exclude", args.exclude),
+                          ("--skip-existing", args.skip_existing)):
+        if given:
+            raise UsageError(f"{option} does not apply to a server-side copy")
+    source_bucket, source_key = parse_s3_url(source, key_required=True)
+    bucket, key = parse_s3_url(destination, key_required=False)
+    if not key or key.endswith("/"):
+        key += source_key.rstrip("/").rsplit("/", 1)[-1]
+    config = make_config(args)
+    follow = args.checksum is None
+    async with Uploader(config, journal=args.journal) as uploader:
+        await uploader.connect()
+        freeze_gc()
+        if args.dry_run:
+            job = await uploader.plan_copy(source_bucket, source_key, bucket, key,
+                                           follow_source_checksum=follow)
+            the_plan = job.plan
+            out.emit("plan", f"{source} -> s3://{bucket}/{key}: server-side, "
+                     f"{format_size(the_plan.size)}, "
+                     + (f"{the_plan.part_count} UploadPartCopy parts of "
+                        f"{format_size(the_plan.part_size)}" if the_plan.multipart
+                        else "one CopyObject")
+                     + f", checksum {job.config.checksum.value}",
+                     source=source, bucket=bucket, key=key, size=the_plan.size,
+                     multipart=the_plan.multipart, part_size=the_plan.part_size,
+                     parts=the_plan.part_count, checksum=job.config.checksum.value)
+            return 0
+        result = await uploader.copy_object(
+            source_bucket, source_key, bucket, key, restart=args.restart,
+            progress=TqdmProgress() if show_progress(args) else None,
+            follow_source_checksum=follow)
+    show_copied(out, source, result)
     for notice in result.notices:
         log.info("%s", notice)
     return 0

@@ -282,10 +282,11 @@ def build_parser() -> argparse.ArgumentParser:
     cp = command(
         "cp", "bigupload cp [options] FILE s3://bucket/key\n"
         "       bigupload cp [options] DIR s3://bucket/prefix/ --recursive\n"
-        "       bigupload cp [options] --manifest FILE [s3://bucket/prefix/]",
-        "upload a file, a directory (-r) or a manifest; or resume it")
+        "       bigupload cp [options] --manifest FILE [s3://bucket/prefix/]\n"
+        "       bigupload cp [options] s3://bucket/key s3://bucket/key   (server-side copy)",
+        "upload a file, a directory (-r) or a manifest, or copy an object; or resume it")
     cp.add_argument("paths", nargs="*", metavar="SOURCE DESTINATION",
-                    help="FILE or DIR, and s3://bucket/key (or prefix/)")
+                    help="FILE, DIR or s3://bucket/key, and s3://bucket/key (or prefix/)")
     g = cp.add_argument_group("this run")
     g.add_argument("--dry-run", action="store_true", help="print the plan; send nothing")
     g.add_argument("--restart", action="store_true", help="abort the unfinished upload; start over")
@@ -294,8 +295,8 @@ def build_parser() -> argparse.ArgumentParser:
     add(g, "--part-size", env_size, metavar="SIZE", help="e.g. 64MiB (default 32MiB, grown to fit)")
     add(g, "--multipart-threshold", env_size, metavar="SIZE",
         help="larger files go multipart (default: a part)")
-    add(g, "--checksum", env_checksum, "crc32c", metavar="ALG",
-        help="crc32c (default), crc32, crc64nvme, sha256, none")
+    add(g, "--checksum", env_checksum, None, metavar="ALG",
+        help="crc32c (default; a copy: the source's CRC), crc32, crc64nvme, sha256, none")
     add(g, "--checksum-type", env_choice(*CHECKSUM_TYPES), choices=CHECKSUM_TYPES, metavar="TYPE",
         help="full-object (default for CRCs) or composite")
     g = cp.add_argument_group("directories and manifests (one resumable job)")

@@ -33,8 +33,8 @@ from .upload.result import UploadResult
 from .values import sse_c_key_hash
 
 __all__ = [
-    "COPY_DRIVERS", "Copy", "DRIVERS", "PartSender", "Phase", "Transfer", "UploadResult", "default_checksum_type",
-    "part_checksum", "sse_c_key_hash",
+    "COPY_DRIVERS", "Copy", "DRIVERS", "PartSender", "Phase", "Transfer", "UploadResult",
+    "default_checksum_type", "part_checksum", "sse_c_key_hash",
 ]
 
 # one driver per kind of upload

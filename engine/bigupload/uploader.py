@@ -31,7 +31,7 @@ from .batch import (
     make_spec,
     open_job,
 )
-from .client import AioS3Store, ObjectOptions, ObjectStore
+from .client import AioS3Store, CopyStore, ObjectOptions, ObjectStore
 from .config import UploadConfig
 from .errors import BigUploadError, Cancelled, ConfigError, ResumeError
 from .journal import JobRecord, JobState, Journal, UploadRecord, UploadState
@@ -41,6 +41,7 @@ from .reports import AbortReport, ForgetReport, ResumedFile, ResumedJob, StatusR
 from .scheduler import Scheduler
 from .source import SourceFile
 from .transfer import Copy, Transfer, UploadResult
+from .upload.copy import CopyJob, plan_copy_job
 
 log = logging.getLogger("bigupload")
 
@@ -224,6 +225,18 @@ class Uploader:
                           progress=progress, version_id=version_id,
                           follow_source_checksum=follow_source_checksum,
                           restart=restart).run()
+
+    async def plan_copy(self, source_bucket: str, source_key: str, bucket: str, key: str, *,
+                        version_id: str | None = None,
+                        follow_source_checksum: bool = True) -> CopyJob:
+        """What ``copy_object`` would do (a HEAD of the source, nothing written): the plan,
+        the algorithm, the options."""
+        store = await self.connect()
+        if not isinstance(store, CopyStore):
+            raise ConfigError(f"{store.endpoint}: this store cannot copy server-side")
+        return await plan_copy_job(store, self.scheduler, source_bucket, source_key, bucket,
+                                   key, self.config, version_id=version_id,
+                                   follow_source_checksum=follow_source_checksum)
 
     async def resume_copy(self, record: UploadRecord, *,
                           progress: Progress | None = None) -> UploadResult:
