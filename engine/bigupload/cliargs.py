@@ -283,10 +283,12 @@ def build_parser() -> argparse.ArgumentParser:
         "cp", "bigupload cp [options] FILE s3://bucket/key\n"
         "       bigupload cp [options] DIR s3://bucket/prefix/ --recursive\n"
         "       bigupload cp [options] --manifest FILE [s3://bucket/prefix/]\n"
-        "       bigupload cp [options] s3://bucket/key s3://bucket/key   (server-side copy)",
-        "upload a file, a directory (-r) or a manifest, or copy an object; or resume it")
+        "       bigupload cp [options] s3://bucket/key s3://bucket/key   (server-side)",
+        "upload a file, a directory (-r) or a manifest, or copy an object; or resume it",
+        "Upload a file, a directory (-r) or a manifest, or copy an object server-side;\n"
+        "or resume it. A copy uses the source's CRC algorithm unless --checksum is given.")
     cp.add_argument("paths", nargs="*", metavar="SOURCE DESTINATION",
-                    help="FILE, DIR or s3://bucket/key, and s3://bucket/key (or prefix/)")
+                    help="FILE, DIR or s3://b/k, then s3://bucket/key[/]")
     g = cp.add_argument_group("this run")
     g.add_argument("--dry-run", action="store_true", help="print the plan; send nothing")
     g.add_argument("--restart", action="store_true", help="abort the unfinished upload; start over")
@@ -296,7 +298,7 @@ def build_parser() -> argparse.ArgumentParser:
     add(g, "--multipart-threshold", env_size, metavar="SIZE",
         help="larger files go multipart (default: a part)")
     add(g, "--checksum", env_checksum, None, metavar="ALG",
-        help="crc32c (default; a copy: the source's CRC), crc32, crc64nvme, sha256, none")
+        help="crc32c (default), crc32, crc64nvme, sha256, none")
     add(g, "--checksum-type", env_choice(*CHECKSUM_TYPES), choices=CHECKSUM_TYPES, metavar="TYPE",
         help="full-object (default for CRCs) or composite")
     g = cp.add_argument_group("directories and manifests (one resumable job)")
