@@ -39,8 +39,8 @@ EXIT_CODES = """exit codes:
        command to resume)
   6    integrity failure: the server saw different bytes, or the object differs
   7    the store refused the request (no such bucket, upload gone, invalid)
-  8    resume refused: the file changed since the upload began, or the journal
-       disagrees
+  8    resume refused: the file changed since the upload began, a copy's source
+       changed (the copy was aborted), or the journal disagrees
   9    partial: a batch finished, but some files failed (listed; `bigupload
        resume ID` retries them)
   10   the Dask cluster could not run the work (--dask); the message says what
