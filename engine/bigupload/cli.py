@@ -130,14 +130,15 @@ async def cmd_copy(args: argparse.Namespace, out: Output, source: str, destinati
     if not destination.startswith("s3://"):
         raise UsageError(f"{destination}: a copy's destination is s3://bucket/key (downloads "
                          "are not supported)")
-    if args.recursive:
-        raise UsageError("--recursive with an s3:// source (a prefix copy) is not supported "
-                         "yet: copy one object at a time")
-    for option, given in (("--upload-id", args.upload_id), ("--dask", args.dask),
-                          ("--include", args.include), ("--exclude", args.exclude),
-                          ("--skip-existing", args.skip_existing)):
+    for option, given in (("--upload-id", args.upload_id), ("--dask", args.dask)):
         if given:
             raise UsageError(f"{option} does not apply to a server-side copy")
+    if args.recursive:
+        return await cmd_copy_prefix(args, out, source, destination)
+    for option, given in (("--include", args.include), ("--exclude", args.exclude),
+                          ("--skip-existing", args.skip_existing)):
+        if given:
+            raise UsageError(f"{option} applies to prefix copies (--recursive)")
     source_bucket, source_key = parse_s3_url(source, key_required=True)
     bucket, key = parse_s3_url(destination, key_required=False)
     if not key or key.endswith("/"):
@@ -169,6 +170,44 @@ async def cmd_copy(args: argparse.Namespace, out: Output, source: str, destinati
     for notice in result.notices:
         log.info("%s", notice)
     return 0
+
+
+async def cmd_copy_prefix(args: argparse.Namespace, out: Output, source: str,
+                          destination: str) -> int:
+    """``s3://a/p/`` to ``s3://b/q/``: every object under the prefix, server-side, as one
+    resumable job (the same command, or ``bigupload resume``, continues it)."""
+    if args.restart:
+        raise UsageError("--restart applies to single files and objects")
+    form = "s3://bucket/prefix/"
+    source_bucket, source_prefix = parse_s3_url(source, key_required=False, form=form)
+    bucket, prefix = parse_s3_url(destination, key_required=False, form=form)
+    source_prefix, prefix = batch.destination_prefix(source_prefix), batch.destination_prefix(prefix)
+    config = make_config(args)
+    async with Uploader(config, journal=args.journal) as uploader:
+        await uploader.connect()
+        freeze_gc()
+        entries, excluded = await uploader.list_copies(
+            source_bucket, source_prefix, bucket, prefix, include=args.include,
+            exclude=args.exclude)
+        if excluded:
+            log.info("%d object(s) left out by --include/--exclude", excluded)
+        if args.dry_run:
+            total = sum(e.size for e in entries)
+            out.emit("plan", f"{len(entries)} object(s), {format_size(total)} -> "
+                     f"s3://{bucket}/{prefix} (server-side)", files=len(entries), bytes=total,
+                     bucket=bucket, prefix=prefix)
+            for e in entries:
+                out.emit("file", f"  {e.item.source} -> s3://{e.item.bucket}/{e.item.key}"
+                         + (f"  ({e.error})" if e.error else ""), source=e.item.source,
+                         bucket=e.item.bucket, key=e.item.key, size=e.size, error=e.error)
+            return 0
+        result = await uploader.copy_prefix(
+            source_bucket, source_prefix, bucket, prefix, include=args.include,
+            exclude=args.exclude, skip_existing=args.skip_existing, fail_fast=args.fail_fast,
+            progress=BatchReporter(out, show_progress(args)), entries=entries,
+            follow_source_checksum=args.checksum is None)
+    show_job_summary(out, result)
+    return EXIT_PARTIAL if result.failed else 0
 
 
 async def cmd_batch(args: argparse.Namespace, out: Output, root: str | None,

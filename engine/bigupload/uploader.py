@@ -13,7 +13,7 @@ import hashlib
 import json
 import logging
 import os
-from collections.abc import AsyncGenerator, AsyncIterator, Iterable
+from collections.abc import AsyncGenerator, AsyncIterator, Iterable, Sequence
 from types import TracebackType
 from typing import Any
 
@@ -21,13 +21,16 @@ import anyio
 
 from . import housekeeping
 from .batch import (
+    PREFIX,
     BatchItem,
     BatchProgress,
     BatchResult,
     Entry,
     JobRunner,
     config_for_job,
+    destination_prefix,
     entry_for,
+    list_prefix,
     make_spec,
     open_job,
 )
@@ -251,6 +254,49 @@ class Uploader:
                           config=self.config, store=store, journal=self.journal,
                           scheduler=self.scheduler, progress=progress,
                           from_journal=True).run()
+
+    async def list_copies(self, source_bucket: str, source_prefix: str, bucket: str,
+                          prefix: str, *, include: Sequence[str] = (),
+                          exclude: Sequence[str] = ()) -> tuple[list[Entry], int]:
+        """The objects a prefix copy would copy (one listing of the source prefix), and
+        how many ``include``/``exclude`` left out. Prefixes are taken as directories:
+        ``photos`` is ``photos/``."""
+        store = await self.connect()
+        return await list_prefix(store, self.scheduler, source_bucket,
+                                 destination_prefix(source_prefix), bucket,
+                                 destination_prefix(prefix), include=include, exclude=exclude)
+
+    async def copy_prefix(
+        self,
+        source_bucket: str,
+        source_prefix: str,
+        bucket: str,
+        prefix: str,
+        *,
+        include: Sequence[str] = (),
+        exclude: Sequence[str] = (),
+        skip_existing: bool = False,
+        fail_fast: bool = False,
+        progress: BatchProgress | None = None,
+        follow_source_checksum: bool = True,
+        entries: Iterable[Entry] | None = None,
+    ) -> BatchResult:
+        """Copy every object under ``s3://source_bucket/source_prefix`` to the same relative
+        key under ``s3://bucket/prefix``, server-side, as one resumable job (the same call
+        again, or ``resume_job``, continues it and adds objects that appeared). Each object
+        goes as ``copy_object`` would take it; ``entries`` are ``list_copies``' if already
+        listed."""
+        if self.config.sse_c_key is not None:
+            raise ConfigError("server-side copies do not take --sse-c-key-file")
+        source_prefix, prefix = destination_prefix(source_prefix), destination_prefix(prefix)
+        if entries is None:
+            entries, _ = await self.list_copies(source_bucket, source_prefix, bucket, prefix,
+                                                include=include, exclude=exclude)
+        origin = {"source_bucket": source_bucket, "source_prefix": source_prefix,
+                  "bucket": bucket, "prefix": prefix, "include": list(include),
+                  "exclude": list(exclude), "follow_source_checksum": follow_source_checksum}
+        return await self.upload_job(PREFIX, origin, entries, skip_existing=skip_existing,
+                                     fail_fast=fail_fast, progress=progress)
 
     async def upload_many(
         self,

@@ -312,3 +312,89 @@ def test_a_redirected_source_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(StoreError, match="needs both buckets on one endpoint") as raised:
         run(lambda: copy(store, tmp_path / "j.db"))
     assert raised.value.exit_code == 7 and store.calls["copy_object"] == 0
+
+
+# prefix copies: one resumable job
+
+def seeded_prefix(store: FakeStore) -> dict[str, bytes]:
+    objects = {"p/a.txt": os.urandom(100), "p/sub/b.bin": os.urandom(12 * MiB),
+               "p/sub/c.tmp": os.urandom(10), "p/d.bin": os.urandom(3 * MiB), "other/x": b"x"}
+    for key, data in objects.items():
+        store.seed("src", key, data)
+    return objects
+
+
+async def copy_prefix(store: FakeStore, journal: Path, cfg: UploadConfig | None = None,
+                      **kwargs: Any) -> Any:
+    async with Uploader(cfg or config(), store=store, journal=journal) as up:
+        return await up.copy_prefix("src", "p", "dst", "q/", **kwargs)
+
+
+def test_a_prefix_copy_is_one_job_of_server_side_copies(tmp_path: Path) -> None:
+    store = FakeStore()
+    objects = seeded_prefix(store)
+    result = run(lambda: copy_prefix(store, tmp_path / "j.db", config(**MULTIPART),
+                                     exclude=["*.tmp"]))
+    assert (result.files, result.uploaded, result.failed) == (3, 3, 0)
+    assert {k for b, k in store.objects if b == "dst"} == {"q/a.txt", "q/sub/b.bin", "q/d.bin"}
+    for key in ("a.txt", "sub/b.bin", "d.bin"):
+        assert store.objects[("dst", f"q/{key}")][0] == objects[f"p/{key}"]
+    assert store.calls["upload_part"] == store.calls["put_object"] == 0
+    assert store.calls["copy_object"] == 2 and sorted(store.copied_parts) == [1, 2, 3]
+    with Journal(tmp_path / "j.db") as j:
+        (job,) = j.jobs()
+        assert job.description == "s3://src/p/ -> s3://dst/q/ (server-side)"
+
+
+def test_an_interrupted_prefix_copy_resumes_without_copying_again(tmp_path: Path) -> None:
+    store = FakeStore()
+    objects = seeded_prefix(store)
+    journal, cfg = tmp_path / "j.db", config(**MULTIPART, concurrency=1)
+
+    async def interrupted() -> None:
+        async with Uploader(cfg, store=store, journal=journal) as up:
+            with anyio.move_on_after(10) as scope:
+                store.faults.append(lambda op, ctx: scope.cancel()
+                                    if op == "upload_part_copy" and ctx["number"] == 2 else None)
+                await up.copy_prefix("src", "p/", "dst", "q/")
+            assert scope.cancelled_caught
+
+    run(interrupted)
+    store.faults.clear()
+    copied = {k for b, k in store.objects if b == "dst"}
+    store.calls.clear()
+    store.copied_parts.clear()
+
+    async def resume() -> list[Any]:
+        async with Uploader(config(), store=store, journal=journal) as up:
+            return [report async for report in up.resume()]
+
+    (report,) = run(resume)
+    assert report.result is not None and report.result.files == 4 and not report.result.failed
+    for key in ("a.txt", "sub/b.bin", "sub/c.tmp", "d.bin"):
+        assert store.objects[("dst", f"q/{key}")][0] == objects[f"p/{key}"]
+    # what the first run finished is not copied again; b.bin resumes from its parts
+    again = store.calls["copy_object"] + (1 if store.copied_parts else 0)
+    assert again == 4 - len(copied) and 1 not in store.copied_parts
+
+
+def test_skip_existing_skips_what_is_already_a_copy(tmp_path: Path) -> None:
+    store = FakeStore()
+    objects = seeded_prefix(store)
+    store.seed("dst", "q/a.txt", objects["p/a.txt"])  # the same bytes: the same ETag
+    store.seed("dst", "q/d.bin", b"stale")
+    result = run(lambda: copy_prefix(store, tmp_path / "j.db", skip_existing=True))
+    assert (result.uploaded, result.skipped) == (3, 1)
+    assert store.objects[("dst", "q/d.bin")][0] == objects["p/d.bin"]
+
+
+def test_overlapping_prefixes_are_refused(tmp_path: Path) -> None:
+    store = FakeStore()
+    seeded_prefix(store)
+
+    async def overlapping() -> Any:
+        async with Uploader(config(), store=store, journal=tmp_path / "j.db") as up:
+            return await up.copy_prefix("src", "p/", "src", "p/backup/")
+
+    with pytest.raises(ConfigError, match="overlap"):
+        run(overlapping)

@@ -221,3 +221,49 @@ def test_moto_multipart_copy_carries_attributes_and_is_compared_with_the_source(
     tags = client.get_object_tagging(Bucket=moto_bucket, Key="dst")["TagSet"]
     assert sorted((t["Key"], t["Value"]) for t in tags) == [("team", "x"), ("year", "2026")]
     assert sum(r.body for r in moto_proxy.log) < 64 * 1024
+
+
+def test_a_prefix_copy_job_resumes_after_sigkill(
+        weed_proxy: FaultProxy, seaweed: SeaweedServer, seaweed_bucket: str,
+        tmp_path: Path) -> None:
+    """``cp s3://b/p/ s3://b/q/ -r``: killed while a large object's parts are copied, the
+    same command finishes the job; what the first run copied is not copied again."""
+    client = seaweed.boto3_client()
+    objects = {f"p/{i:02d}.bin": os.urandom(64 * 1024 + i) for i in range(12)}
+    objects["p/big/large.bin"] = os.urandom(30 * MiB)
+    objects["p/skip.tmp"] = b"tmp"
+    for key, data in objects.items():
+        client.put_object(Bucket=seaweed_bucket, Key=key, Body=data)
+    journal = tmp_path / "j.db"
+    args = cp(f"s3://{seaweed_bucket}/p", f"s3://{seaweed_bucket}/q/", weed_proxy, journal,
+              "--recursive", "--exclude", "*.tmp", "--part-size", "5MiB",
+              "--multipart-threshold", "5MiB", "--concurrency", "2")
+    held = weed_proxy.hold(on("UploadPartCopy", part=4))
+    process = subprocess.Popen([sys.executable, "-m", "bigupload.cli", *args],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        assert held.reached.wait(60)
+        wait_for(lambda: journalled_parts(journal) >= 3)
+    finally:
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+        held.release(drop=True)
+    first_run = len(weed_proxy.log)
+
+    done = cli(*args)
+    assert done.returncode == 0, done.stderr
+    summary = event(done.stdout, "summary")
+    assert (summary["files"], summary["failed"]) == (13, 0)
+    for key, data in objects.items():
+        copied = key.replace("p/", "q/", 1)
+        if key.endswith(".tmp"):
+            continue
+        assert read_object(seaweed, seaweed_bucket, copied) == data, copied
+    assert "q/skip.tmp" not in {o["Key"] for o in client.list_objects_v2(
+        Bucket=seaweed_bucket, Prefix="q/").get("Contents", [])}
+    # the large object's parts journalled by the killed run were not copied again
+    again = {r.part_number for r in weed_proxy.log[first_run:]
+             if r.operation == "UploadPartCopy"}
+    assert {1, 2, 3} - again == {1, 2, 3}
+    assert list_uploads(seaweed, seaweed_bucket) == []
+    assert not [r for r in weed_proxy.log if r.operation in BODY_OPERATIONS]
