@@ -398,3 +398,18 @@ def test_overlapping_prefixes_are_refused(tmp_path: Path) -> None:
 
     with pytest.raises(ConfigError, match="overlap"):
         run(overlapping)
+
+
+def test_restart_aborts_the_journalled_copy_and_decides_afresh(tmp_path: Path) -> None:
+    """--restart: the journalled copy (begun with CRC32C, the source's algorithm) is
+    aborted, and the new one follows the source's algorithm as it is now."""
+    store, data = seeded(23 * MiB)
+    journal, cfg = tmp_path / "j.db", config(**MULTIPART, concurrency=1)
+    assert interrupted_copy(store, journal, cfg,
+                            lambda op, ctx: op == "upload_part_copy" and ctx["number"] == 3)
+    old = set(store.uploads)
+    store.seed(*SRC, data, algorithm=ChecksumAlgorithm.CRC32)
+    result = run(lambda: copy(store, journal, cfg, restart=True))
+    assert result.checksum_algorithm == "crc32" and result.resumed_parts == 0 and result.verified
+    assert not store.uploads and not old & set(store.uploads)
+    assert states(journal) == [UploadState.SUPERSEDED, UploadState.COMPLETED]

@@ -374,11 +374,12 @@ class Copy:
         version_id = self.version_id
         if self.from_journal and record is not None and record.copy_source is not None:
             version_id = record.copy_source.version_id  # finish what began, that version
+        resumed = None if self.restart else record  # --restart: decided afresh
         job = await plan_copy_job(store, self.services.scheduler, self.source_bucket,
                                   self.source_key, self.bucket, self.key,
-                                  self._settings(record), version_id=version_id,
+                                  self._settings(resumed), version_id=version_id,
                                   follow_source_checksum=self.follow_source_checksum
-                                  and record is None, restart=self.restart,
+                                  and resumed is None, restart=self.restart,
                                   from_journal=self.from_journal)
         kind = choose_copy_kind(job.plan, journalled=record is not None)
         return await COPY_DRIVERS[kind](job, self.services, store).upload()
