@@ -126,6 +126,24 @@ def env_choice(*choices: str) -> Callable[[str], str]:
     return parse
 
 
+def seconds(text: str) -> float:
+    """A timeout: a positive, finite number of seconds (``2``, ``0.5``)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text!r}")
+    return value
+
+
+def env_seconds(text: str) -> float:
+    try:
+        return seconds(text)
+    except argparse.ArgumentTypeError as exc:
+        raise ValueError(str(exc)) from None
+
+
 def env_checksum(text: str) -> str:
     return ChecksumAlgorithm.parse(text).value
 
@@ -188,7 +206,7 @@ def parse_row_ids(words: list[str]) -> tuple[list[int], list[int]]:
 
 
 SIZED_OPTIONS = ("--part-size", "--multipart-threshold", "--memory-limit", "--concurrency",
-                 "--max-attempts")
+                 "--max-attempts", "--connect-timeout", "--read-timeout")
 
 
 def keep_negative_values(argv: Sequence[str]) -> list[str]:
@@ -246,6 +264,10 @@ def add_connection(parser: argparse.ArgumentParser) -> None:
     add(g, "--profile", metavar="NAME", help="AWS profile for credentials and region")
     add(g, "--no-verify-ssl", env_flag, False, action="store_true",
         help="skip TLS certificate checks (unsafe; says so)")
+    add(g, "--connect-timeout", env_seconds, 10.0, type=seconds, metavar="SECONDS",
+        help="seconds to connect (default 10)")
+    add(g, "--read-timeout", env_seconds, 120.0, type=seconds, metavar="SECONDS",
+        help="seconds a server may be silent (default 120)")
 
 
 def add_sending(parser: argparse.ArgumentParser, *, batches: bool) -> None:
@@ -433,6 +455,8 @@ def make_config(args: argparse.Namespace) -> UploadConfig:
         region=args.region,
         profile=args.profile,
         verify_tls=not args.no_verify_ssl,
+        connect_timeout_s=args.connect_timeout,
+        read_timeout_s=args.read_timeout,
         content_type=opt("content_type"),
         metadata=metadata,
         storage_class=opt("storage_class"),
@@ -449,4 +473,5 @@ def make_config(args: argparse.Namespace) -> UploadConfig:
 def connection_config(args: argparse.Namespace) -> UploadConfig:
     """The settings of the commands that only talk to the server (ls-uploads, parts, abort)."""
     return UploadConfig(endpoint_url=args.endpoint_url, region=args.region, profile=args.profile,
-                        verify_tls=not args.no_verify_ssl)
+                        verify_tls=not args.no_verify_ssl, connect_timeout_s=args.connect_timeout,
+                        read_timeout_s=args.read_timeout)

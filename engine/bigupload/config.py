@@ -142,6 +142,10 @@ class UploadConfig:
             raise ConfigError("multipart threshold must not be negative")
         if self.max_attempts < 1:
             raise ConfigError("max attempts must be at least 1")
+        for name, value in (("connect timeout", self.connect_timeout_s),
+                            ("read timeout", self.read_timeout_s)):
+            if not 0 < value < float("inf"):
+                raise ConfigError(f"{name} must be a positive number of seconds, not {value}")
         if self.sse_c_key is not None:
             if len(self.sse_c_key) != 32:
                 raise ConfigError("an SSE-C key must be exactly 32 bytes (AES-256)")

@@ -28,6 +28,7 @@ from typing import TypeVar
 import anyio
 import anyio.abc
 
+from .classify import NO_ANSWER
 from .config import UploadConfig
 from .errors import StoreError
 from .plan import Part
@@ -68,6 +69,16 @@ async def task_group() -> AsyncIterator[anyio.abc.TaskGroup]:
             yield tg
     except BaseExceptionGroup as group:
         raise primary_error(group) from None
+
+
+def retry_reason(what: str, exc: StoreError) -> str:
+    """Why a request is retried, for its retry line: the answer's code (``SlowDown``), or
+    for a failure without an answer, whose code is only an exception's name, what its
+    message says (``timed out after 2 s (--read-timeout)``), without the request's name."""
+    if exc.status != NO_ANSWER or not str(exc):
+        return exc.code or str(exc)
+    text = str(exc)
+    return text[len(what) + 2:] if text.startswith(what + ": ") else text
 
 
 class ByteBudget:
@@ -217,7 +228,7 @@ class Scheduler:
                     raise
                 delay = random.uniform(0, min(config.backoff_max_s, config.backoff_base_s * 2**n))
                 self.retries += 1
-                log.info("%s: %s; retry %d/%d in %.2fs", what, exc.code or exc, n,
+                log.info("%s: %s; retry %d/%d in %.2fs", what, retry_reason(what, exc), n,
                          config.max_attempts - 1, delay)
                 await anyio.sleep(delay)
         raise AssertionError("unreachable")
