@@ -14,6 +14,7 @@ import re
 from collections.abc import Callable, Sequence
 from typing import Any, NoReturn, TypeVar
 
+from .bandwidth import parse_rate
 from .checksum import backends
 from .config import ChecksumAlgorithm, ServerSideEncryption, UploadConfig, parse_size
 from .errors import ConfigError
@@ -142,6 +143,11 @@ def env_seconds(text: str) -> float:
         return seconds(text)
     except argparse.ArgumentTypeError as exc:
         raise ValueError(str(exc)) from None
+
+
+def env_rate(text: str) -> str:
+    parse_rate(text)  # refused here, named by its variable; parsed again with the options
+    return text
 
 
 def env_checksum(text: str) -> str:
@@ -278,6 +284,8 @@ def add_sending(parser: argparse.ArgumentParser, *, batches: bool) -> None:
         help="part data held at once (default N x part)")
     add(g, "--max-attempts", env_int, 5, type=int, metavar="N",
         help="tries per request (default 5)")
+    add(g, "--max-bandwidth", env_rate, metavar="RATE",
+        help="all files together: 50MB/s, 400Mbit/s")
     add(g, "--progress", env_choice(*PROGRESS), "auto", choices=PROGRESS, metavar="WHEN",
         help="bars on stderr: auto, always or never")
     add(g, "--dask", metavar="ADDRESS",
@@ -435,6 +443,12 @@ def make_config(args: argparse.Namespace) -> UploadConfig:
         except ConfigError as exc:
             raise ConfigError(f"{option}: {exc}") from None
 
+    def rate(value: str | None) -> int | None:
+        try:
+            return None if value is None else parse_rate(value)
+        except ConfigError as exc:
+            raise ConfigError(f"--max-bandwidth: {exc}") from None
+
     def opt(name: str) -> str | None:
         value = getattr(args, name, None)
         return None if value is None else str(value)
@@ -457,6 +471,7 @@ def make_config(args: argparse.Namespace) -> UploadConfig:
         verify_tls=not args.no_verify_ssl,
         connect_timeout_s=args.connect_timeout,
         read_timeout_s=args.read_timeout,
+        max_bandwidth=rate(opt("max_bandwidth")),
         content_type=opt("content_type"),
         metadata=metadata,
         storage_class=opt("storage_class"),

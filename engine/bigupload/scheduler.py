@@ -28,6 +28,7 @@ from typing import TypeVar
 import anyio
 import anyio.abc
 
+from . import bandwidth
 from .classify import NO_ANSWER
 from .config import UploadConfig
 from .errors import StoreError
@@ -137,6 +138,9 @@ class Scheduler:
         self._round = 0  # how many times the connections were halved
         self._budget: ByteBudget | None = None
         self._connections: anyio.CapacityLimiter | None = None
+        # --max-bandwidth: one bucket for every request this scheduler makes
+        self.bandwidth = (bandwidth.TokenBucket(config.max_bandwidth)
+                          if config.max_bandwidth else None)
 
     def budget_for(self, part_size: int) -> ByteBudget:
         """The one byte budget, grown if needed so that a part of ``part_size`` fits."""
@@ -213,6 +217,7 @@ class Scheduler:
         config = self.config
         for n in range(1, config.max_attempts + 1):
             sent_in_round = self._round
+            token = bandwidth.CURRENT.set(self.bandwidth)  # the body writers read it
             try:
                 async with self.connections:
                     sent_in_round = self._round
@@ -231,4 +236,6 @@ class Scheduler:
                 log.info("%s: %s; retry %d/%d in %.2fs", what, retry_reason(what, exc), n,
                          config.max_attempts - 1, delay)
                 await anyio.sleep(delay)
+            finally:
+                bandwidth.CURRENT.reset(token)
         raise AssertionError("unreachable")
