@@ -96,3 +96,13 @@ def test_slices_are_small_and_follow_slow_rates() -> None:
 def test_the_config_refuses_a_rate_below_the_minimum() -> None:
     with pytest.raises(ConfigError, match="minimum"):
         UploadConfig(max_bandwidth=10)
+
+
+def test_the_bar_shows_the_limit(capsys: pytest.CaptureFixture[str]) -> None:
+    from bigupload.terminal import TqdmProgress
+
+    progress = TqdmProgress(10 * MiB)
+    progress.start("big.bin", 40 * MiB, 0)
+    progress.advance(8 * MiB)
+    progress.close()
+    assert "limit 10.0 MiB/s" in capsys.readouterr().err
