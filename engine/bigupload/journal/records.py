@@ -57,16 +57,16 @@ def text(value: object) -> str | None:
     return None if value is None else str(value)
 
 
-def name_column(name: str) -> str | bytes:
+def name_column(path: str) -> str | bytes:
     """A job file's source or key as stored: the text, or, for a file name that is not
     UTF-8 (Python's surrogate escapes, which SQLite text cannot hold), its bytes as a BLOB,
     so that ``name`` reads back exactly (never as an escaped form that may name another
     file)."""
     try:
-        name.encode("utf-8")
+        path.encode("utf-8")
     except UnicodeEncodeError:
-        return os.fsencode(name)
-    return name
+        return os.fsencode(path)
+    return path
 
 
 def name(value: object) -> str:
