@@ -13,7 +13,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, NoReturn
 
-from ..errors import ClusterError, NotFoundError, StoreError
+from ..errors import ClusterError, NotFoundError, SourceError, StoreError
 from ..journal import UploadState
 from ..remote import PartsTask
 from ..values import Part, PartRecord, sse_c_key_hash
@@ -217,10 +217,15 @@ class MultipartDriver(Driver):
             if decision is None:
                 raise
             await self.close(decision)
+        except SourceError as exc:  # a short read: did the file shrink, or vanish?
+            changes = await self.scheduler.in_thread(self.source.changes, self.job.fingerprint)
+            if (decision := m.source_failed(exc, changes)) is None:
+                raise
+            await self.close(decision)
         finally:
             self.progress.close()
-        after = await self.scheduler.in_thread(self.source.fingerprint)
-        decision = m.source_checked(self.job.fingerprint.differences(after), self.source.path)
+        changes = await self.scheduler.in_thread(self.source.changes, self.job.fingerprint)
+        decision = m.source_checked(changes, self.source.path)
         if decision is not None:
             await self.close(decision)
 
