@@ -701,6 +701,7 @@ class AioS3Store:
                 "list_parts", bucket, key, upload_id=upload_id,
                 Key=key, UploadId=upload_id, PartNumberMarker=marker, **params,
             )
+            _required(response, "UploadId", "ListParts", bucket, key)
             algorithm = algorithm or response.get("ChecksumAlgorithm")
             checksum_type = checksum_type or response.get("ChecksumType")
             for p in response.get("Parts", []):
@@ -744,8 +745,21 @@ class AioS3Store:
 
     async def abort(self, bucket: str, key: str, upload_id: str, options: ObjectOptions) -> None:
         params = options.every_request(sse_c=False)
-        await self._call("abort_multipart_upload", bucket, key, upload_id=upload_id,
-                         Key=key, UploadId=upload_id, **params)
+        response = await self._call("abort_multipart_upload", bucket, key, upload_id=upload_id,
+                                    Key=key, UploadId=upload_id, **params)
+        # S3 answers 204 and no body (moto even labels it text/html, so the content type
+        # proves nothing); a 2xx with a body is a web server answering anything, and
+        # "aborted" would tell the user billing stopped when nothing was sent to S3
+        meta = response.get("ResponseMetadata", {})
+        length = str(meta.get("HTTPHeaders", {}).get("content-length") or "0")
+        if meta.get("HTTPStatusCode") != 204 and length.isdigit() and int(length) > 0:
+            raise StoreError(
+                f"AbortMultipartUpload s3://{bucket}/{key}: HTTP {meta.get('HTTPStatusCode')} with a "
+                "body instead of 204 No Content; the endpoint does not look like an S3 API "
+                "(check --endpoint-url)",
+                operation="AbortMultipartUpload", bucket=bucket, key=key, upload_id=upload_id,
+                code="NotS3", retryable=False,
+            )
 
     async def put_object(self, bucket: str, key: str, body: Any, checksum: str | None,
                          options: ObjectOptions, *, condition: Precondition | None = None) -> PartReceipt:
@@ -807,6 +821,7 @@ class AioS3Store:
         params: dict[str, Any] = {"Prefix": prefix}
         while True:
             response = await self._call("list_multipart_uploads", bucket, prefix, **params)
+            _required(response, "Bucket", "ListMultipartUploads", bucket, prefix)
             for u in response.get("Uploads", []):
                 uploads.append(MultipartUpload(str(u["Key"]), str(u["UploadId"]), u.get("Initiated")))
             if not response.get("IsTruncated"):
