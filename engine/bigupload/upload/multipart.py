@@ -146,6 +146,7 @@ class MultipartDriver(Driver):
         m = self.machine
         journalled = self.journal.parts(m.row)
         await wait_for_listing(m.last_write)
+        reaction: Reaction | Close | None
         try:
             listed = await self.listing.parts(journalled)
         except NotFoundError as exc:
@@ -154,8 +155,13 @@ class MultipartDriver(Driver):
                 await self.close(reaction)
             if reaction is Reaction.RAISE:
                 raise
-            if reaction is Reaction.START_OVER:
-                await self._start_over()
+        else:
+            reaction = None
+        # acted on outside the handler: the requests starting over sends would otherwise
+        # carry the handled ListParts error as their context
+        if reaction is Reaction.START_OVER:
+            await self._start_over()
+        if reaction is not None:
             return
         await self.listing.settle(journalled, listed)
         m.listed()
