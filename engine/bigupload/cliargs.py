@@ -295,7 +295,7 @@ def build_parser() -> argparse.ArgumentParser:
     add(g, "--multipart-threshold", env_size, metavar="SIZE",
         help="larger files go multipart (default: a part)")
     add(g, "--checksum", env_checksum, "crc32c", metavar="ALG",
-        help="crc32c (default), crc32, crc64nvme, sha256, none")
+        help="crc32c (default), crc32, crc64nvme, sha256, sha1, none")
     add(g, "--checksum-type", env_choice(*CHECKSUM_TYPES), choices=CHECKSUM_TYPES, metavar="TYPE",
         help="full-object (default for CRCs) or composite")
     g = cp.add_argument_group("directories and manifests (one resumable job)")

@@ -91,9 +91,6 @@ def _any_checksum(response: Mapping[str, Any], preferred: ChecksumAlgorithm) -> 
     for alg in [preferred, *ChecksumAlgorithm]:
         if alg is not ChecksumAlgorithm.NONE and response.get(_checksum_param(alg)):
             return alg.s3_name, str(response[_checksum_param(alg)])
-    for name in ("SHA1",):
-        if response.get("Checksum" + name):
-            return name, str(response["Checksum" + name])
     return None, None
 
 

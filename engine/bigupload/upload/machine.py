@@ -120,10 +120,10 @@ class Message:
 
 def default_checksum_type(config: UploadConfig) -> str | None:
     """FULL_OBJECT for the CRCs (the server then checks the whole object's CRC), COMPOSITE
-    for SHA-256 (S3 allows nothing else), CRC64NVME always FULL_OBJECT."""
+    for SHA-256 and SHA-1 (S3 allows nothing else), CRC64NVME always FULL_OBJECT."""
     if config.checksum is ChecksumAlgorithm.NONE:
         return None
-    if config.checksum is ChecksumAlgorithm.SHA256:
+    if config.checksum in (ChecksumAlgorithm.SHA256, ChecksumAlgorithm.SHA1):
         return "COMPOSITE"
     if config.checksum is ChecksumAlgorithm.CRC64NVME:
         return "FULL_OBJECT"

@@ -1,0 +1,91 @@
+"""UploadPart's parameters and answers against SeaweedFS: SHA-1 checksums (composite only)
+and Content-MD5 per part, which the server verifies (a wrong value is BadDigest)."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+
+from bigupload import ChecksumAlgorithm, UploadConfig
+from bigupload.client import AioS3Store, ObjectOptions
+from bigupload.errors import IntegrityError
+from bigupload.testing import SeaweedServer
+from tests.conftest import MiB, list_uploads, read_object
+
+pytestmark = pytest.mark.integration
+
+
+def cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "bigupload.cli", *args], capture_output=True,
+                          text=True, timeout=300)
+
+
+def test_sha1_multipart_is_composite(
+        seaweed: SeaweedServer, seaweed_bucket: str, make_file: Any, tmp_path: Path) -> None:
+    path = make_file(12 * MiB + 7)
+    data = path.read_bytes()
+    result = cli("cp", str(path), f"s3://{seaweed_bucket}/sha1.bin", "--checksum", "sha1",
+                 "--part-size", "5MiB", "--endpoint-url", seaweed.endpoint_url,
+                 "--journal", str(tmp_path / "j.db"), "--json")
+    assert result.returncode == 0, result.stderr
+    event = json.loads(result.stdout)
+    assert read_object(seaweed, seaweed_bucket, "sha1.bin") == data
+    # S3's composite SHA-1: the SHA-1 of the concatenated raw part SHA-1s, then -N
+    parts = [data[i:i + 5 * MiB] for i in range(0, len(data), 5 * MiB)]
+    composite = hashlib.sha1(b"".join(hashlib.sha1(p).digest() for p in parts)).digest()
+    expected = base64.b64encode(composite).decode() + "-3"
+    assert event["checksum_algorithm"] == "sha1" and event["checksum_type"] == "COMPOSITE"
+    assert event["checksum"] == expected and event["verified"] is True
+    head = seaweed.boto3_client().head_object(Bucket=seaweed_bucket, Key="sha1.bin",
+                                              ChecksumMode="ENABLED")
+    assert head["ChecksumSHA1"] == expected
+    assert not list_uploads(seaweed, seaweed_bucket)
+
+
+def test_sha1_full_object_is_refused_before_anything_is_sent(tmp_path: Path) -> None:
+    file = tmp_path / "f.bin"
+    file.write_bytes(b"x" * 100)
+    result = cli("cp", str(file), "s3://bucket/k", "--checksum", "sha1", "--checksum-type",
+                 "full-object", "--endpoint-url", "http://127.0.0.1:9")
+    assert result.returncode == 2
+    assert result.stderr.strip() == ("bigupload: error: sha1 checksums can only be composite "
+                                     "(S3's rule)")
+
+
+def test_sha1_single_put(seaweed: SeaweedServer, seaweed_bucket: str, make_file: Any,
+                         tmp_path: Path) -> None:
+    path = make_file(1000)
+    result = cli("cp", str(path), f"s3://{seaweed_bucket}/small", "--checksum", "sha1",
+                 "--endpoint-url", seaweed.endpoint_url, "--journal", str(tmp_path / "j.db"),
+                 "--json")
+    assert result.returncode == 0, result.stderr
+    event = json.loads(result.stdout)
+    assert event["checksum"] == base64.b64encode(hashlib.sha1(path.read_bytes()).digest()).decode()
+    assert event["verified"] is True
+
+
+def test_a_wrong_sha1_is_bad_digest(seaweed: SeaweedServer, seaweed_bucket: str) -> None:
+    """SeaweedFS checks x-amz-checksum-sha1: what --checksum sha1 sends protects the part."""
+    options = ObjectOptions(checksum=ChecksumAlgorithm.SHA1, checksum_type="COMPOSITE")
+    wrong = base64.b64encode(hashlib.sha1(b"other bytes").digest()).decode()
+
+    async def go() -> None:
+        async with AioS3Store.open(UploadConfig(endpoint_url=seaweed.endpoint_url)) as store:
+            upload_id = await store.create_multipart(seaweed_bucket, "k", options)
+            with pytest.raises(IntegrityError, match="BadDigest"):
+                await store.upload_part(seaweed_bucket, "k", upload_id, 1, b"abc", wrong, options)
+            right = base64.b64encode(hashlib.sha1(b"abc").digest()).decode()
+            receipt = await store.upload_part(seaweed_bucket, "k", upload_id, 1, b"abc", right,
+                                              options)
+            assert receipt.checksum == right
+            await store.abort(seaweed_bucket, "k", upload_id, options)
+
+    anyio.run(go)
