@@ -199,7 +199,7 @@ def width(algorithm: ChecksumAlgorithm) -> int:
 
 
 # the algorithms that are digests, not CRCs: they neither combine nor have a full-object form
-_DIGESTS: dict[ChecksumAlgorithm, Callable[..., Any]] = {
+_DIGESTS: dict[ChecksumAlgorithm, Callable[[], hashlib._Hash]] = {
     ChecksumAlgorithm.SHA256: hashlib.sha256, ChecksumAlgorithm.SHA1: hashlib.sha1,
 }
 
@@ -207,7 +207,9 @@ _DIGESTS: dict[ChecksumAlgorithm, Callable[..., Any]] = {
 def compute(algorithm: ChecksumAlgorithm, data: Buffer) -> bytes:
     """Raw big-endian checksum of ``data`` (the bytes S3 base64-encodes in its headers)."""
     if algorithm in _DIGESTS:
-        return _DIGESTS[algorithm](data).digest()
+        digest = _DIGESTS[algorithm]()
+        digest.update(data)
+        return digest.digest()
     if algorithm is ChecksumAlgorithm.NONE:
         return b""
     return crc_function(algorithm)(data, 0).to_bytes(width(algorithm), "big")
