@@ -127,18 +127,27 @@ class FakeStore:
             return PartReceipt(etag, checksum)
 
     async def list_parts(self, bucket: str, key: str, upload_id: str,
-                         options: ObjectOptions) -> PartListing:
+                         options: ObjectOptions, *, max_parts: int | None = None,
+                         part_number_marker: int | None = None) -> PartListing:
         parts = self._upload(upload_id)
         listed: list[RemotePart] = []
-        numbers = sorted(parts)
-        for start in range(0, max(len(numbers), 1), self.page_size):  # one call per page
+        numbers = [n for n in sorted(parts) if n > (part_number_marker or 0)]
+        page_size = max_parts or self.page_size
+        one_page = max_parts is not None or part_number_marker is not None
+        for start in range(0, max(len(numbers), 1), page_size):  # one call per page
             self._fault("list_parts_page", upload_id=upload_id)
-            for n in numbers[start:start + self.page_size]:
+            for n in numbers[start:start + page_size]:
                 listed.append(RemotePart(n, parts[n].size, parts[n].etag,
                                          self._listed_checksum(upload_id, parts[n])))
+            if one_page:
+                break
         algorithm = self.upload_meta[upload_id][2]
+        truncated = one_page and len(numbers) > page_size
         return PartListing(listed, None if algorithm is ChecksumAlgorithm.NONE else algorithm.s3_name,
-                           self.upload_types.get(upload_id))
+                           self.upload_types.get(upload_id), bucket=bucket, key=key,
+                           upload_id=upload_id, part_number_marker=part_number_marker or 0,
+                           next_part_number_marker=listed[-1].number if listed else None,
+                           max_parts=page_size, is_truncated=truncated)
 
     def _check_condition(self, bucket: str, key: str, condition: Precondition | None) -> None:
         """As S3: 412 when the key's state is not the one the write is conditional on."""
@@ -195,10 +204,12 @@ class FakeStore:
         del self.uploads[upload_id]
         return etag
 
-    async def abort(self, bucket: str, key: str, upload_id: str, options: ObjectOptions) -> None:
+    async def abort(self, bucket: str, key: str, upload_id: str,
+                    options: ObjectOptions) -> str | None:
         self._fault("abort", upload_id=upload_id)
         self._upload(upload_id)
         del self.uploads[upload_id]
+        return None
 
     async def put_object(self, bucket: str, key: str, body: Any, checksum: str | None,
                          options: ObjectOptions, *, condition: Precondition | None = None) -> PartReceipt:
@@ -227,7 +238,8 @@ class FakeStore:
         return ObjectInfo(self.sizes[(bucket, key)], etag, checksum, kind,
                           last_modified=self.modified.get((bucket, key)))
 
-    async def list_uploads(self, bucket: str, prefix: str = "") -> list[MultipartUpload]:
+    async def list_uploads(self, bucket: str, prefix: str = "",
+                           options: ObjectOptions | None = None) -> list[MultipartUpload]:
         self._fault("list_uploads")
         return [MultipartUpload(k, u, self.initiated[u])
                 for u, (b, k, _) in self.upload_meta.items()

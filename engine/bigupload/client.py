@@ -29,6 +29,7 @@ from .values import (
     ObjectInfo as ObjectInfo,
     ObjectOptions as ObjectOptions,
     ObjectSummary as ObjectSummary,
+    Owner as Owner,
     PartListing as PartListing,
     PartReceipt as PartReceipt,
     Precondition as Precondition,
@@ -50,8 +51,11 @@ class ObjectStore(Protocol):
     ) -> PartReceipt: ...
 
     async def list_parts(
-        self, bucket: str, key: str, upload_id: str, options: ObjectOptions
-    ) -> PartListing: ...
+        self, bucket: str, key: str, upload_id: str, options: ObjectOptions, *,
+        max_parts: int | None = None, part_number_marker: int | None = None,
+    ) -> PartListing:
+        """Every page; or, with ``max_parts`` or ``part_number_marker``, that one page."""
+        ...
 
     async def complete(
         self, bucket: str, key: str, upload_id: str, parts: Sequence[CompletedPart],
@@ -59,7 +63,10 @@ class ObjectStore(Protocol):
         condition: Precondition | None = None,
     ) -> str: ...
 
-    async def abort(self, bucket: str, key: str, upload_id: str, options: ObjectOptions) -> None: ...
+    async def abort(self, bucket: str, key: str, upload_id: str,
+                    options: ObjectOptions) -> str | None:
+        """Abort the upload; the answer's RequestCharged, if any."""
+        ...
 
     async def put_object(
         self, bucket: str, key: str, body: Any, checksum: str | None, options: ObjectOptions,
@@ -68,7 +75,8 @@ class ObjectStore(Protocol):
 
     async def head(self, bucket: str, key: str, options: ObjectOptions) -> ObjectInfo | None: ...
 
-    async def list_uploads(self, bucket: str, prefix: str = "") -> list[MultipartUpload]: ...
+    async def list_uploads(self, bucket: str, prefix: str = "",
+                           options: ObjectOptions | None = None) -> list[MultipartUpload]: ...
 
     async def list_objects(self, bucket: str, prefix: str = "") -> list[ObjectSummary]: ...
 
@@ -429,6 +437,62 @@ def _http_error(status: int, content: bytes, operation: str, bucket: str, key: s
                          message.group(1) if message else "", _where(operation, bucket, key), ctx)
 
 
+# How botocore's parsed answers become our values: S3 leaves out what it has not got,
+# and some S3-compatible servers send empty elements (SeaweedFS: ``<Delimiter></Delimiter>``)
+
+def _text(value: Any) -> str | None:
+    return str(value) if value not in (None, "") else None
+
+
+def _whole(value: Any) -> int | None:
+    return int(value) if value not in (None, "") else None
+
+
+def _owner(value: Any) -> Owner | None:
+    if not isinstance(value, Mapping) or not (value.get("ID") or value.get("DisplayName")):
+        return None
+    return Owner(_text(value.get("ID")), _text(value.get("DisplayName")))
+
+
+# the members of a listed part that are checksums: ChecksumCRC32C, ChecksumSHA1, and any
+# algorithm S3 adds (botocore's model lists SHA512, MD5 and the XXHASHes already)
+_NOT_PART_CHECKSUMS = frozenset({"ChecksumAlgorithm", "ChecksumType"})
+
+
+def _remote_part(part: Mapping[str, Any], preferred: ChecksumAlgorithm,
+                 declared: str | None) -> RemotePart:
+    """A listed part; its ``checksum`` in ``preferred`` if listed, else in the upload's
+    declared algorithm, else whichever is there."""
+    checksums = {name[len("Checksum"):]: str(value) for name, value in part.items()
+                 if name.startswith("Checksum") and name not in _NOT_PART_CHECKSUMS and value}
+    names = [preferred.s3_name if preferred is not ChecksumAlgorithm.NONE else None, declared]
+    checksum = next((checksums[n] for n in names if n in checksums),
+                    next(iter(checksums.values()), None))
+    return RemotePart(number=int(part["PartNumber"]), size=int(part["Size"]),
+                      etag=str(part["ETag"]), checksum=checksum,
+                      last_modified=part.get("LastModified"), checksums=checksums)
+
+
+def _part_listing(pages: Sequence[Mapping[str, Any]], parts: list[RemotePart], bucket: str,
+                  key: str, upload_id: str, first_marker: int, *, truncated: bool) -> PartListing:
+    """The pages of one ListParts as one listing: the upload's fields as the first page
+    gives them (or the first page that has them), where the last page ends."""
+    def first(field: str) -> Any:
+        return next((page[field] for page in pages if page.get(field) not in (None, "")), None)
+
+    return PartListing(
+        parts=tuple(parts), checksum_algorithm=_text(first("ChecksumAlgorithm")),
+        checksum_type=_text(first("ChecksumType")), bucket=bucket, key=key,
+        upload_id=str(first("UploadId") or upload_id), initiator=_owner(first("Initiator")),
+        owner=_owner(first("Owner")), storage_class=_text(first("StorageClass")),
+        abort_date=first("AbortDate"), abort_rule_id=_text(first("AbortRuleId")),
+        request_charged=_text(first("RequestCharged")),
+        part_number_marker=_whole(pages[0].get("PartNumberMarker")) or first_marker,
+        next_part_number_marker=_whole(pages[-1].get("NextPartNumberMarker")),
+        max_parts=_whole(pages[0].get("MaxParts")), is_truncated=truncated,
+    )
+
+
 class AioS3Store:
     """``ObjectStore`` over one aiobotocore S3 client. Create with ``AioS3Store.open``."""
 
@@ -515,31 +579,35 @@ class AioS3Store:
         etag = _required(response, "ETag", "UploadPart", bucket, key)
         return PartReceipt(etag=str(etag), checksum=_response_checksum(response, options.checksum))
 
-    async def list_parts(self, bucket: str, key: str, upload_id: str, options: ObjectOptions) -> PartListing:
-        """All parts, following NextPartNumberMarker across pages (S3 pages at 1,000), and
-        the checksum algorithm and type the upload was created with. A part's checksum is
-        read in whatever algorithm the server lists it (``options`` may not know it yet:
-        an upload adopted with --upload-id)."""
+    async def list_parts(self, bucket: str, key: str, upload_id: str, options: ObjectOptions,
+                         *, max_parts: int | None = None,
+                         part_number_marker: int | None = None) -> PartListing:
+        """Every part, following NextPartNumberMarker across pages (S3 pages at 1,000); or,
+        with ``max_parts`` or ``part_number_marker``, the one page they ask for (the
+        listing then says where the next begins). A part's checksum is read in whatever
+        algorithm the server lists it (``options`` may not know it yet: an upload adopted
+        with --upload-id). The SSE-C key goes along: S3 wants it to list the parts of an
+        SSE-C upload created with a checksum algorithm."""
+        one_page = max_parts is not None or part_number_marker is not None
+        params = options.every_request()
+        if max_parts is not None:
+            params["MaxParts"] = max_parts
         parts: list[RemotePart] = []
-        algorithm: str | None = None
-        checksum_type: str | None = None
-        marker = 0
-        params = options.every_request(sse_c=False)
+        marker = part_number_marker or 0
+        pages: list[dict[str, Any]] = []
         while True:
             response = await self._call(
                 "list_parts", bucket, key, upload_id=upload_id,
                 Key=key, UploadId=upload_id, PartNumberMarker=marker, **params,
             )
-            algorithm = algorithm or response.get("ChecksumAlgorithm")
-            checksum_type = checksum_type or response.get("ChecksumType")
-            for p in response.get("Parts", []):
-                parts.append(RemotePart(
-                    number=int(p["PartNumber"]), size=int(p["Size"]), etag=str(p["ETag"]),
-                    checksum=_any_checksum(p, options.checksum)[1],
-                ))
-            if not response.get("IsTruncated"):
-                return PartListing(parts, algorithm, checksum_type)
-            next_marker = int(response.get("NextPartNumberMarker") or 0)
+            pages.append(response)
+            declared = next((str(page["ChecksumAlgorithm"]) for page in pages
+                             if page.get("ChecksumAlgorithm")), None)
+            parts += [_remote_part(p, options.checksum, declared) for p in response.get("Parts", [])]
+            if one_page or not response.get("IsTruncated"):
+                return _part_listing(pages, parts, bucket, key, upload_id, marker,
+                                     truncated=one_page and bool(response.get("IsTruncated")))
+            next_marker = _whole(response.get("NextPartNumberMarker")) or 0
             if next_marker <= marker:  # a server that would loop forever
                 raise StoreError(f"ListParts s3://{bucket}/{key}: truncated page without progress",
                                  operation="ListParts", bucket=bucket, key=key, upload_id=upload_id,
@@ -571,10 +639,13 @@ class AioS3Store:
         )
         return str(response.get("ETag", ""))
 
-    async def abort(self, bucket: str, key: str, upload_id: str, options: ObjectOptions) -> None:
+    async def abort(self, bucket: str, key: str, upload_id: str,
+                    options: ObjectOptions) -> str | None:
+        """AbortMultipartUpload (it takes no SSE-C key); the answer's RequestCharged."""
         params = options.every_request(sse_c=False)
-        await self._call("abort_multipart_upload", bucket, key, upload_id=upload_id,
-                         Key=key, UploadId=upload_id, **params)
+        response = await self._call("abort_multipart_upload", bucket, key, upload_id=upload_id,
+                                    Key=key, UploadId=upload_id, **params)
+        return _text(response.get("RequestCharged"))
 
     async def put_object(self, bucket: str, key: str, body: Any, checksum: str | None,
                          options: ObjectOptions, *, condition: Precondition | None = None) -> PartReceipt:
@@ -630,14 +701,23 @@ class AioS3Store:
             checksum_algorithm=algorithm,
         )
 
-    async def list_uploads(self, bucket: str, prefix: str = "") -> list[MultipartUpload]:
-        """All unfinished multipart uploads under ``prefix``, across pages."""
+    async def list_uploads(self, bucket: str, prefix: str = "",
+                           options: ObjectOptions | None = None) -> list[MultipartUpload]:
+        """All unfinished multipart uploads under ``prefix``, across pages (the request
+        takes ``options``' RequestPayer and ExpectedBucketOwner, and no SSE-C key)."""
         uploads: list[MultipartUpload] = []
         params: dict[str, Any] = {"Prefix": prefix}
+        if options is not None:
+            params.update(options.every_request(sse_c=False))
         while True:
             response = await self._call("list_multipart_uploads", bucket, prefix, **params)
             for u in response.get("Uploads", []):
-                uploads.append(MultipartUpload(str(u["Key"]), str(u["UploadId"]), u.get("Initiated")))
+                uploads.append(MultipartUpload(
+                    str(u["Key"]), str(u["UploadId"]), u.get("Initiated"),
+                    storage_class=_text(u.get("StorageClass")), owner=_owner(u.get("Owner")),
+                    initiator=_owner(u.get("Initiator")),
+                    checksum_algorithm=_text(u.get("ChecksumAlgorithm")),
+                    checksum_type=_text(u.get("ChecksumType"))))
             if not response.get("IsTruncated"):
                 return uploads
             params["KeyMarker"] = response.get("NextKeyMarker", "")

@@ -5,8 +5,8 @@ pure modules (planning, reconciliation, verification, the upload machines) impor
 - the file: ``Fingerprint`` (``source.py`` takes it);
 - the journal's part of a row: ``PartRecord``, ``DestinationGuard``;
 - the wire: what a store is told (``ObjectOptions``, ``Precondition``, ``CompletedPart``)
-  and what it answers (``PartReceipt``, ``RemotePart``, ``PartListing``, ``ObjectInfo``,
-  ``ObjectSummary``, ``MultipartUpload``);
+  and what it answers (``PartReceipt``, ``RemotePart``, ``PartListing``, ``Owner``,
+  ``ObjectInfo``, ``ObjectSummary``, ``MultipartUpload``);
 - the rules for values S3 accepts: ``check_key``; ``sse_c_key_hash`` recognises an SSE-C
   key without keeping it.
 
@@ -19,7 +19,7 @@ import base64
 import dataclasses
 import datetime
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
 
 from .config import ChecksumAlgorithm, UploadConfig
@@ -180,11 +180,27 @@ class PartReceipt:
 
 
 @dataclasses.dataclass(frozen=True)
+class Owner:
+    """An account as ListParts and ListMultipartUploads name it (``Owner``, ``Initiator``:
+    an IAM user's ARN for an initiator that is one). S3 sends the display name only in
+    some regions, and has stopped sending it in others."""
+
+    id: str | None
+    display_name: str | None = None
+
+
+@dataclasses.dataclass(frozen=True)
 class RemotePart:
+    """One part as ListParts lists it. ``checksum`` is in the upload's algorithm (or the
+    one asked for); ``checksums`` every checksum listed, by S3's algorithm name
+    (``{"CRC32C": "b64"}``): real S3 lists them, SeaweedFS and moto do not."""
+
     number: int
     size: int
     etag: str
-    checksum: str | None  # real S3 lists part checksums; SeaweedFS and moto do not
+    checksum: str | None
+    last_modified: datetime.datetime | None = None
+    checksums: Mapping[str, str] = dataclasses.field(default_factory=dict)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -196,12 +212,28 @@ class CompletedPart:
 
 @dataclasses.dataclass(frozen=True)
 class PartListing:
-    """Every part of a multipart upload (ListParts, all pages), with what the upload itself
-    declares: its checksum algorithm and type (None where the server does not say)."""
+    """The parts of a multipart upload (ListParts: every page, or the one asked for), with
+    what the upload itself declares; None where the server does not say (SeaweedFS and moto
+    leave out most of these; S3 sends them all). A page asked for (``max_parts``,
+    ``part_number_marker``) continues from ``next_part_number_marker`` while
+    ``is_truncated``; a listing of every page is never truncated."""
 
-    parts: list[RemotePart]
+    parts: Sequence[RemotePart]
     checksum_algorithm: str | None = None  # S3's name: CRC32C, CRC32, CRC64NVME, SHA256, ...
     checksum_type: str | None = None  # COMPOSITE or FULL_OBJECT
+    bucket: str = ""
+    key: str = ""
+    upload_id: str = ""
+    initiator: Owner | None = None
+    owner: Owner | None = None
+    storage_class: str | None = None
+    abort_date: datetime.datetime | None = None  # when a lifecycle rule will abort it
+    abort_rule_id: str | None = None  # that rule
+    request_charged: str | None = None  # "requester": the requester paid (--request-payer)
+    part_number_marker: int | None = None  # where the listing began
+    next_part_number_marker: int | None = None  # where the next page begins
+    max_parts: int | None = None  # the page size the server used
+    is_truncated: bool = False
 
 
 @dataclasses.dataclass(frozen=True)
@@ -247,9 +279,16 @@ class ObjectSummary:
 
 @dataclasses.dataclass(frozen=True)
 class MultipartUpload:
+    """One unfinished upload as ListMultipartUploads lists it."""
+
     key: str
     upload_id: str
     initiated: datetime.datetime | None
+    storage_class: str | None = None
+    owner: Owner | None = None
+    initiator: Owner | None = None
+    checksum_algorithm: str | None = None
+    checksum_type: str | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -292,8 +331,9 @@ class ObjectOptions:
         return found
 
     def every_request(self, *, sse_c: bool = True) -> dict[str, Any]:
-        """Parameters S3 wants on every request touching the upload (SSE-C on each part;
-        ``sse_c=False`` for the calls that take no key: ListParts, AbortMultipartUpload)."""
+        """Parameters S3 wants on every request touching the upload (SSE-C on each part
+        and on ListParts; ``sse_c=False`` for the calls that take no key:
+        AbortMultipartUpload, ListMultipartUploads)."""
         params: dict[str, Any] = {}
         if sse_c and self.sse_c_key is not None:
             # botocore base64-encodes the key and adds its MD5, but only when the MD5 is
