@@ -589,7 +589,7 @@ class AioS3Store:
         with --upload-id). The SSE-C key goes along: S3 wants it to list the parts of an
         SSE-C upload created with a checksum algorithm."""
         one_page = max_parts is not None or part_number_marker is not None
-        params = options.every_request()
+        params = {**options.every_request(sse_c=False), **options.sse_c_encoded()}
         if max_parts is not None:
             params["MaxParts"] = max_parts
         parts: list[RemotePart] = []

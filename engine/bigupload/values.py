@@ -331,9 +331,9 @@ class ObjectOptions:
         return found
 
     def every_request(self, *, sse_c: bool = True) -> dict[str, Any]:
-        """Parameters S3 wants on every request touching the upload (SSE-C on each part
-        and on ListParts; ``sse_c=False`` for the calls that take no key:
-        AbortMultipartUpload, ListMultipartUploads)."""
+        """Parameters S3 wants on every request touching the upload (SSE-C on each part;
+        ``sse_c=False`` for the calls that take no key, AbortMultipartUpload and
+        ListMultipartUploads, and for ListParts, which takes it as ``sse_c_encoded``)."""
         params: dict[str, Any] = {}
         if sse_c and self.sse_c_key is not None:
             # botocore base64-encodes the key and adds its MD5, but only when the MD5 is
@@ -342,6 +342,17 @@ class ObjectOptions:
             params["SSECustomerKey"] = self.sse_c_key
         params.update({option.param: value for option, value in self._table(True)})
         return params
+
+    def sse_c_encoded(self) -> dict[str, str]:
+        """The SSE-C key as botocore parameters it does not encode itself: botocore
+        base64-encodes the key and adds its MD5 only for the calls that write or read
+        object data (UploadPart, HeadObject, ...), not for ListParts."""
+        if self.sse_c_key is None:
+            return {}
+        return {"SSECustomerAlgorithm": "AES256",
+                "SSECustomerKey": base64.b64encode(self.sse_c_key).decode(),
+                "SSECustomerKeyMD5":
+                    base64.b64encode(hashlib.md5(self.sse_c_key).digest()).decode()}
 
     def on_create(self) -> dict[str, Any]:
         """botocore's parameters for CreateMultipartUpload (and, less the checksum
@@ -362,12 +373,11 @@ class ObjectOptions:
         headers = {option.header: value for option, value in self._table(None)}
         for name, value in self.metadata.items():
             headers[f"x-amz-meta-{name}"] = value
-        if self.sse_c_key is not None:
+        encoded = self.sse_c_encoded()
+        if encoded:
             headers["x-amz-server-side-encryption-customer-algorithm"] = "AES256"
-            headers["x-amz-server-side-encryption-customer-key"] = \
-                base64.b64encode(self.sse_c_key).decode()
-            headers["x-amz-server-side-encryption-customer-key-MD5"] = \
-                base64.b64encode(hashlib.md5(self.sse_c_key).digest()).decode()
+            headers["x-amz-server-side-encryption-customer-key"] = encoded["SSECustomerKey"]
+            headers["x-amz-server-side-encryption-customer-key-MD5"] = encoded["SSECustomerKeyMD5"]
         return headers
 
 
