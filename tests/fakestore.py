@@ -5,6 +5,7 @@ not) sent."""
 
 from __future__ import annotations
 
+import base64
 import collections
 import contextlib
 import dataclasses
@@ -105,10 +106,12 @@ class FakeStore:
         return self.uploads[upload_id]
 
     async def upload_part(self, bucket: str, key: str, upload_id: str, number: int, body: Any,
-                          checksum: str | None, options: ObjectOptions) -> PartReceipt:
-        self._fault("upload_part", number=number, upload_id=upload_id)
+                          checksum: str | None, options: ObjectOptions, *,
+                          content_md5: str | None = None) -> PartReceipt:
+        self._fault("upload_part", number=number, upload_id=upload_id, content_md5=content_md5)
         with self._counted():
             data = _body_bytes(body)
+            _check_md5(data, content_md5)
             if self.part_delay_s:
                 await anyio.sleep(self.part_delay_s)
             parts = self._upload(upload_id)
@@ -212,11 +215,13 @@ class FakeStore:
         return None
 
     async def put_object(self, bucket: str, key: str, body: Any, checksum: str | None,
-                         options: ObjectOptions, *, condition: Precondition | None = None) -> PartReceipt:
-        self._fault("put_object", key=key)
+                         options: ObjectOptions, *, condition: Precondition | None = None,
+                         content_md5: str | None = None) -> PartReceipt:
+        self._fault("put_object", key=key, content_md5=content_md5)
         self._check_condition(bucket, key, condition)
         with self._counted():
             data = _body_bytes(body)
+            _check_md5(data, content_md5)
             if self.part_delay_s:
                 await anyio.sleep(self.part_delay_s)
             if checksum is not None and options.checksum is not ChecksumAlgorithm.NONE:
@@ -262,6 +267,13 @@ def _multipart_etag(part_etags: list[str]) -> str:
 
     digests = b"".join(digest(e) for e in part_etags)
     return f'"{hashlib.md5(digests).hexdigest()}-{len(part_etags)}"'
+
+
+def _check_md5(data: bytes, content_md5: str | None) -> None:
+    """As S3: a Content-MD5 that is not the body's is BadDigest."""
+    if content_md5 is not None and \
+            content_md5 != base64.b64encode(hashlib.md5(data).digest()).decode():
+        raise IntegrityError("BadDigest", code="BadDigest", retryable=True)
 
 
 def _body_bytes(body: Any) -> bytes:

@@ -309,6 +309,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="default crc32c; crc32 crc64nvme sha256 sha1 none")
     add(g, "--checksum-type", env_choice(*CHECKSUM_TYPES), choices=CHECKSUM_TYPES, metavar="TYPE",
         help="full-object (default for CRCs) or composite")
+    add(g, "--content-md5", env_flag, False, action="store_true",
+        help="each part's MD5 as Content-MD5 (server checks)")
     g = cp.add_argument_group("directories and manifests (one resumable job)")
     g.add_argument("-r", "--recursive", action="store_true", help="upload a directory tree")
     add(g, "--manifest", metavar="FILE", help="lines of SOURCE<TAB>KEY, or JSON lines (README)")
@@ -456,6 +458,7 @@ def make_config(args: argparse.Namespace) -> UploadConfig:
         request_payer=flag("request_payer"),
         expected_bucket_owner=opt("expected_bucket_owner"),
         no_overwrite=flag("no_overwrite"),
+        content_md5=flag("content_md5"),
         checksum_type=checksum_type.upper().replace("-", "_") if checksum_type else None,
     )
 

@@ -34,6 +34,7 @@ from .values import (
     PartReceipt as PartReceipt,
     Precondition as Precondition,
     RemotePart as RemotePart,
+    ServerSide as ServerSide,
 )
 
 log = logging.getLogger("bigupload")
@@ -47,8 +48,10 @@ class ObjectStore(Protocol):
 
     async def upload_part(
         self, bucket: str, key: str, upload_id: str, number: int, body: Any,
-        checksum: str | None, options: ObjectOptions,
-    ) -> PartReceipt: ...
+        checksum: str | None, options: ObjectOptions, *, content_md5: str | None = None,
+    ) -> PartReceipt:
+        """Upload one part; ``content_md5`` (base64) goes as its Content-MD5."""
+        ...
 
     async def list_parts(
         self, bucket: str, key: str, upload_id: str, options: ObjectOptions, *,
@@ -70,7 +73,7 @@ class ObjectStore(Protocol):
 
     async def put_object(
         self, bucket: str, key: str, body: Any, checksum: str | None, options: ObjectOptions,
-        *, condition: Precondition | None = None,
+        *, condition: Precondition | None = None, content_md5: str | None = None,
     ) -> PartReceipt: ...
 
     async def head(self, bucket: str, key: str, options: ObjectOptions) -> ObjectInfo | None: ...
@@ -359,7 +362,8 @@ class LeanPut:
         return all(v.isascii() and k.isascii() for k, v in options.metadata.items())
 
     async def put(self, base: str, bucket: str, key: str, body: Any, checksum: str | None,
-                  options: ObjectOptions, condition: Precondition | None = None) -> PartReceipt:
+                  options: ObjectOptions, condition: Precondition | None = None,
+                  content_md5: str | None = None) -> PartReceipt:
         import yarl
 
         url = base + quote(key, safe="/~")
@@ -368,6 +372,8 @@ class LeanPut:
         headers.update(options.put_headers())
         if checksum is not None:
             headers[f"x-amz-checksum-{options.checksum.value}"] = checksum
+        if content_md5 is not None:
+            headers["Content-MD5"] = content_md5
         frozen = self._credentials.get_frozen_credentials()
         if asyncio.iscoroutine(frozen):
             frozen = await frozen
@@ -392,7 +398,8 @@ class LeanPut:
         etag = answer.get("ETag")
         if not etag:
             _required({}, "ETag", "PutObject", bucket, key)
-        return PartReceipt(etag=str(etag), checksum=answer.get(f"x-amz-checksum-{options.checksum.value}"))
+        return PartReceipt(etag=str(etag), checksum=answer.get(f"x-amz-checksum-{options.checksum.value}"),
+                           server_side=_server_side_headers(answer))
 
 
 def _url_base(url: str, bucket: str, key: str) -> str | None:
@@ -435,6 +442,32 @@ def _http_error(status: int, content: bytes, operation: str, bucket: str, key: s
     ctx: dict[str, Any] = dict(operation=operation, bucket=bucket, key=key)
     return _answer_error(code.group(1) if code else str(status), status,
                          message.group(1) if message else "", _where(operation, bucket, key), ctx)
+
+
+def _server_side(response: Mapping[str, Any]) -> ServerSide:
+    """A write's answer (botocore's parsed UploadPart or PutObject) about encryption and
+    charging."""
+    enabled = response.get("BucketKeyEnabled")
+    return ServerSide(
+        server_side_encryption=_text(response.get("ServerSideEncryption")),
+        sse_kms_key_id=_text(response.get("SSEKMSKeyId")),
+        bucket_key_enabled=None if enabled is None else bool(enabled),
+        sse_customer_algorithm=_text(response.get("SSECustomerAlgorithm")),
+        sse_customer_key_md5=_text(response.get("SSECustomerKeyMD5")),
+        request_charged=_text(response.get("RequestCharged")))
+
+
+def _server_side_headers(headers: Mapping[str, str]) -> ServerSide:
+    """The same, from the raw headers of an answer LeanPut received."""
+    prefix = "x-amz-server-side-encryption"
+    enabled = headers.get(f"{prefix}-bucket-key-enabled")
+    return _server_side({
+        "ServerSideEncryption": headers.get(prefix),
+        "SSEKMSKeyId": headers.get(f"{prefix}-aws-kms-key-id"),
+        "BucketKeyEnabled": None if enabled is None else enabled.lower() == "true",
+        "SSECustomerAlgorithm": headers.get(f"{prefix}-customer-algorithm"),
+        "SSECustomerKeyMD5": headers.get(f"{prefix}-customer-key-md5"),
+        "RequestCharged": headers.get("x-amz-request-charged")})
 
 
 # How botocore's parsed answers become our values: S3 leaves out what it has not got,
@@ -568,16 +601,20 @@ class AioS3Store:
         return str(_required(response, "UploadId", "CreateMultipartUpload", bucket, key))
 
     async def upload_part(self, bucket: str, key: str, upload_id: str, number: int, body: Any,
-                          checksum: str | None, options: ObjectOptions) -> PartReceipt:
+                          checksum: str | None, options: ObjectOptions, *,
+                          content_md5: str | None = None) -> PartReceipt:
         params = options.every_request()
         if checksum is not None:
             params[_checksum_param(options.checksum)] = checksum
+        if content_md5 is not None:
+            params["ContentMD5"] = content_md5  # botocore then adds no MD5 of its own
         response = await self._call(
             "upload_part", bucket, key, upload_id=upload_id, part_number=number,
             Key=key, UploadId=upload_id, PartNumber=number, Body=body, **params,
         )
         etag = _required(response, "ETag", "UploadPart", bucket, key)
-        return PartReceipt(etag=str(etag), checksum=_response_checksum(response, options.checksum))
+        return PartReceipt(etag=str(etag), checksum=_response_checksum(response, options.checksum),
+                           server_side=_server_side(response))
 
     async def list_parts(self, bucket: str, key: str, upload_id: str, options: ObjectOptions,
                          *, max_parts: int | None = None,
@@ -648,29 +685,34 @@ class AioS3Store:
         return _text(response.get("RequestCharged"))
 
     async def put_object(self, bucket: str, key: str, body: Any, checksum: str | None,
-                         options: ObjectOptions, *, condition: Precondition | None = None) -> PartReceipt:
+                         options: ObjectOptions, *, condition: Precondition | None = None,
+                         content_md5: str | None = None) -> PartReceipt:
         lean = self._lean
         if lean is not None and lean.usable(options) and (base := lean.base(bucket)):
             try:
-                return await lean.put(base, bucket, key, body, checksum, options, condition)
+                return await lean.put(base, bucket, key, body, checksum, options, condition,
+                                      content_md5)
             except StoreError as exc:
                 if not exc.redirect:
                     raise
                 lean.disable(bucket)
                 log.info("s3://%s: PutObject goes through botocore (%s)", bucket, exc.code)
         if lean is None or lean.knows(bucket):
-            return await self._botocore_put(bucket, key, body, checksum, options, condition)
+            return await self._botocore_put(bucket, key, body, checksum, options, condition,
+                                            content_md5)
         urls: list[str] = []
         token = _PUT_URLS.set(urls)
         try:
-            receipt = await self._botocore_put(bucket, key, body, checksum, options, condition)
+            receipt = await self._botocore_put(bucket, key, body, checksum, options, condition,
+                                               content_md5)
         finally:
             _PUT_URLS.reset(token)
         lean.learn(bucket, key, urls)
         return receipt
 
     async def _botocore_put(self, bucket: str, key: str, body: Any, checksum: str | None,
-                            options: ObjectOptions, condition: Precondition | None) -> PartReceipt:
+                            options: ObjectOptions, condition: Precondition | None,
+                            content_md5: str | None) -> PartReceipt:
         params = options.on_create()
         params.pop("ChecksumAlgorithm", None)
         params.pop("ChecksumType", None)
@@ -678,9 +720,12 @@ class AioS3Store:
             params.update(condition.params())
         if checksum is not None:
             params[_checksum_param(options.checksum)] = checksum
+        if content_md5 is not None:
+            params["ContentMD5"] = content_md5
         response = await self._call("put_object", bucket, key, Key=key, Body=body, **params)
         etag = _required(response, "ETag", "PutObject", bucket, key)
-        return PartReceipt(etag=str(etag), checksum=_response_checksum(response, options.checksum))
+        return PartReceipt(etag=str(etag), checksum=_response_checksum(response, options.checksum),
+                           server_side=_server_side(response))
 
     async def head(self, bucket: str, key: str, options: ObjectOptions) -> ObjectInfo | None:
         try:

@@ -119,6 +119,7 @@ class UploadConfig:
     # how it is written
     no_overwrite: bool = False  # never replace an existing object (If-None-Match: *)
     checksum_type: str | None = None  # FULL_OBJECT (default for CRCs) or COMPOSITE
+    content_md5: bool = False  # each request body's MD5 as Content-MD5, for the server to check
 
     def __post_init__(self) -> None:
         if self.part_size is not None and not MIN_PART_SIZE <= self.part_size <= MAX_PART_SIZE:

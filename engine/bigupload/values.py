@@ -5,7 +5,7 @@ pure modules (planning, reconciliation, verification, the upload machines) impor
 - the file: ``Fingerprint`` (``source.py`` takes it);
 - the journal's part of a row: ``PartRecord``, ``DestinationGuard``;
 - the wire: what a store is told (``ObjectOptions``, ``Precondition``, ``CompletedPart``)
-  and what it answers (``PartReceipt``, ``RemotePart``, ``PartListing``, ``Owner``,
+  and what it answers (``PartReceipt``, ``ServerSide``, ``RemotePart``, ``PartListing``, ``Owner``,
   ``ObjectInfo``, ``ObjectSummary``, ``MultipartUpload``);
 - the rules for values S3 accepts: ``check_key``; ``sse_c_key_hash`` recognises an SSE-C
   key without keeping it.
@@ -174,9 +174,30 @@ class PartRecord:
 
 
 @dataclasses.dataclass(frozen=True)
+class ServerSide:
+    """What the server says it did with a write (UploadPart, PutObject): how it encrypted
+    the bytes and whom it charged. None where it did not say (SeaweedFS and moto say
+    little: S3 always names the encryption)."""
+
+    server_side_encryption: str | None = None  # AES256, aws:kms, aws:kms:dsse
+    sse_kms_key_id: str | None = None
+    bucket_key_enabled: bool | None = None
+    sse_customer_algorithm: str | None = None  # AES256 for an SSE-C write
+    sse_customer_key_md5: str | None = None  # the SSE-C key's MD5, to check it was ours
+    request_charged: str | None = None  # "requester": a requester-pays bucket billed us
+
+    def merged(self, other: ServerSide) -> ServerSide:
+        """These fields, with ``other``'s where these are None (the parts of one upload
+        answer alike; the first answer that says something wins)."""
+        return ServerSide(**{f.name: getattr(self, f.name) if getattr(self, f.name) is not None
+                             else getattr(other, f.name) for f in dataclasses.fields(self)})
+
+
+@dataclasses.dataclass(frozen=True)
 class PartReceipt:
     etag: str
     checksum: str | None  # base64, as the server echoed it
+    server_side: ServerSide = ServerSide()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -305,6 +326,7 @@ class ObjectOptions:
     sse_c_key: bytes | None = dataclasses.field(default=None, repr=False)
     request_payer: bool = False
     expected_bucket_owner: str | None = None
+    content_md5: bool = False  # each body's MD5 goes as Content-MD5 (the sender computes it)
 
     @classmethod
     def from_config(cls, config: UploadConfig, content_type: str | None) -> ObjectOptions:
@@ -318,6 +340,7 @@ class ObjectOptions:
             sse_c_key=config.sse_c_key,
             request_payer=config.request_payer,
             expected_bucket_owner=config.expected_bucket_owner,
+            content_md5=config.content_md5,
         )
 
     def _table(self, every_request: bool | None) -> list[tuple[_Option, str]]:

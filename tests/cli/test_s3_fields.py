@@ -1,7 +1,7 @@
-"""Every request parameter and response field of ListParts (and of the calls beside it:
-ListMultipartUploads, AbortMultipartUpload) through the CLI's output and the API, against
-a stub that answers with every field the AWS reference documents (SeaweedFS and moto
-leave most of them out)."""
+"""Every request parameter and response field of ListParts and UploadPart (and of the
+calls beside them: ListMultipartUploads, AbortMultipartUpload, PutObject) through the
+CLI's output and the API, against a stub that answers with every field the AWS reference
+documents (SeaweedFS and moto leave most of them out)."""
 
 from __future__ import annotations
 
@@ -20,12 +20,14 @@ import anyio
 import pytest
 
 from bigupload import MultipartUpload, Owner, PartListing, UploadConfig, Uploader
+from tests.conftest import MiB
 from tests.faultproxy import self_signed_tls
 from tests.s3stub import (
     ABORT_RULE,
     FIELD_PARTS,
     FIELDS_UPLOAD,
     INITIATOR,
+    KMS_KEY,
     OWNER,
     S3Stub,
 )
@@ -223,3 +225,70 @@ def test_listing_calls_open_no_journal(stub: S3Stub, tmp_path: Path) -> None:
 
     anyio.run(go)
     assert not (tmp_path / "j.db").exists()
+
+
+# UploadPart (and PutObject, its one-request twin): what is sent and what is answered
+
+def _b64(digest: bytes) -> str:
+    return base64.b64encode(digest).decode()
+
+
+def test_upload_part_headers_and_answers(stub: S3Stub, make_file: Any, tmp_path: Path) -> None:
+    """--checksum sha1 and --content-md5 go on every part, from one read of it; the
+    answers' ServerSideEncryption, SSEKMSKeyId, BucketKeyEnabled and RequestCharged are in
+    the result."""
+    path = make_file(11 * MiB)
+    data = path.read_bytes()
+    (event,) = events(cli("cp", str(path), f"s3://{BUCKET}/big", "--part-size", "5MiB",
+                          "--checksum", "sha1", "--content-md5", "--request-payer",
+                          "--endpoint-url", stub.endpoint_url, "--journal",
+                          str(tmp_path / "j.db"), "--json"))
+    assert event["event"] == "uploaded" and event["parts"] == 3
+    assert (event["server_side_encryption"], event["sse_kms_key_id"],
+            event["bucket_key_enabled"], event["request_charged"]) == \
+        ("aws:kms", KMS_KEY, True, "requester")
+    assert event["sse_customer_algorithm"] is None and event["sse_customer_key_md5"] is None
+    sent = sorted(stub.requests("UploadPart"), key=lambda r: int(r.query["partNumber"]))
+    assert [int(r.query["partNumber"]) for r in sent] == [1, 2, 3]
+    for request in sent:
+        n = int(request.query["partNumber"])
+        chunk = data[(n - 1) * 5 * MiB:n * 5 * MiB]
+        assert request.headers["content-md5"] == _b64(hashlib.md5(chunk).digest())
+        assert request.headers["x-amz-checksum-sha1"] == _b64(hashlib.sha1(chunk).digest())
+        assert request.headers["x-amz-request-payer"] == "requester"
+    (create,) = stub.requests("CreateMultipartUpload")
+    assert create.headers["x-amz-checksum-algorithm"] == "SHA1"
+    assert create.headers["x-amz-checksum-type"] == "COMPOSITE"
+
+
+def test_without_content_md5_none_is_sent(stub: S3Stub, make_file: Any, tmp_path: Path) -> None:
+    path = make_file(6 * MiB)
+    events(cli("cp", str(path), f"s3://{BUCKET}/plain", "--part-size", "5MiB", "--endpoint-url",
+               stub.endpoint_url, "--journal", str(tmp_path / "j.db"), "--json"))
+    assert stub.requests("UploadPart")
+    assert all("content-md5" not in r.headers for r in stub.requests("UploadPart"))
+
+
+def test_single_put_headers_and_answers(stub: S3Stub, make_file: Any, tmp_path: Path) -> None:
+    path = make_file(3000)
+    (event,) = events(cli("cp", str(path), f"s3://{BUCKET}/small", "--content-md5",
+                          "--endpoint-url", stub.endpoint_url, "--journal",
+                          str(tmp_path / "j.db"), "--json"))
+    (put,) = stub.requests("PutObject")
+    assert put.headers["content-md5"] == _b64(hashlib.md5(path.read_bytes()).digest())
+    assert (event["server_side_encryption"], event["sse_kms_key_id"],
+            event["bucket_key_enabled"], event["request_charged"]) == \
+        ("aws:kms", KMS_KEY, True, "requester")
+
+
+def test_upload_result_carries_the_answers(stub: S3Stub, make_file: Any, tmp_path: Path) -> None:
+    path = make_file(6 * MiB)
+
+    async def go() -> Any:
+        config = UploadConfig(endpoint_url=stub.endpoint_url, part_size=5 * MiB)
+        async with Uploader(config, journal=tmp_path / "j.db") as up:
+            return await up.upload_file(path, BUCKET, "api")
+
+    result = anyio.run(go)
+    assert result.server_side_encryption == "aws:kms" and result.sse_kms_key_id == KMS_KEY
+    assert result.bucket_key_enabled is True and result.request_charged == "requester"

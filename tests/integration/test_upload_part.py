@@ -1,5 +1,7 @@
-"""UploadPart's parameters and answers against SeaweedFS: SHA-1 checksums (composite only)
-and Content-MD5 per part, which the server verifies (a wrong value is BadDigest)."""
+"""UploadPart's parameters against SeaweedFS: SHA-1 checksums (composite only) and
+Content-MD5 per part (and on a single PUT), each of which the server verifies (a wrong
+value is BadDigest). Its answers' fields, which SeaweedFS does not send, are checked
+against a stub in tests/cli/test_s3_fields.py."""
 
 from __future__ import annotations
 
@@ -12,9 +14,10 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import crc32c
 import pytest
 
-from bigupload import ChecksumAlgorithm, UploadConfig
+from bigupload import ChecksumAlgorithm, UploadConfig, Uploader
 from bigupload.client import AioS3Store, ObjectOptions
 from bigupload.errors import IntegrityError
 from bigupload.testing import SeaweedServer
@@ -89,3 +92,73 @@ def test_a_wrong_sha1_is_bad_digest(seaweed: SeaweedServer, seaweed_bucket: str)
             await store.abort(seaweed_bucket, "k", upload_id, options)
 
     anyio.run(go)
+
+
+def test_content_md5_upload(seaweed: SeaweedServer, seaweed_bucket: str, make_file: Any,
+                            tmp_path: Path) -> None:
+    """--content-md5 on a multipart upload and on a single PUT: SeaweedFS checks each."""
+    for size, key in ((12 * MiB + 3, "md5-multi"), (4000, "md5-single")):
+        path = make_file(size, name=key)
+        result = cli("cp", str(path), f"s3://{seaweed_bucket}/{key}", "--content-md5",
+                     "--part-size", "5MiB", "--endpoint-url", seaweed.endpoint_url,
+                     "--journal", str(tmp_path / "j.db"), "--json")
+        assert result.returncode == 0, result.stderr
+        assert read_object(seaweed, seaweed_bucket, key) == path.read_bytes()
+
+
+def test_a_wrong_content_md5_is_bad_digest(seaweed: SeaweedServer, seaweed_bucket: str) -> None:
+    options = ObjectOptions(checksum=ChecksumAlgorithm.CRC32C, checksum_type="COMPOSITE")
+    crc = base64.b64encode(crc32c.crc32c(b"abc").to_bytes(4, "big")).decode()
+
+    def md5(data: bytes) -> str:
+        return base64.b64encode(hashlib.md5(data).digest()).decode()
+
+    async def go() -> None:
+        async with AioS3Store.open(UploadConfig(endpoint_url=seaweed.endpoint_url)) as store:
+            upload_id = await store.create_multipart(seaweed_bucket, "k", options)
+            with pytest.raises(IntegrityError, match="BadDigest"):
+                await store.upload_part(seaweed_bucket, "k", upload_id, 1, b"abc", crc, options,
+                                        content_md5=md5(b"abd"))
+            receipt = await store.upload_part(seaweed_bucket, "k", upload_id, 1, b"abc", crc,
+                                              options, content_md5=md5(b"abc"))
+            assert receipt.etag == f'"{hashlib.md5(b"abc").hexdigest()}"'
+            with pytest.raises(IntegrityError, match="BadDigest"):
+                await store.put_object(seaweed_bucket, "small", b"abc", crc, options,
+                                       content_md5=md5(b"abd"))
+            await store.abort(seaweed_bucket, "k", upload_id, options)
+
+    anyio.run(go)
+
+
+def test_a_part_refused_for_its_md5_is_read_and_sent_again(
+        seaweed: SeaweedServer, seaweed_bucket: str, make_file: Any, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A BadDigest for Content-MD5 is an integrity failure like a checksum's: the part is
+    read again (its MD5 with it) and sent again."""
+    from bigupload.upload import parts
+
+    path = make_file(11 * MiB)
+    real = parts.part_digests
+    spoiled: list[int] = []
+    reads: list[int] = []
+
+    def first_md5_wrong(source: Any, part: Any, algorithm: Any, content_md5: bool) -> Any:
+        reads.append(part.number)
+        raw, md5 = real(source, part, algorithm, content_md5)
+        if part.number == 2 and not spoiled:
+            spoiled.append(part.number)
+            return raw, base64.b64encode(hashlib.md5(b"not the part").digest()).decode()
+        return raw, md5
+
+    monkeypatch.setattr(parts, "part_digests", first_md5_wrong)
+    config = UploadConfig(endpoint_url=seaweed.endpoint_url, part_size=5 * MiB,
+                          content_md5=True, backoff_base_s=0.01)
+
+    async def go() -> Any:
+        async with Uploader(config, journal=tmp_path / "j.db") as up:
+            return await up.upload_file(path, seaweed_bucket, "retried")
+
+    result = anyio.run(go)
+    assert spoiled == [2] and result.parts == 3
+    assert sorted(reads) == [1, 2, 2, 3]  # refused, so read again (its MD5 too) and resent
+    assert read_object(seaweed, seaweed_bucket, "retried") == path.read_bytes()

@@ -33,7 +33,7 @@ from .. import checksum as ck
 from .. import verify
 from ..config import ChecksumAlgorithm, UploadConfig
 from ..errors import AuthError, IntegrityError, StoreError
-from ..values import ObjectInfo, ObjectOptions, PartRecord, Plan
+from ..values import ObjectInfo, ObjectOptions, PartRecord, Plan, ServerSide
 from .result import UploadResult
 
 
@@ -151,6 +151,7 @@ class UploadMachine:
         self.resumed_parts = 0
         self.verified = True
         self.info: ObjectInfo | None = None  # the object, once verified
+        self.server_side = ServerSide()  # what the writes' answers said (encryption, charge)
         self.notices: list[str] = []
         self.messages: list[Message] = []  # said by transitions, not yet logged
 
@@ -178,6 +179,11 @@ class UploadMachine:
         self.checksum_type = checksum_type
         self.options = dataclasses.replace(self.options, checksum=algorithm,
                                            checksum_type=checksum_type)
+
+    def answered(self, server_side: ServerSide) -> None:
+        """What this run's UploadPart or PutObject answers said about encryption and
+        charging (parts an earlier run sent said nothing to this one)."""
+        self.server_side = self.server_side.merged(server_side)
 
     def part_sent(self, record: PartRecord) -> None:
         """The server acknowledged a part (the driver has journalled it)."""
@@ -245,6 +251,7 @@ class UploadMachine:
             verified=self.verified and self.algorithm is not ChecksumAlgorithm.NONE,
             checksum_type=self.reported_type(),
             notices=tuple(self.notices),
+            **dataclasses.asdict(self.server_side),
         )
 
 
