@@ -86,6 +86,7 @@ class S3Stub:
     def __init__(self, tls: ssl.SSLContext | None = None, page_size: int = 1000) -> None:
         self.tls = tls
         self.page_size = page_size
+        self.fail_parts: set[int] = set()  # UploadPart of these numbers answers 500
         self.seen: list[Seen] = []
         self.uploads: dict[str, StubUpload] = {}
         self.objects: dict[tuple[str, str], tuple[int, str]] = {}  # size, ETag
@@ -189,6 +190,8 @@ class S3Stub:
             upload = self.uploads.get(seen.query["uploadId"])
             if upload is None:
                 return _error(404, "NoSuchUpload")
+            if int(seen.query["partNumber"]) in self.fail_parts:
+                return _error(500, "InternalError")
             upload.parts[int(seen.query["partNumber"])] = StubPart(len(body), etag, sums)
             return 200, {"ETag": etag, **SSE_HEADERS, **echo}, b""
         if op == "CompleteMultipartUpload":

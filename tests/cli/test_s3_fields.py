@@ -292,3 +292,25 @@ def test_upload_result_carries_the_answers(stub: S3Stub, make_file: Any, tmp_pat
     result = anyio.run(go)
     assert result.server_side_encryption == "aws:kms" and result.sse_kms_key_id == KMS_KEY
     assert result.bucket_key_enabled is True and result.request_charged == "requester"
+
+
+def test_resume_sends_the_payer_and_owner(stub: S3Stub, make_file: Any, tmp_path: Path) -> None:
+    """``bigupload resume --request-payer --expected-bucket-owner``: every request that
+    finishes the unfinished upload carries them (ListParts, UploadPart, completion)."""
+    path = make_file(11 * MiB)
+    journal = str(tmp_path / "j.db")
+    stub.fail_parts = {2}
+    failed = cli("cp", str(path), f"s3://{BUCKET}/resumed", "--part-size", "5MiB",
+                 "--max-attempts", "1", "--endpoint-url", stub.endpoint_url, "--journal", journal)
+    assert failed.returncode == 5, failed.stderr
+    stub.fail_parts = set()
+    stub.seen.clear()
+    resumed = cli("resume", "--request-payer", "--expected-bucket-owner", ACCOUNT,
+                  "--endpoint-url", stub.endpoint_url, "--journal", journal, "--json")
+    (done,) = events(resumed)
+    assert done["key"] == "resumed" and done["resumed_parts"] >= 1
+    operations = {r.operation for r in stub.seen}
+    assert {"ListParts", "UploadPart", "CompleteMultipartUpload"} <= operations
+    for request in stub.seen:
+        assert request.headers.get("x-amz-request-payer") == "requester", request.operation
+        assert request.headers.get("x-amz-expected-bucket-owner") == ACCOUNT, request.operation
