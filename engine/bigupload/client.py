@@ -18,7 +18,7 @@ from urllib.parse import quote, urlsplit
 from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any, Protocol
 
-from . import sigv4
+from . import answers, sigv4
 from .classify import NO_ANSWER
 from .config import ChecksumAlgorithm, UploadConfig
 from .errors import BigUploadError, ConfigError, NotFoundError, StoreError, store_error
@@ -399,7 +399,7 @@ class LeanPut:
         if not etag:
             _required({}, "ETag", "PutObject", bucket, key)
         return PartReceipt(etag=str(etag), checksum=answer.get(f"x-amz-checksum-{options.checksum.value}"),
-                           server_side=_server_side_headers(answer))
+                           server_side=answers.server_side_headers(answer))
 
 
 def _url_base(url: str, bucket: str, key: str) -> str | None:
@@ -442,88 +442,6 @@ def _http_error(status: int, content: bytes, operation: str, bucket: str, key: s
     ctx: dict[str, Any] = dict(operation=operation, bucket=bucket, key=key)
     return _answer_error(code.group(1) if code else str(status), status,
                          message.group(1) if message else "", _where(operation, bucket, key), ctx)
-
-
-def _server_side(response: Mapping[str, Any]) -> ServerSide:
-    """A write's answer (botocore's parsed UploadPart or PutObject) about encryption and
-    charging."""
-    enabled = response.get("BucketKeyEnabled")
-    return ServerSide(
-        server_side_encryption=_text(response.get("ServerSideEncryption")),
-        sse_kms_key_id=_text(response.get("SSEKMSKeyId")),
-        bucket_key_enabled=None if enabled is None else bool(enabled),
-        sse_customer_algorithm=_text(response.get("SSECustomerAlgorithm")),
-        sse_customer_key_md5=_text(response.get("SSECustomerKeyMD5")),
-        request_charged=_text(response.get("RequestCharged")))
-
-
-def _server_side_headers(headers: Mapping[str, str]) -> ServerSide:
-    """The same, from the raw headers of an answer LeanPut received."""
-    prefix = "x-amz-server-side-encryption"
-    enabled = headers.get(f"{prefix}-bucket-key-enabled")
-    return _server_side({
-        "ServerSideEncryption": headers.get(prefix),
-        "SSEKMSKeyId": headers.get(f"{prefix}-aws-kms-key-id"),
-        "BucketKeyEnabled": None if enabled is None else enabled.lower() == "true",
-        "SSECustomerAlgorithm": headers.get(f"{prefix}-customer-algorithm"),
-        "SSECustomerKeyMD5": headers.get(f"{prefix}-customer-key-md5"),
-        "RequestCharged": headers.get("x-amz-request-charged")})
-
-
-# How botocore's parsed answers become our values: S3 leaves out what it has not got,
-# and some S3-compatible servers send empty elements (SeaweedFS: ``<Delimiter></Delimiter>``)
-
-def _text(value: Any) -> str | None:
-    return str(value) if value not in (None, "") else None
-
-
-def _whole(value: Any) -> int | None:
-    return int(value) if value not in (None, "") else None
-
-
-def _owner(value: Any) -> Owner | None:
-    if not isinstance(value, Mapping) or not (value.get("ID") or value.get("DisplayName")):
-        return None
-    return Owner(_text(value.get("ID")), _text(value.get("DisplayName")))
-
-
-# the members of a listed part that are checksums: ChecksumCRC32C, ChecksumSHA1, and any
-# algorithm S3 adds (botocore's model lists SHA512, MD5 and the XXHASHes already)
-_NOT_PART_CHECKSUMS = frozenset({"ChecksumAlgorithm", "ChecksumType"})
-
-
-def _remote_part(part: Mapping[str, Any], preferred: ChecksumAlgorithm,
-                 declared: str | None) -> RemotePart:
-    """A listed part; its ``checksum`` in ``preferred`` if listed, else in the upload's
-    declared algorithm, else whichever is there."""
-    checksums = {name[len("Checksum"):]: str(value) for name, value in part.items()
-                 if name.startswith("Checksum") and name not in _NOT_PART_CHECKSUMS and value}
-    names = [preferred.s3_name if preferred is not ChecksumAlgorithm.NONE else None, declared]
-    checksum = next((checksums[n] for n in names if n in checksums),
-                    next(iter(checksums.values()), None))
-    return RemotePart(number=int(part["PartNumber"]), size=int(part["Size"]),
-                      etag=str(part["ETag"]), checksum=checksum,
-                      last_modified=part.get("LastModified"), checksums=checksums)
-
-
-def _part_listing(pages: Sequence[Mapping[str, Any]], parts: list[RemotePart], bucket: str,
-                  key: str, upload_id: str, first_marker: int, *, truncated: bool) -> PartListing:
-    """The pages of one ListParts as one listing: the upload's fields as the first page
-    gives them (or the first page that has them), where the last page ends."""
-    def first(field: str) -> Any:
-        return next((page[field] for page in pages if page.get(field) not in (None, "")), None)
-
-    return PartListing(
-        parts=tuple(parts), checksum_algorithm=_text(first("ChecksumAlgorithm")),
-        checksum_type=_text(first("ChecksumType")), bucket=bucket, key=key,
-        upload_id=str(first("UploadId") or upload_id), initiator=_owner(first("Initiator")),
-        owner=_owner(first("Owner")), storage_class=_text(first("StorageClass")),
-        abort_date=first("AbortDate"), abort_rule_id=_text(first("AbortRuleId")),
-        request_charged=_text(first("RequestCharged")),
-        part_number_marker=_whole(pages[0].get("PartNumberMarker")) or first_marker,
-        next_part_number_marker=_whole(pages[-1].get("NextPartNumberMarker")),
-        max_parts=_whole(pages[0].get("MaxParts")), is_truncated=truncated,
-    )
 
 
 class AioS3Store:
@@ -614,7 +532,7 @@ class AioS3Store:
         )
         etag = _required(response, "ETag", "UploadPart", bucket, key)
         return PartReceipt(etag=str(etag), checksum=_response_checksum(response, options.checksum),
-                           server_side=_server_side(response))
+                           server_side=answers.server_side(response))
 
     async def list_parts(self, bucket: str, key: str, upload_id: str, options: ObjectOptions,
                          *, max_parts: int | None = None,
@@ -640,11 +558,12 @@ class AioS3Store:
             pages.append(response)
             declared = next((str(page["ChecksumAlgorithm"]) for page in pages
                              if page.get("ChecksumAlgorithm")), None)
-            parts += [_remote_part(p, options.checksum, declared) for p in response.get("Parts", [])]
+            parts += [answers.remote_part(p, options.checksum, declared)
+                      for p in response.get("Parts", [])]
             if one_page or not response.get("IsTruncated"):
-                return _part_listing(pages, parts, bucket, key, upload_id, marker,
+                return answers.part_listing(pages, parts, bucket, key, upload_id, marker,
                                      truncated=one_page and bool(response.get("IsTruncated")))
-            next_marker = _whole(response.get("NextPartNumberMarker")) or 0
+            next_marker = answers.whole(response.get("NextPartNumberMarker")) or 0
             if next_marker <= marker:  # a server that would loop forever
                 raise StoreError(f"ListParts s3://{bucket}/{key}: truncated page without progress",
                                  operation="ListParts", bucket=bucket, key=key, upload_id=upload_id,
@@ -682,7 +601,7 @@ class AioS3Store:
         params = options.every_request(sse_c=False)
         response = await self._call("abort_multipart_upload", bucket, key, upload_id=upload_id,
                                     Key=key, UploadId=upload_id, **params)
-        return _text(response.get("RequestCharged"))
+        return answers.text(response.get("RequestCharged"))
 
     async def put_object(self, bucket: str, key: str, body: Any, checksum: str | None,
                          options: ObjectOptions, *, condition: Precondition | None = None,
@@ -725,7 +644,7 @@ class AioS3Store:
         response = await self._call("put_object", bucket, key, Key=key, Body=body, **params)
         etag = _required(response, "ETag", "PutObject", bucket, key)
         return PartReceipt(etag=str(etag), checksum=_response_checksum(response, options.checksum),
-                           server_side=_server_side(response))
+                           server_side=answers.server_side(response))
 
     async def head(self, bucket: str, key: str, options: ObjectOptions) -> ObjectInfo | None:
         try:
@@ -756,13 +675,7 @@ class AioS3Store:
             params.update(options.every_request(sse_c=False))
         while True:
             response = await self._call("list_multipart_uploads", bucket, prefix, **params)
-            for u in response.get("Uploads", []):
-                uploads.append(MultipartUpload(
-                    str(u["Key"]), str(u["UploadId"]), u.get("Initiated"),
-                    storage_class=_text(u.get("StorageClass")), owner=_owner(u.get("Owner")),
-                    initiator=_owner(u.get("Initiator")),
-                    checksum_algorithm=_text(u.get("ChecksumAlgorithm")),
-                    checksum_type=_text(u.get("ChecksumType"))))
+            uploads += [answers.multipart_upload(u) for u in response.get("Uploads", [])]
             if not response.get("IsTruncated"):
                 return uploads
             params["KeyMarker"] = response.get("NextKeyMarker", "")
