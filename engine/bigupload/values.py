@@ -197,6 +197,7 @@ class ServerSide:
 class PartReceipt:
     etag: str
     checksum: str | None  # base64, as the server echoed it
+    sent: bytes | None = None  # the raw checksum the store computed over what it sent
     server_side: ServerSide = ServerSide()
 
 

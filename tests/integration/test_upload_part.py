@@ -10,6 +10,8 @@ import hashlib
 import json
 import subprocess
 import sys
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,10 +19,10 @@ import anyio
 import crc32c
 import pytest
 
-from bigupload import ChecksumAlgorithm, UploadConfig, Uploader
+from bigupload import ChecksumAlgorithm, UploadConfig, Uploader, tlssend
 from bigupload.client import AioS3Store, ObjectOptions
 from bigupload.errors import IntegrityError
-from bigupload.testing import SeaweedServer
+from bigupload.testing import SeaweedServer, tls_certificates
 from tests.conftest import MiB, list_uploads, read_object
 
 pytestmark = pytest.mark.integration
@@ -162,3 +164,57 @@ def test_a_part_refused_for_its_md5_is_read_and_sent_again(
     assert spoiled == [2] and result.parts == 3
     assert sorted(reads) == [1, 2, 2, 3]  # refused, so read again (its MD5 too) and resent
     assert read_object(seaweed, seaweed_bucket, "retried") == path.read_bytes()
+
+
+# over https, where parts are sent from worker threads (tlssend) and a CRC may follow the
+# body as a trailing checksum: Content-MD5 and SHA-1 take the header form there
+
+@pytest.fixture(scope="module")
+def tls_seaweed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[SeaweedServer, str]]:
+    ca, cert, key = tls_certificates(tmp_path_factory.mktemp("tls"))
+    with SeaweedServer(tls=(cert, key)) as server:
+        yield server, ca  # type: ignore[misc]
+
+
+@pytest.mark.parametrize("algorithm,content_md5", [
+    (ChecksumAlgorithm.CRC32C, True), (ChecksumAlgorithm.SHA1, False),
+    (ChecksumAlgorithm.SHA1, True),
+])
+def test_over_https_content_md5_and_sha1_go_as_headers(
+        tls_seaweed: tuple[SeaweedServer, str], make_file: Any, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch, algorithm: ChecksumAlgorithm, content_md5: bool) -> None:
+    server, ca = tls_seaweed
+    monkeypatch.setenv("AWS_CA_BUNDLE", ca)
+    bucket = f"t-{uuid.uuid4().hex[:16]}"
+    server.boto3_client().create_bucket(Bucket=bucket)
+    seen: list[tuple[str, dict[str, str], bool]] = []
+    original = tlssend.TlsSender.exchange
+
+    async def exchange(self: tlssend.TlsSender, method: str, url: str, headers: Any, body: Any,
+                       trailer: Any = None) -> tlssend.Answer:
+        text = {k.lower(): v.decode() if isinstance(v, bytes) else v
+                for k, v in dict(headers).items()}
+        seen.append((url, text, trailer is not None))
+        return await original(self, method, url, headers, body, trailer)
+
+    monkeypatch.setattr(tlssend.TlsSender, "exchange", exchange)
+    path = make_file(11 * MiB)
+    data = path.read_bytes()
+    config = UploadConfig(endpoint_url=server.https_endpoint_url, part_size=5 * MiB,
+                          checksum=algorithm, content_md5=content_md5)
+
+    async def go() -> Any:
+        async with Uploader(config, journal=tmp_path / "j.db") as up:
+            return await up.upload_file(path, bucket, "big")
+
+    result = anyio.run(go)
+    assert read_object(server, bucket, "big") == data and result.verified
+    parts = sorted((s for s in seen if "partNumber=" in s[0]),
+                   key=lambda s: int(s[0].split("partNumber=")[1].split("&")[0]))
+    assert len(parts) == 3
+    header = f"x-amz-checksum-{algorithm.value}"
+    for number, (_, headers, trailer) in enumerate(parts, 1):
+        chunk = data[(number - 1) * 5 * MiB:number * 5 * MiB]
+        assert not trailer and header in headers
+        assert headers.get("content-md5") == (
+            base64.b64encode(hashlib.md5(chunk).digest()).decode() if content_md5 else None)

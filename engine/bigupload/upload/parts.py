@@ -116,11 +116,16 @@ class PartSender:
 
         async def attempt(n: int) -> PartRecord:
             nonlocal raw, md5, reread
-            if reread:
-                raw, md5 = await self.scheduler.in_thread(
-                    part_digests, self.source, part, self.algorithm, self.options.content_md5)
+            if reread:  # a store that checksums in the pass that sends is given none, unless
+                # the part's MD5 must go before it (--content-md5): one read makes both
+                if self.options.content_md5 or \
+                        not self.store.checksums_while_sending(self.algorithm):
+                    raw, md5 = await self.scheduler.in_thread(
+                        part_digests, self.source, part, self.algorithm, self.options.content_md5)
+                else:
+                    raw, md5 = b"", None
                 reread = False
-            header = ck.encode(raw) if self.algorithm is not ChecksumAlgorithm.NONE else None
+            header = ck.encode(raw) if raw else None
             try:
                 receipt = await self.store.upload_part(
                     self.bucket, self.key, self.upload_id, part.number, body, header, self.options,
@@ -128,6 +133,7 @@ class PartSender:
             except IntegrityError:
                 reread = True  # the bytes may have been corrupted on our side
                 raise
+            raw = raw or receipt.sent or b""
             expected = ck.encode(raw)
             if receipt.checksum is not None and expected and receipt.checksum != expected:
                 reread = True
