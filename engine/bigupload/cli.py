@@ -13,6 +13,7 @@ import contextlib
 import gc
 import logging
 import os
+import re
 import signal
 import sys
 import traceback
@@ -47,6 +48,7 @@ from .terminal import (
     log_handler,
     output_closed,
     show_aborted,
+    show_copied,
     show_forgotten,
     show_job_summary,
     show_parts,
@@ -85,6 +87,8 @@ async def cmd_cp(args: argparse.Namespace, out: Output) -> int:
         raise UsageError("cp needs a SOURCE and a DESTINATION (s3://bucket/key), "
                          "or --manifest FILE")
     source, destination = args.paths
+    if source.startswith("s3://") or re.match(r"https?://", source):
+        return await cmd_copy(args, out, source, destination)
     if os.path.isdir(source):
         if not args.recursive:
             raise SourceError(f"{source}: is a directory (use --recursive to upload what it "
@@ -118,6 +122,95 @@ async def cmd_cp(args: argparse.Namespace, out: Output) -> int:
     for notice in result.notices:
         log.info("%s", notice)
     return 0
+
+
+async def cmd_copy(args: argparse.Namespace, out: Output, source: str, destination: str) -> int:
+    """A server-side copy: ``s3://a/k`` to ``s3://b/k`` on the one endpoint."""
+    if not source.startswith("s3://"):
+        raise UsageError(f"{source}: a copy's source is s3://bucket/key on --endpoint-url; "
+                         "copies between endpoints are not supported (download and upload)")
+    if not destination.startswith("s3://"):
+        raise UsageError(f"{destination}: a copy's destination is s3://bucket/key (downloads "
+                         "are not supported)")
+    for option, given in (("--upload-id", args.upload_id), ("--dask", args.dask),
+                          ("--content-md5", args.content_md5)):  # no body is sent
+        if given:
+            raise UsageError(f"{option} does not apply to a server-side copy")
+    if args.recursive:
+        return await cmd_copy_prefix(args, out, source, destination)
+    for option, given in (("--include", args.include), ("--exclude", args.exclude),
+                          ("--skip-existing", args.skip_existing)):
+        if given:
+            raise UsageError(f"{option} applies to prefix copies (--recursive)")
+    source_bucket, source_key = parse_s3_url(source, key_required=True)
+    bucket, key = parse_s3_url(destination, key_required=False)
+    if not key or key.endswith("/"):
+        key += source_key.rstrip("/").rsplit("/", 1)[-1]
+    config = make_config(args)
+    follow = args.checksum is None
+    async with Uploader(config, journal=args.journal) as uploader:
+        await uploader.connect()
+        freeze_gc()
+        if args.dry_run:
+            job = await uploader.plan_copy(source_bucket, source_key, bucket, key,
+                                           follow_source_checksum=follow)
+            the_plan = job.plan
+            out.emit("plan", f"{source} -> s3://{bucket}/{key}: server-side, "
+                     f"{format_size(the_plan.size)}, "
+                     + (f"{the_plan.part_count} UploadPartCopy parts of "
+                        f"{format_size(the_plan.part_size)}" if the_plan.multipart
+                        else "one CopyObject")
+                     + f", checksum {job.config.checksum.value}",
+                     source=source, bucket=bucket, key=key, size=the_plan.size,
+                     multipart=the_plan.multipart, part_size=the_plan.part_size,
+                     parts=the_plan.part_count, checksum=job.config.checksum.value)
+            return 0
+        result = await uploader.copy_object(
+            source_bucket, source_key, bucket, key, restart=args.restart,
+            progress=TqdmProgress() if show_progress(args) else None,
+            follow_source_checksum=follow)
+    show_copied(out, source, result)
+    for notice in result.notices:
+        log.info("%s", notice)
+    return 0
+
+
+async def cmd_copy_prefix(args: argparse.Namespace, out: Output, source: str,
+                          destination: str) -> int:
+    """``s3://a/p/`` to ``s3://b/q/``: every object under the prefix, server-side, as one
+    resumable job (the same command, or ``bigupload resume``, continues it)."""
+    if args.restart:
+        raise UsageError("--restart applies to single files and objects")
+    form = "s3://bucket/prefix/"
+    source_bucket, source_prefix = parse_s3_url(source, key_required=False, form=form)
+    bucket, prefix = parse_s3_url(destination, key_required=False, form=form)
+    source_prefix, prefix = batch.destination_prefix(source_prefix), batch.destination_prefix(prefix)
+    config = make_config(args)
+    async with Uploader(config, journal=args.journal) as uploader:
+        await uploader.connect()
+        freeze_gc()
+        entries, excluded = await uploader.list_copies(
+            source_bucket, source_prefix, bucket, prefix, include=args.include,
+            exclude=args.exclude)
+        if excluded:
+            log.info("%d object(s) left out by --include/--exclude", excluded)
+        if args.dry_run:
+            total = sum(e.size for e in entries)
+            out.emit("plan", f"{len(entries)} object(s), {format_size(total)} -> "
+                     f"s3://{bucket}/{prefix} (server-side)", files=len(entries), bytes=total,
+                     bucket=bucket, prefix=prefix)
+            for e in entries:
+                out.emit("file", f"  {e.item.source} -> s3://{e.item.bucket}/{e.item.key}"
+                         + (f"  ({e.error})" if e.error else ""), source=e.item.source,
+                         bucket=e.item.bucket, key=e.item.key, size=e.size, error=e.error)
+            return 0
+        result = await uploader.copy_prefix(
+            source_bucket, source_prefix, bucket, prefix, include=args.include,
+            exclude=args.exclude, skip_existing=args.skip_existing, fail_fast=args.fail_fast,
+            progress=BatchReporter(out, show_progress(args)), entries=entries,
+            follow_source_checksum=args.checksum is None)
+    show_job_summary(out, result)
+    return EXIT_PARTIAL if result.failed else 0
 
 
 async def cmd_batch(args: argparse.Namespace, out: Output, root: str | None,

@@ -39,8 +39,8 @@ EXIT_CODES = """exit codes:
        command to resume)
   6    integrity failure: the server saw different bytes, or the object differs
   7    the store refused the request (no such bucket, upload gone, invalid)
-  8    resume refused: the file changed since the upload began, or the journal
-       disagrees
+  8    resume refused: the file changed since the upload began, a copy's source
+       changed (the copy was aborted), or the journal disagrees
   9    partial: a batch finished, but some files failed (listed; `bigupload
        resume ID` retries them)
   10   the Dask cluster could not run the work (--dask); the message says what
@@ -293,10 +293,13 @@ def build_parser() -> argparse.ArgumentParser:
     cp = command(
         "cp", "bigupload cp [options] FILE s3://bucket/key\n"
         "       bigupload cp [options] DIR s3://bucket/prefix/ --recursive\n"
-        "       bigupload cp [options] --manifest FILE [s3://bucket/prefix/]",
-        "upload a file, a directory (-r) or a manifest; or resume it")
+        "       bigupload cp [options] --manifest FILE [s3://bucket/prefix/]\n"
+        "       bigupload cp [options] s3://bucket/key s3://bucket/key   (server-side)",
+        "upload a file, a directory (-r) or a manifest, or copy an object; or resume it",
+        "Upload a file, a directory (-r) or a manifest, or copy an object server-side;\n"
+        "or resume it. A copy uses the source's CRC algorithm unless --checksum is given.")
     cp.add_argument("paths", nargs="*", metavar="SOURCE DESTINATION",
-                    help="FILE or DIR, and s3://bucket/key (or prefix/)")
+                    help="FILE, DIR or s3://b/k, then s3://bucket/key[/]")
     g = cp.add_argument_group("this run")
     g.add_argument("--dry-run", action="store_true", help="print the plan; send nothing")
     g.add_argument("--restart", action="store_true", help="abort the unfinished upload; start over")
@@ -305,7 +308,7 @@ def build_parser() -> argparse.ArgumentParser:
     add(g, "--part-size", env_size, metavar="SIZE", help="e.g. 64MiB (default 32MiB, grown to fit)")
     add(g, "--multipart-threshold", env_size, metavar="SIZE",
         help="larger files go multipart (default: a part)")
-    add(g, "--checksum", env_checksum, "crc32c", metavar="ALG",
+    add(g, "--checksum", env_checksum, None, metavar="ALG",
         help="default crc32c; crc32 crc64nvme sha256 sha1 none")
     add(g, "--checksum-type", env_choice(*CHECKSUM_TYPES), choices=CHECKSUM_TYPES, metavar="TYPE",
         help="full-object (default for CRCs) or composite")

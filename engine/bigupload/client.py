@@ -24,7 +24,7 @@ import os
 import ssl
 from urllib.parse import quote, urlsplit
 from collections.abc import AsyncIterator, Mapping, Sequence
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 import anyio
 
@@ -35,6 +35,7 @@ from .errors import (BigUploadError, ConfigError, IntegrityError, NotFoundError,
                      store_error)
 from .source import FileRange
 # the wire's value types live in values.py; imported from here before they moved
+from .values import CopySource, CopySourceInfo
 from .values import (
     CompletedPart as CompletedPart,
     MultipartUpload as MultipartUpload,
@@ -105,6 +106,26 @@ class ObjectStore(Protocol):
     async def list_objects(self, bucket: str, prefix: str = "") -> list[ObjectSummary]: ...
 
 
+@runtime_checkable
+class CopyStore(ObjectStore, Protocol):
+    """A store that copies server-side, within its own endpoint: every read of the source
+    names its version (if any) and is conditional on its ETag, so the server refuses
+    (412) rather than copy from a newer object."""
+
+    async def describe(self, bucket: str, key: str, version_id: str | None,
+                       options: ObjectOptions) -> CopySourceInfo | None: ...
+
+    async def tags(self, source: CopySource, options: ObjectOptions) -> dict[str, str]: ...
+
+    async def copy_object(self, bucket: str, key: str, source: CopySource,
+                          options: ObjectOptions, *, replace_metadata: bool,
+                          condition: Precondition | None = None) -> PartReceipt: ...
+
+    async def upload_part_copy(self, bucket: str, key: str, upload_id: str, number: int,
+                               source: CopySource, first: int, last: int,
+                               options: ObjectOptions) -> PartReceipt: ...
+
+
 def _checksum_param(algorithm: ChecksumAlgorithm) -> str:
     return "Checksum" + algorithm.s3_name
 
@@ -138,6 +159,9 @@ S3_OPERATIONS = {
     "head_object": "HeadObject",
     "list_multipart_uploads": "ListMultipartUploads",
     "list_objects_v2": "ListObjectsV2",
+    "copy_object": "CopyObject",
+    "upload_part_copy": "UploadPartCopy",
+    "get_object_tagging": "GetObjectTagging",
 }
 
 CERTIFICATE_HINT = ("check AWS_CA_BUNDLE or the server's certificate "
@@ -797,3 +821,95 @@ class AioS3Store:
             if not response.get("IsTruncated") or not token:
                 return objects
             params["ContinuationToken"] = token
+
+    # server-side copies (``CopyStore``)
+
+    async def describe(self, bucket: str, key: str, version_id: str | None,
+                       options: ObjectOptions) -> CopySourceInfo | None:
+        """HEAD a copy's source (that version, if given): its identity, content type, user
+        metadata, tag count and checksum; None when there is no such object."""
+        params = options.every_request(sse_c=False)
+        if version_id is not None:
+            params["VersionId"] = version_id
+        try:
+            response = await self._call("head_object", bucket, key, Key=key,
+                                        ChecksumMode="ENABLED", **params)
+        except NotFoundError as exc:
+            if exc.object_missing:
+                return None
+            raise
+        algorithm, checksum = _any_checksum(response, options.checksum)
+        etag = _quoted(str(_required(response, "ETag", "HeadObject", bucket, key)))
+        source = CopySource(bucket=bucket, key=key, size=int(response["ContentLength"]),
+                            etag=etag, last_modified=response.get("LastModified"),
+                            version_id=response.get("VersionId") or version_id)
+        return CopySourceInfo(source=source, content_type=response.get("ContentType"),
+                              metadata=dict(response.get("Metadata") or {}),
+                              tag_count=int(response.get("TagCount") or 0), checksum=checksum,
+                              checksum_type=response.get("ChecksumType"),
+                              checksum_algorithm=algorithm)
+
+    async def tags(self, source: CopySource, options: ObjectOptions) -> dict[str, str]:
+        """The source's tags (GetObjectTagging, that version)."""
+        params = options.every_request(sse_c=False)
+        if source.version_id is not None:
+            params["VersionId"] = source.version_id
+        response = await self._call("get_object_tagging", source.bucket, source.key,
+                                    Key=source.key, **params)
+        return {str(t["Key"]): str(t["Value"]) for t in response.get("TagSet", [])}
+
+    async def copy_object(self, bucket: str, key: str, source: CopySource,
+                          options: ObjectOptions, *, replace_metadata: bool,
+                          condition: Precondition | None = None) -> PartReceipt:
+        """CopyObject (at most 5 GiB), conditional on the source's ETag. The server copies
+        the content type, metadata and tags, unless ``replace_metadata``: then the content
+        type and metadata are ``options``'. Our checksum algorithm asks the server for a
+        new whole-object checksum (S3 computes it; some servers keep the source's)."""
+        params = options.on_create()
+        params.pop("ChecksumType", None)
+        params.pop("Tagging", None)  # TaggingDirective COPY, the default
+        if replace_metadata:
+            params["MetadataDirective"] = "REPLACE"
+            params.setdefault("Metadata", {})
+        else:
+            params.pop("ContentType", None)
+            params.pop("Metadata", None)
+        if condition is not None:
+            params.update(condition.params())
+        response = await self._call("copy_object", bucket, key, Key=key,
+                                    CopySource=_copy_source(source),
+                                    CopySourceIfMatch=source.etag, **params)
+        result = response.get("CopyObjectResult") or {}
+        etag = _required(result, "ETag", "CopyObject", bucket, key)
+        return PartReceipt(etag=_quoted(str(etag)),
+                           checksum=_response_checksum(result, options.checksum))
+
+    async def upload_part_copy(self, bucket: str, key: str, upload_id: str, number: int,
+                               source: CopySource, first: int, last: int,
+                               options: ObjectOptions) -> PartReceipt:
+        """UploadPartCopy of the source's bytes ``first``..``last`` (inclusive), conditional
+        on its ETag. The answer carries the part's checksum when the upload declared an
+        algorithm (S3 and SeaweedFS do; moto does not)."""
+        response = await self._call(
+            "upload_part_copy", bucket, key, upload_id=upload_id, part_number=number,
+            Key=key, UploadId=upload_id, PartNumber=number, CopySource=_copy_source(source),
+            CopySourceRange=f"bytes={first}-{last}", CopySourceIfMatch=source.etag,
+            **options.every_request(),
+        )
+        result = response.get("CopyPartResult") or {}
+        etag = _required(result, "ETag", "UploadPartCopy", bucket, key)
+        return PartReceipt(etag=_quoted(str(etag)),
+                           checksum=_response_checksum(result, options.checksum))
+
+
+def _copy_source(source: CopySource) -> dict[str, str]:
+    """botocore's ``CopySource``: it quotes the key into ``x-amz-copy-source`` itself."""
+    named = {"Bucket": source.bucket, "Key": source.key}
+    if source.version_id is not None:
+        named["VersionId"] = source.version_id
+    return named
+
+
+def _quoted(etag: str) -> str:
+    """An ETag as HEAD and ListParts give it, in quotes (SeaweedFS answers a copy without)."""
+    return etag if etag.startswith('"') else f'"{etag}"'

@@ -275,6 +275,23 @@ def show_uploaded(out: Output, source: str, bucket: str, key: str, result: Uploa
              **dataclasses.asdict(result))
 
 
+def show_copied(out: Output, source: str, result: UploadResult) -> None:
+    """The line (or ``copied`` event) for a server-side copy: what the server copied this
+    run, and whether the copy was compared with the source."""
+    where = f"s3://{result.bucket}/{result.key}"
+    how = (f"{result.parts} UploadPartCopy part(s)" if result.upload_id else "one CopyObject")
+    resumed = f", {result.resumed_parts} parts resumed" if result.resumed_parts else ""
+    out.emit("copied",
+             f"copied {source} -> {where} server-side: {format_size(result.size)} in {how}, "
+             f"{result.elapsed_s:.1f}s{resumed}; "
+             + (f"checksum {result.checksum_algorithm} {result.checksum}, same as the source"
+                if result.verified and result.checksum else
+                "same MD5 ETag as the source" if result.verified else
+                "not compared with the source (only the size: it reports no checksum in "
+                "the copy's algorithm, nor an MD5 ETag)"),
+             **dataclasses.asdict(result))
+
+
 def show_job_summary(out: Output, result: BatchResult) -> None:
     """A run of a job, told apart from the job: ``uploaded`` counts the whole job (earlier
     runs too), ``uploaded_now`` and the rates only what this run sent."""

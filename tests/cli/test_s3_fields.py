@@ -314,3 +314,10 @@ def test_resume_sends_the_payer_and_owner(stub: S3Stub, make_file: Any, tmp_path
     for request in stub.seen:
         assert request.headers.get("x-amz-request-payer") == "requester", request.operation
         assert request.headers.get("x-amz-expected-bucket-owner") == ACCOUNT, request.operation
+
+
+def test_content_md5_does_not_apply_to_a_server_side_copy() -> None:
+    result = cli("cp", "s3://bucket/a", "s3://bucket/b", "--content-md5", "--endpoint-url",
+                 "http://127.0.0.1:9")
+    assert result.returncode == 2
+    assert result.stderr == "bigupload: error: --content-md5 does not apply to a server-side copy\n"

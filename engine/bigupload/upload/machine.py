@@ -19,7 +19,8 @@ the scheduler; machines hold none of them, so every decision is a unit test::
         any phase -> ABORT, only when the upload cannot be resumed
 
 A new kind of source (a stream, a server-side copy) is another machine with its own
-steps and another driver that executes them: ``choose_kind`` is the one place that picks.
+steps and another driver that executes them: ``choose_kind`` is the one place that picks
+for a file, ``copy_machine.choose_copy_kind`` for a server-side copy.
 
 What a store's answer means is classify.py's (``StoreError``'s attributes); the
 transitions read it, and nothing here compares error codes."""
@@ -43,6 +44,7 @@ class Phase(enum.Enum):
     PARTS = "parts"
     COMPLETE = "complete"
     PUT = "put"
+    COPY = "copy"  # one CopyObject (copy_machine)
     VERIFY = "verify"
     DONE = "done"
     ABORT = "abort"
@@ -59,6 +61,7 @@ class Step(enum.Enum):
     SEND = "send"  # the parts still missing, then the listing check before completing
     COMPLETE = "complete"  # CompleteMultipartUpload under the destination's guard
     CONTESTED = "contested"  # 412 at completion: HEAD, is the object there ours?
+    COPY = "copy"  # CopyObject, conditional on the source's ETag (copy_machine)
     VERIFY = "verify"  # HEAD, and compare with what was sent
     DONE = "done"
 
@@ -66,6 +69,8 @@ class Step(enum.Enum):
 class Kind(enum.Enum):
     PUT = "put"  # one PutObject, no journal row
     MULTIPART = "multipart"  # a journalled, resumable multipart upload
+    COPY = "copy"  # one CopyObject, server-side (copy_machine)
+    MULTIPART_COPY = "multipart copy"  # UploadPartCopy parts, journalled and resumable
 
 
 def choose_kind(plan: Plan, *, journalled: bool, adopting: bool) -> Kind:

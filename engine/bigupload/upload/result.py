@@ -39,3 +39,7 @@ class UploadResult:
     sse_customer_algorithm: str | None = None
     sse_customer_key_md5: str | None = None
     request_charged: str | None = None  # "requester": a requester-pays bucket billed us
+    # a server-side copy's source (s3://bucket/key): ``sent_bytes`` then counts what the
+    # server copied this run, none of which passed through the client; ``verified`` says
+    # whether the copy was compared with the source (its checksum, or its MD5 ETag)
+    copied_from: str | None = None
