@@ -45,6 +45,7 @@ from .terminal import (
     Output,
     OutputClosed,
     TqdmProgress,
+    limit_text,
     log_handler,
     output_closed,
     show_aborted,
@@ -107,16 +108,19 @@ async def cmd_cp(args: argparse.Namespace, out: Output) -> int:
         out.emit("plan", f"{source} -> s3://{bucket}/{key}: {format_size(size)}, "
                  + (f"{the_plan.part_count} parts of {format_size(the_plan.part_size)}"
                     if the_plan.multipart else "one PutObject")
-                 + f", checksum {config.checksum.value}, concurrency {config.concurrency}",
+                 + f", checksum {config.checksum.value}, concurrency {config.concurrency}"
+                 + (f", {limit_text(config.max_bandwidth)}" if config.max_bandwidth else ""),
                  source=source, bucket=bucket, key=key, size=size,
                  multipart=the_plan.multipart, part_size=the_plan.part_size,
-                 parts=the_plan.part_count, checksum=config.checksum.value)
+                 parts=the_plan.part_count, checksum=config.checksum.value,
+                 max_bandwidth=config.max_bandwidth)
         return 0
     async with Uploader(config, journal=args.journal, executor=args.dask) as uploader:
         await uploader.connect()
         freeze_gc()
         result = await uploader.upload_file(
-            source, bucket, key, progress=TqdmProgress() if show_progress(args) else None,
+            source, bucket, key,
+            progress=TqdmProgress(config.max_bandwidth) if show_progress(args) else None,
             restart=args.restart, upload_id=args.upload_id)
     show_uploaded(out, source, bucket, key, result)
     for notice in result.notices:
@@ -251,8 +255,10 @@ async def cmd_batch(args: argparse.Namespace, out: Output, root: str | None,
     if args.dry_run:
         total = sum(e.size for e in entries)
         where = f"s3://{bucket}/{prefix}" if bucket else "the manifest's destinations"
-        out.emit("plan", f"{len(entries)} file(s), {format_size(total)} -> {where}",
-                 files=len(entries), bytes=total, bucket=bucket, prefix=prefix)
+        out.emit("plan", f"{len(entries)} file(s), {format_size(total)} -> {where}"
+                 + (f", {limit_text(config.max_bandwidth)}" if config.max_bandwidth else ""),
+                 files=len(entries), bytes=total, bucket=bucket, prefix=prefix,
+                 max_bandwidth=config.max_bandwidth)
         for e in entries:
             out.emit("file", f"  {e.item.source} -> s3://{e.item.bucket}/{e.item.key}"
                      + (f"  ({e.error})" if e.error else ""),
@@ -265,7 +271,7 @@ async def cmd_batch(args: argparse.Namespace, out: Output, root: str | None,
         result = await uploader.upload_job(
             "directory" if root is not None else "manifest", origin, entries,
             skip_existing=args.skip_existing, fail_fast=args.fail_fast,
-            progress=BatchReporter(out, show_progress(args)))
+            progress=BatchReporter(out, show_progress(args), config.max_bandwidth))
     show_job_summary(out, result)
     return EXIT_PARTIAL if result.failed else 0
 
@@ -276,11 +282,13 @@ async def cmd_resume(args: argparse.Namespace, out: Output) -> int:
     code = 0
     reported = 0
     show = show_progress(args)
-    async with Uploader(make_config(args), journal=args.journal, executor=args.dask) as uploader:
+    config = make_config(args)
+    async with Uploader(config, journal=args.journal, executor=args.dask) as uploader:
         freeze_gc()
         resumed = uploader.resume(args.job, fail_fast=args.fail_fast,
-                                  progress=BatchReporter(out, show),
-                                  file_progress=TqdmProgress() if show else None)
+                                  progress=BatchReporter(out, show, config.max_bandwidth),
+                                  file_progress=TqdmProgress(config.max_bandwidth) if show
+                                  else None)
         async with contextlib.aclosing(resumed) as reports:
             async for report in reports:
                 reported += 1

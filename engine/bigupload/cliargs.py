@@ -14,6 +14,7 @@ import re
 from collections.abc import Callable, Sequence
 from typing import Any, NoReturn, TypeVar
 
+from .bandwidth import parse_rate
 from .checksum import backends
 from .config import ChecksumAlgorithm, ServerSideEncryption, UploadConfig, parse_size
 from .errors import ConfigError
@@ -126,6 +127,29 @@ def env_choice(*choices: str) -> Callable[[str], str]:
     return parse
 
 
+def seconds(text: str) -> float:
+    """A timeout: a positive, finite number of seconds (``2``, ``0.5``)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text!r}")
+    return value
+
+
+def env_seconds(text: str) -> float:
+    try:
+        return seconds(text)
+    except argparse.ArgumentTypeError as exc:
+        raise ValueError(str(exc)) from None
+
+
+def env_rate(text: str) -> str:
+    parse_rate(text)  # refused here, named by its variable; parsed again with the options
+    return text
+
+
 def env_checksum(text: str) -> str:
     return ChecksumAlgorithm.parse(text).value
 
@@ -188,7 +212,7 @@ def parse_row_ids(words: list[str]) -> tuple[list[int], list[int]]:
 
 
 SIZED_OPTIONS = ("--part-size", "--multipart-threshold", "--memory-limit", "--concurrency",
-                 "--max-attempts")
+                 "--max-attempts", "--connect-timeout", "--read-timeout")
 
 
 def keep_negative_values(argv: Sequence[str]) -> list[str]:
@@ -246,6 +270,10 @@ def add_connection(parser: argparse.ArgumentParser) -> None:
     add(g, "--profile", metavar="NAME", help="AWS profile for credentials and region")
     add(g, "--no-verify-ssl", env_flag, False, action="store_true",
         help="skip TLS certificate checks (unsafe; says so)")
+    add(g, "--connect-timeout", env_seconds, 10.0, type=seconds, metavar="SECONDS",
+        help="seconds to connect (default 10)")
+    add(g, "--read-timeout", env_seconds, 120.0, type=seconds, metavar="SECONDS",
+        help="seconds a server may be silent (default 120)")
 
 
 def add_access(group: argparse._ActionsContainer, *, sse_c: str | None) -> None:
@@ -267,6 +295,8 @@ def add_sending(parser: argparse.ArgumentParser, *, batches: bool) -> None:
         help="part data held at once (default N x part)")
     add(g, "--max-attempts", env_int, 5, type=int, metavar="N",
         help="tries per request (default 5)")
+    add(g, "--max-bandwidth", env_rate, metavar="RATE",
+        help="all files together: 50MB/s, 400Mbit/s")
     add(g, "--progress", env_choice(*PROGRESS), "auto", choices=PROGRESS, metavar="WHEN",
         help="bars on stderr: auto, always or never")
     add(g, "--dask", metavar="ADDRESS",
@@ -432,6 +462,12 @@ def make_config(args: argparse.Namespace) -> UploadConfig:
         except ConfigError as exc:
             raise ConfigError(f"{option}: {exc}") from None
 
+    def rate(value: str | None) -> int | None:
+        try:
+            return None if value is None else parse_rate(value)
+        except ConfigError as exc:
+            raise ConfigError(f"--max-bandwidth: {exc}") from None
+
     def opt(name: str) -> str | None:
         value = getattr(args, name, None)
         return None if value is None else str(value)
@@ -452,6 +488,9 @@ def make_config(args: argparse.Namespace) -> UploadConfig:
         region=args.region,
         profile=args.profile,
         verify_tls=not args.no_verify_ssl,
+        connect_timeout_s=args.connect_timeout,
+        read_timeout_s=args.read_timeout,
+        max_bandwidth=rate(opt("max_bandwidth")),
         content_type=opt("content_type"),
         metadata=metadata,
         storage_class=opt("storage_class"),
@@ -483,7 +522,8 @@ def connection_config(args: argparse.Namespace) -> UploadConfig:
     """The settings of the commands that only talk to the server (ls-uploads, parts,
     abort): where, and what every request about an upload carries."""
     return UploadConfig(endpoint_url=args.endpoint_url, region=args.region, profile=args.profile,
-                        verify_tls=not args.no_verify_ssl,
+                        verify_tls=not args.no_verify_ssl, connect_timeout_s=args.connect_timeout,
+                        read_timeout_s=args.read_timeout,
                         request_payer=bool(getattr(args, "request_payer", False)),
                         expected_bucket_owner=getattr(args, "expected_bucket_owner", None),
                         sse_c_key=read_sse_c_key(args))

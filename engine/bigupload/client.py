@@ -169,13 +169,15 @@ CERTIFICATE_HINT = ("check AWS_CA_BUNDLE or the server's certificate "
 
 
 def map_error(exc: BaseException, operation: str, bucket: str, key: str = "",
-              upload_id: str | None = None, part_number: int | None = None) -> BigUploadError:
+              upload_id: str | None = None, part_number: int | None = None, *,
+              timeouts: tuple[float, float] | None = None) -> BigUploadError:
     """Translate a botocore/aiohttp/OS exception into our error tree: the adapter that
     gives classify.py's table an answer's code and HTTP status (``NO_ANSWER`` for a failure
     without one). Only the exception types known to come from the store or the network
     are mapped; anything else (a TypeError, an AttributeError: a bug) is re-raised
     unchanged, never disguised as the store refusing the request (httpx's
-    ``map_httpcore_exceptions`` does the same)."""
+    ``map_httpcore_exceptions`` does the same). A timeout names the option that set it,
+    with its value when ``timeouts`` (connect, read, in seconds) is given."""
     import botocore.exceptions as bce
 
     where = _where(operation, bucket, key, part_number)
@@ -201,6 +203,9 @@ def map_error(exc: BaseException, operation: str, bucket: str, key: str = "",
                            code="CertificateVerifyFailed", **ctx)
     if isinstance(exc, bce.SSLError):
         return store_error(f"{where}: TLS error: {exc}", code="SSLError", **ctx)
+    if (which := _timeout(exc)) is not None:
+        return store_error(f"{where}: {timed_out(which, timeouts)}", code=type(exc).__name__,
+                           status=NO_ANSWER, **ctx)
     if isinstance(exc, bce.EndpointConnectionError):
         return store_error(f"{where}: cannot connect to the endpoint: {exc}", code="ConnectionError",
                            status=NO_ANSWER, **ctx)
@@ -218,6 +223,32 @@ def map_error(exc: BaseException, operation: str, bucket: str, key: str = "",
     if isinstance(exc, (bce.ParamValidationError, bce.BotoCoreError)):
         return store_error(f"{where}: {exc}", code=type(exc).__name__, **ctx)
     raise exc
+
+
+def _timeout(exc: BaseException) -> str | None:
+    """Which of our timeouts ran out behind ``exc``: "connect", "read" or None. botocore
+    raises ConnectTimeoutError and ReadTimeoutError (aiobotocore and tlssend alike);
+    LeanPut meets aiohttp's own, an ``asyncio.TimeoutError`` whose text says which."""
+    import botocore.exceptions as bce
+
+    if isinstance(exc, bce.ConnectTimeoutError):
+        return "connect"
+    if isinstance(exc, bce.ReadTimeoutError):
+        return "read"
+    if isinstance(exc, TimeoutError):  # asyncio's, aiohttp's and socket's, on 3.11
+        return "connect" if str(exc).lower().startswith("connect") else "read"
+    return None
+
+
+def timed_out(which: str, timeouts: tuple[float, float] | None) -> str:
+    """``timed out after 2 s (--read-timeout)``: a timeout told with the option that sets it."""
+    connect = which == "connect"
+    option = "--connect-timeout" if connect else "--read-timeout"
+    if timeouts is None:
+        return f"timed out ({option})"
+    seconds = timeouts[0] if connect else timeouts[1]
+    what = "connecting " if connect else ""
+    return f"timed out {what}after {seconds:g} s ({option})"
 
 
 def _where(operation: str, bucket: str, key: str, part_number: int | None = None) -> str:
@@ -384,8 +415,10 @@ class LeanPut:
     request the lean path cannot sign correctly (a bucket in another region) turns it off
     for that bucket."""
 
-    def __init__(self, session: Any, credentials: Any, region: str, sender: Any = None) -> None:
+    def __init__(self, session: Any, credentials: Any, region: str, sender: Any = None, *,
+                 timeouts: tuple[float, float] | None = None) -> None:
         self._session = session
+        self._timeouts = timeouts  # (connect, read) seconds, named in timeout messages
         self._sender = sender  # tlssend.TlsSender: file bodies over https go through it
         self._credentials = credentials
         self._region = region
@@ -449,7 +482,7 @@ class LeanPut:
         except Exception as exc:
             if (ours := _our_error(exc)) is not None:
                 raise ours from exc
-            raise map_error(exc, "PutObject", bucket, key) from exc
+            raise map_error(exc, "PutObject", bucket, key, timeouts=self._timeouts) from exc
         if status >= 300:
             raise _http_error(status, content, "PutObject", bucket, key)
         etag = answer.get("etag")  # aiohttp's headers and tlssend's: both find lower case
@@ -505,8 +538,10 @@ class AioS3Store:
     """``ObjectStore`` over one aiobotocore S3 client. Create with ``AioS3Store.open``."""
 
     def __init__(self, client: Any, endpoint: str, lean: LeanPut | None = None,
-                 trailers: tlshooks.Trailers | None = None) -> None:
+                 trailers: tlshooks.Trailers | None = None, *,
+                 timeouts: tuple[float, float] | None = None) -> None:
         self._client = client
+        self._timeouts = timeouts  # (connect, read) seconds, named in timeout messages
         self.endpoint = endpoint
         self._lean = lean
         self._trailers = trailers  # trailing checksums on UploadPart (tlssend only)
@@ -548,6 +583,7 @@ class AioS3Store:
             # the part is checksummed, so it is dropped.
             client.meta.events.register_last("before-call.s3", _no_expect_continue)
             endpoint = config.endpoint_url or client.meta.endpoint_url
+            timeouts = (config.connect_timeout_s, config.read_timeout_s)
             # one load of the CA bundle for both of our own HTTP paths, and none for http
             tls = _tls_context(trust) if str(client.meta.endpoint_url).startswith("https://") \
                 else False
@@ -562,13 +598,13 @@ class AioS3Store:
                         trailers = tlshooks.Trailers(str(endpoint))
                         client.meta.events.register("before-sign.s3.UploadPart", tlshooks.sign_trailer)
                 if credentials is None or os.environ.get("BIGUPLOAD_LEAN_PUT", "1") == "0":
-                    yield cls(client, str(endpoint), None, trailers)
+                    yield cls(client, str(endpoint), None, trailers, timeouts=timeouts)
                     return
                 async with _lean_session(config, tls) as http:
                     lean = LeanPut(http, credentials, client.meta.region_name or "us-east-1",
-                                   sender)
+                                   sender, timeouts=timeouts)
                     client.meta.events.register("before-send.s3.PutObject", _capture_put_url)
-                    yield cls(client, str(endpoint), lean, trailers)
+                    yield cls(client, str(endpoint), lean, trailers, timeouts=timeouts)
             finally:
                 if sender is not None:
                     sender.close()
@@ -588,7 +624,7 @@ class AioS3Store:
             if (ours := _our_error(exc)) is not None:
                 raise ours from exc  # e.g. the file shrank while aiohttp was sending it
             raise map_error(exc, S3_OPERATIONS.get(operation, operation), bucket, key, upload_id,
-                            part_number) from exc
+                            part_number, timeouts=self._timeouts) from exc
 
     async def create_multipart(self, bucket: str, key: str, options: ObjectOptions) -> str:
         response = await self._call("create_multipart_upload", bucket, key, Key=key, **options.on_create())

@@ -20,6 +20,7 @@ import sys
 import time
 from typing import TYPE_CHECKING, Any, TextIO
 
+from .bandwidth import format_rate
 from .batch import BatchItem, BatchResult, ItemResult
 from .config import format_size
 from .journal import FileState, JobState, UploadState
@@ -126,14 +127,22 @@ class BarLogHandler(logging.StreamHandler):  # type: ignore[type-arg]
             self.handleError(record)
 
 
-class TqdmProgress:
-    """``Progress`` as one bar on stderr: bytes, rate and ETA."""
+def limit_text(limit: int | None) -> str:
+    """``limit 10.0 MiB/s`` (--max-bandwidth), for a bar's postfix and the plan; or ''."""
+    return f"limit {format_rate(limit)}" if limit else ""
 
-    def __init__(self) -> None:
+
+class TqdmProgress:
+    """``Progress`` as one bar on stderr: bytes, rate and ETA (and the bandwidth limit)."""
+
+    def __init__(self, limit: int | None = None) -> None:
         self._bar: Any = None
+        self._limit = limit
 
     def start(self, description: str, total_bytes: int, done_bytes: int) -> None:
         self._bar = make_bar(description, total_bytes, done_bytes)
+        if self._limit:
+            self._bar.set_postfix_str(limit_text(self._limit), refresh=False)
 
     def advance(self, nbytes: int) -> None:
         if self._bar is not None:
@@ -150,9 +159,10 @@ class BatchReporter:
     postfix) and a bar per large file, on stderr; with --json, a ``job`` event and a
     ``file`` event per file on stdout."""
 
-    def __init__(self, out: Output, bars: bool) -> None:
+    def __init__(self, out: Output, bars: bool, limit: int | None = None) -> None:
         self.out = out
         self.bars = bars
+        self._limit = limit
         self._overall: Any = None
         self._files = 0
         self._done = 0
@@ -172,7 +182,8 @@ class BatchReporter:
     def _postfix(self) -> None:
         if self._overall is not None:
             failed = f", {self._failed} failed" if self._failed else ""
-            self._overall.set_postfix_str(f"{self._done}/{self._files} files{failed}",
+            limit = f", {limit_text(self._limit)}" if self._limit else ""
+            self._overall.set_postfix_str(f"{self._done}/{self._files} files{failed}{limit}",
                                           refresh=False)
 
     def advance(self, nbytes: int) -> None:
