@@ -6,6 +6,7 @@ on its ETag as S3's (``copy_conditions=False`` ignores the condition, as moto do
 
 from __future__ import annotations
 
+import base64
 import collections
 import contextlib
 import dataclasses
@@ -120,10 +121,12 @@ class FakeStore:
         return False  # the caller computes every checksum and sends it as a header
 
     async def upload_part(self, bucket: str, key: str, upload_id: str, number: int, body: Any,
-                          checksum: str | None, options: ObjectOptions) -> PartReceipt:
-        self._fault("upload_part", number=number, upload_id=upload_id)
+                          checksum: str | None, options: ObjectOptions, *,
+                          content_md5: str | None = None) -> PartReceipt:
+        self._fault("upload_part", number=number, upload_id=upload_id, content_md5=content_md5)
         with self._counted():
             data = _body_bytes(body)
+            _check_md5(data, content_md5)
             if self.part_delay_s:
                 await anyio.sleep(self.part_delay_s)
             parts = self._upload(upload_id)
@@ -142,18 +145,27 @@ class FakeStore:
             return PartReceipt(etag, checksum)
 
     async def list_parts(self, bucket: str, key: str, upload_id: str,
-                         options: ObjectOptions) -> PartListing:
+                         options: ObjectOptions, *, max_parts: int | None = None,
+                         part_number_marker: int | None = None) -> PartListing:
         parts = self._upload(upload_id)
         listed: list[RemotePart] = []
-        numbers = sorted(parts)
-        for start in range(0, max(len(numbers), 1), self.page_size):  # one call per page
+        numbers = [n for n in sorted(parts) if n > (part_number_marker or 0)]
+        page_size = max_parts or self.page_size
+        one_page = max_parts is not None or part_number_marker is not None
+        for start in range(0, max(len(numbers), 1), page_size):  # one call per page
             self._fault("list_parts_page", upload_id=upload_id)
-            for n in numbers[start:start + self.page_size]:
+            for n in numbers[start:start + page_size]:
                 listed.append(RemotePart(n, parts[n].size, parts[n].etag,
                                          self._listed_checksum(upload_id, parts[n])))
+            if one_page:
+                break
         algorithm = self.upload_meta[upload_id][2]
+        truncated = one_page and len(numbers) > page_size
         return PartListing(listed, None if algorithm is ChecksumAlgorithm.NONE else algorithm.s3_name,
-                           self.upload_types.get(upload_id))
+                           self.upload_types.get(upload_id), bucket=bucket, key=key,
+                           upload_id=upload_id, part_number_marker=part_number_marker or 0,
+                           next_part_number_marker=listed[-1].number if listed else None,
+                           max_parts=page_size, is_truncated=truncated)
 
     def _check_condition(self, bucket: str, key: str, condition: Precondition | None) -> None:
         """As S3: 412 when the key's state is not the one the write is conditional on."""
@@ -211,17 +223,21 @@ class FakeStore:
         del self.uploads[upload_id]
         return etag
 
-    async def abort(self, bucket: str, key: str, upload_id: str, options: ObjectOptions) -> None:
+    async def abort(self, bucket: str, key: str, upload_id: str,
+                    options: ObjectOptions) -> str | None:
         self._fault("abort", upload_id=upload_id)
         self._upload(upload_id)
         del self.uploads[upload_id]
+        return None
 
     async def put_object(self, bucket: str, key: str, body: Any, checksum: str | None,
-                         options: ObjectOptions, *, condition: Precondition | None = None) -> PartReceipt:
-        self._fault("put_object", key=key)
+                         options: ObjectOptions, *, condition: Precondition | None = None,
+                         content_md5: str | None = None) -> PartReceipt:
+        self._fault("put_object", key=key, content_md5=content_md5)
         self._check_condition(bucket, key, condition)
         with self._counted():
             data = _body_bytes(body)
+            _check_md5(data, content_md5)
             if self.part_delay_s:
                 await anyio.sleep(self.part_delay_s)
             if checksum is not None and options.checksum is not ChecksumAlgorithm.NONE:
@@ -246,7 +262,8 @@ class FakeStore:
                           checksum_algorithm=self.algorithms.get((bucket, key)) if checksum
                           else None)
 
-    async def list_uploads(self, bucket: str, prefix: str = "") -> list[MultipartUpload]:
+    async def list_uploads(self, bucket: str, prefix: str = "",
+                           options: ObjectOptions | None = None) -> list[MultipartUpload]:
         self._fault("list_uploads")
         return [MultipartUpload(k, u, self.initiated[u])
                 for u, (b, k, _) in self.upload_meta.items()
@@ -364,6 +381,13 @@ def _multipart_etag(part_etags: list[str]) -> str:
 
     digests = b"".join(digest(e) for e in part_etags)
     return f'"{hashlib.md5(digests).hexdigest()}-{len(part_etags)}"'
+
+
+def _check_md5(data: bytes, content_md5: str | None) -> None:
+    """As S3: a Content-MD5 that is not the body's is BadDigest."""
+    if content_md5 is not None and \
+            content_md5 != base64.b64encode(hashlib.md5(data).digest()).decode():
+        raise IntegrityError("BadDigest", code="BadDigest", retryable=True)
 
 
 def _body_bytes(body: Any) -> bytes:

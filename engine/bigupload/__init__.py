@@ -22,12 +22,15 @@ from .errors import (
 )
 from .journal import FileState, JobState
 from .progress import NullProgress, Progress
+from .reports import AbortReport
 from .upload import Phase, UploadResult
 from .uploader import Uploader, upload_file, upload_file_sync
+from .values import MultipartUpload, Owner, PartListing, RemotePart
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "AbortReport",
     "AuthError",
     "BatchItem",
     "BatchProgress",
@@ -44,11 +47,15 @@ __all__ = [
     "ItemResult",
     "JobState",
     "JournalError",
+    "MultipartUpload",
     "NotFoundError",
     "NullBatchProgress",
     "NullProgress",
+    "Owner",
+    "PartListing",
     "Phase",
     "Progress",
+    "RemotePart",
     "ResumeError",
     "ServerSideEncryption",
     "SourceChangedError",

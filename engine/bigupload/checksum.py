@@ -194,13 +194,22 @@ def crc_function(algorithm: ChecksumAlgorithm, backend_name: str | None = None) 
 
 def width(algorithm: ChecksumAlgorithm) -> int:
     """Size in bytes of the raw checksum value."""
-    return {ChecksumAlgorithm.SHA256: 32, ChecksumAlgorithm.CRC64NVME: 8}.get(algorithm, 4)
+    return {ChecksumAlgorithm.SHA256: 32, ChecksumAlgorithm.SHA1: 20,
+            ChecksumAlgorithm.CRC64NVME: 8}.get(algorithm, 4)
+
+
+# the algorithms that are digests, not CRCs: they neither combine nor have a full-object form
+_DIGESTS: dict[ChecksumAlgorithm, Callable[[], hashlib._Hash]] = {
+    ChecksumAlgorithm.SHA256: hashlib.sha256, ChecksumAlgorithm.SHA1: hashlib.sha1,
+}
 
 
 def compute(algorithm: ChecksumAlgorithm, data: Buffer) -> bytes:
     """Raw big-endian checksum of ``data`` (the bytes S3 base64-encodes in its headers)."""
-    if algorithm is ChecksumAlgorithm.SHA256:
-        return hashlib.sha256(data).digest()
+    if algorithm in _DIGESTS:
+        digest = _DIGESTS[algorithm]()
+        digest.update(data)
+        return digest.digest()
     if algorithm is ChecksumAlgorithm.NONE:
         return b""
     return crc_function(algorithm)(data, 0).to_bytes(width(algorithm), "big")
@@ -211,9 +220,8 @@ class Hasher:
 
     def __init__(self, algorithm: ChecksumAlgorithm) -> None:
         self.algorithm = algorithm
-        self._sha = hashlib.sha256() if algorithm is ChecksumAlgorithm.SHA256 else None
-        self._crc = None if algorithm in (ChecksumAlgorithm.SHA256, ChecksumAlgorithm.NONE) \
-            else crc_function(algorithm)
+        self._sha = _DIGESTS[algorithm]() if algorithm in _DIGESTS else None
+        self._crc = crc_function(algorithm) if algorithm in _POLYS else None
         self._value = 0
 
     def update(self, data: Buffer) -> None:
@@ -283,7 +291,7 @@ def combine(algorithm: ChecksumAlgorithm, crc_a: int, crc_b: int, len_b: int,
 
 def full_object(algorithm: ChecksumAlgorithm, parts: Sequence[tuple[bytes, int]]) -> str | None:
     """Whole-object CRC (base64) from ``(raw part checksum, part length)`` pairs, without
-    re-reading data; None for algorithms that do not combine (SHA-256, none)."""
+    re-reading data; None for algorithms that do not combine (SHA-256, SHA-1, none)."""
     if algorithm not in _POLYS:
         return None
     total = 0

@@ -33,7 +33,6 @@ from .cliargs import (
     parse_row_ids,
     parse_s3_url,
 )
-from .client import AioS3Store, ObjectOptions
 from .config import format_size
 from .errors import BigUploadError, Cancelled, SourceError
 from .plan import plan
@@ -49,12 +48,15 @@ from .terminal import (
     limit_text,
     log_handler,
     output_closed,
+    show_aborted,
     show_copied,
     show_forgotten,
     show_job_summary,
+    show_parts,
     show_resumed_file,
     show_status,
     show_uploaded,
+    show_uploads,
 )
 from .uploader import Uploader, event_loop_options
 
@@ -134,7 +136,8 @@ async def cmd_copy(args: argparse.Namespace, out: Output, source: str, destinati
     if not destination.startswith("s3://"):
         raise UsageError(f"{destination}: a copy's destination is s3://bucket/key (downloads "
                          "are not supported)")
-    for option, given in (("--upload-id", args.upload_id), ("--dask", args.dask)):
+    for option, given in (("--upload-id", args.upload_id), ("--dask", args.dask),
+                          ("--content-md5", args.content_md5)):  # no body is sent
         if given:
             raise UsageError(f"{option} does not apply to a server-side copy")
     if args.recursive:
@@ -333,34 +336,24 @@ async def cmd_abort(args: argparse.Namespace, out: Output) -> int:
     bucket, key = parse_s3_url(args.url, key_required=True)
     async with Uploader(connection_config(args), journal=args.journal) as uploader:
         report = await uploader.abort(bucket, key, args.upload_id)
-    out.emit("aborted", f"aborted {report.upload_id} (s3://{bucket}/{key})", bucket=bucket,
-             key=key, upload_id=report.upload_id, journal_rows=list(report.rows_closed))
+    show_aborted(out, report)
     return 0
 
 
 async def cmd_ls_uploads(args: argparse.Namespace, out: Output) -> int:
     bucket, prefix = parse_s3_url(args.url, key_required=False, form="s3://bucket[/prefix]")
-    async with AioS3Store.open(connection_config(args)) as store:
-        uploads = await store.list_uploads(bucket, prefix)
-    for u in uploads:
-        out.emit("upload", f"{u.initiated or '-'}  s3://{bucket}/{u.key}  {u.upload_id}",
-                 bucket=bucket, key=u.key, upload_id=u.upload_id, initiated=u.initiated)
-    if not out.as_json:
-        out.emit("summary", f"{len(uploads)} unfinished upload(s)")
+    async with Uploader(connection_config(args)) as uploader:
+        uploads = await uploader.list_uploads(bucket, prefix)
+    show_uploads(out, bucket, uploads)
     return 0
 
 
 async def cmd_parts(args: argparse.Namespace, out: Output) -> int:
     bucket, key = parse_s3_url(args.url, key_required=True)
-    async with AioS3Store.open(connection_config(args)) as store:
-        parts = (await store.list_parts(bucket, key, args.upload_id, ObjectOptions())).parts
-    if not out.as_json:
-        out.emit("header", f"{'part':>6} {'size':>12}  etag")
-    for p in parts:
-        out.emit("part", f"{p.number:>6} {p.size:>12}  {p.etag}  {p.checksum or ''}".rstrip(),
-                 number=p.number, size=p.size, etag=p.etag, checksum=p.checksum)
-    if not out.as_json:
-        out.emit("summary", f"{len(parts)} part(s), {sum(p.size for p in parts)} bytes")
+    async with Uploader(connection_config(args)) as uploader:
+        listing = await uploader.list_parts(bucket, key, args.upload_id, max_parts=args.max_parts,
+                                            part_number_marker=args.part_number_marker)
+    show_parts(out, listing)
     return 0
 
 

@@ -276,6 +276,17 @@ def add_connection(parser: argparse.ArgumentParser) -> None:
         help="seconds a server may be silent (default 120)")
 
 
+def add_access(group: argparse._ActionsContainer, *, sse_c: str | None) -> None:
+    """Who pays and whose bucket it must be, sent on every request about an upload; and
+    the SSE-C key, where S3's call takes one (``sse_c``: its help line)."""
+    add(group, "--request-payer", env_flag, False, action="store_true",
+        help="pay for a requester-pays bucket (RequestPayer)")
+    add(group, "--expected-bucket-owner", metavar="ID",
+        help="refuse a bucket of another account (403)")
+    if sse_c:
+        add(group, "--sse-c-key-file", metavar="FILE", help=sse_c)
+
+
 def add_sending(parser: argparse.ArgumentParser, *, batches: bool) -> None:
     g = parser.add_argument_group("sending")
     add(g, "--concurrency", env_int, 8, type=int, metavar="N",
@@ -328,9 +339,11 @@ def build_parser() -> argparse.ArgumentParser:
     add(g, "--multipart-threshold", env_size, metavar="SIZE",
         help="larger files go multipart (default: a part)")
     add(g, "--checksum", env_checksum, None, metavar="ALG",
-        help="crc32c (default), crc32, crc64nvme, sha256, none")
+        help="default crc32c; crc32 crc64nvme sha256 sha1 none")
     add(g, "--checksum-type", env_choice(*CHECKSUM_TYPES), choices=CHECKSUM_TYPES, metavar="TYPE",
         help="full-object (default for CRCs) or composite")
+    add(g, "--content-md5", env_flag, False, action="store_true",
+        help="each part's MD5 as Content-MD5 (server checks)")
     g = cp.add_argument_group("directories and manifests (one resumable job)")
     g.add_argument("-r", "--recursive", action="store_true", help="upload a directory tree")
     add(g, "--manifest", metavar="FILE", help="lines of SOURCE<TAB>KEY, or JSON lines (README)")
@@ -365,8 +378,8 @@ def build_parser() -> argparse.ArgumentParser:
                      "continue unfinished uploads: every job and file, or one job")
     resume.add_argument("job", nargs="?", type=int, metavar="JOB_ID",
                         help="one job (a partial job retries its failures)")
-    g = resume.add_argument_group("the objects")
-    add(g, "--sse-c-key-file", metavar="FILE", help="the SSE-C key the uploads began with")
+    g = resume.add_argument_group("the objects (a job keeps the payer and owner it began with)")
+    add_access(g, sse_c="the SSE-C key the uploads began with")
     add_sending(resume, batches=True)
     add_connection(resume)
     add_journal(resume)
@@ -401,13 +414,25 @@ def build_parser() -> argparse.ArgumentParser:
     ls = command("ls-uploads", "bigupload ls-uploads [options] s3://bucket[/prefix]",
                  "list unfinished multipart uploads on the server")
     ls.add_argument("url", metavar="s3://bucket[/prefix]")
+    add_access(ls.add_argument_group("access"), sse_c=None)  # S3 takes no SSE-C key here
     add_connection(ls)
     add_output(ls)
 
-    parts = command("parts", "bigupload parts [options] s3://bucket/key --upload-id ID",
-                    "list the parts of a multipart upload on the server")
+    parts = command(
+        "parts", "bigupload parts [options] s3://bucket/key --upload-id ID\n"
+        "       bigupload parts ... [--max-parts N] [--part-number-marker M]",
+        "list the parts of a multipart upload on the server",
+        "List the parts of a multipart upload (ListParts), every page; with --max-parts\n"
+        "or --part-number-marker, that one page, and the marker that continues it.")
     parts.add_argument("url", metavar="s3://bucket/key")
     parts.add_argument("--upload-id", required=True, metavar="ID", help="the upload (required)")
+    g = parts.add_argument_group("one page")
+    g.add_argument("--max-parts", type=int, metavar="N",
+                   help="at most N parts (S3: 1..1000), one page")
+    g.add_argument("--part-number-marker", type=int, metavar="M",
+                   help="the parts after part M, one page")
+    add_access(parts.add_argument_group("access"),
+               sse_c="the key of an SSE-C upload (https only)")
     add_connection(parts)
     add_output(parts)
 
@@ -415,6 +440,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "abort a multipart upload on the server (its journal row too)")
     abort.add_argument("url", metavar="s3://bucket/key")
     abort.add_argument("--upload-id", required=True, metavar="ID", help="the upload (required)")
+    add_access(abort.add_argument_group("access"), sse_c=None)  # S3 takes no SSE-C key here
     add_connection(abort)
     add_journal(abort)
     add_output(abort)
@@ -430,16 +456,6 @@ def make_config(args: argparse.Namespace) -> UploadConfig:
         if not sep:
             raise UsageError(f"--metadata wants K=V, got {item!r}")
         metadata[name] = value
-    sse_c_key = None
-    if args.sse_c_key_file:
-        try:
-            with open(args.sse_c_key_file, "rb") as f:
-                sse_c_key = f.read()
-        except OSError as exc:
-            raise UsageError(f"cannot read --sse-c-key-file: {exc.strerror}") from exc
-        if len(sse_c_key) == 33 and sse_c_key.endswith(b"\n"):
-            sse_c_key = sse_c_key[:32]
-
     def size(value: str | None, option: str) -> int | None:
         try:
             return None if value is None else parse_size(value)
@@ -480,16 +496,34 @@ def make_config(args: argparse.Namespace) -> UploadConfig:
         storage_class=opt("storage_class"),
         sse=ServerSideEncryption(sse) if (sse := opt("sse")) else None,
         sse_kms_key_id=opt("sse_kms_key_id"),
-        sse_c_key=sse_c_key,
+        sse_c_key=read_sse_c_key(args),
         request_payer=flag("request_payer"),
         expected_bucket_owner=opt("expected_bucket_owner"),
         no_overwrite=flag("no_overwrite"),
+        content_md5=flag("content_md5"),
         checksum_type=checksum_type.upper().replace("-", "_") if checksum_type else None,
     )
 
 
+def read_sse_c_key(args: argparse.Namespace) -> bytes | None:
+    """The key in ``--sse-c-key-file`` (a trailing newline dropped), if the command has it."""
+    path = getattr(args, "sse_c_key_file", None)
+    if not path:
+        return None
+    try:
+        with open(path, "rb") as f:
+            key = f.read()
+    except OSError as exc:
+        raise UsageError(f"cannot read --sse-c-key-file: {exc.strerror}") from exc
+    return key[:32] if len(key) == 33 and key.endswith(b"\n") else key
+
+
 def connection_config(args: argparse.Namespace) -> UploadConfig:
-    """The settings of the commands that only talk to the server (ls-uploads, parts, abort)."""
+    """The settings of the commands that only talk to the server (ls-uploads, parts,
+    abort): where, and what every request about an upload carries."""
     return UploadConfig(endpoint_url=args.endpoint_url, region=args.region, profile=args.profile,
                         verify_tls=not args.no_verify_ssl, connect_timeout_s=args.connect_timeout,
-                        read_timeout_s=args.read_timeout)
+                        read_timeout_s=args.read_timeout,
+                        request_payer=bool(getattr(args, "request_payer", False)),
+                        expected_bucket_owner=getattr(args, "expected_bucket_owner", None),
+                        sse_c_key=read_sse_c_key(args))

@@ -29,7 +29,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import anyio
 
-from . import sigv4, tlshooks
+from . import answers, sigv4, tlshooks
 from .classify import NO_ANSWER
 from .config import ChecksumAlgorithm, UploadConfig
 from .errors import (BigUploadError, ConfigError, IntegrityError, NotFoundError, StoreError,
@@ -43,10 +43,12 @@ from .values import (
     ObjectInfo as ObjectInfo,
     ObjectOptions as ObjectOptions,
     ObjectSummary as ObjectSummary,
+    Owner as Owner,
     PartListing as PartListing,
     PartReceipt as PartReceipt,
     Precondition as Precondition,
     RemotePart as RemotePart,
+    ServerSide as ServerSide,
 )
 
 log = logging.getLogger("bigupload")
@@ -66,16 +68,20 @@ class ObjectStore(Protocol):
 
     async def upload_part(
         self, bucket: str, key: str, upload_id: str, number: int, body: Any,
-        checksum: str | None, options: ObjectOptions,
+        checksum: str | None, options: ObjectOptions, *, content_md5: str | None = None,
     ) -> PartReceipt:
         """Upload one part. With ``checksum`` None and an algorithm in ``options``, the
         store computes the checksum (``checksums_while_sending``) and reports it in
-        ``PartReceipt.sent``."""
+        ``PartReceipt.sent``. ``content_md5`` (base64) goes as its Content-MD5 (always in
+        the header form: the checksum is then a header too)."""
         ...
 
     async def list_parts(
-        self, bucket: str, key: str, upload_id: str, options: ObjectOptions
-    ) -> PartListing: ...
+        self, bucket: str, key: str, upload_id: str, options: ObjectOptions, *,
+        max_parts: int | None = None, part_number_marker: int | None = None,
+    ) -> PartListing:
+        """Every page; or, with ``max_parts`` or ``part_number_marker``, that one page."""
+        ...
 
     async def complete(
         self, bucket: str, key: str, upload_id: str, parts: Sequence[CompletedPart],
@@ -83,16 +89,20 @@ class ObjectStore(Protocol):
         condition: Precondition | None = None,
     ) -> str: ...
 
-    async def abort(self, bucket: str, key: str, upload_id: str, options: ObjectOptions) -> None: ...
+    async def abort(self, bucket: str, key: str, upload_id: str,
+                    options: ObjectOptions) -> str | None:
+        """Abort the upload; the answer's RequestCharged, if any."""
+        ...
 
     async def put_object(
         self, bucket: str, key: str, body: Any, checksum: str | None, options: ObjectOptions,
-        *, condition: Precondition | None = None,
+        *, condition: Precondition | None = None, content_md5: str | None = None,
     ) -> PartReceipt: ...
 
     async def head(self, bucket: str, key: str, options: ObjectOptions) -> ObjectInfo | None: ...
 
-    async def list_uploads(self, bucket: str, prefix: str = "") -> list[MultipartUpload]: ...
+    async def list_uploads(self, bucket: str, prefix: str = "",
+                           options: ObjectOptions | None = None) -> list[MultipartUpload]: ...
 
     async def list_objects(self, bucket: str, prefix: str = "") -> list[ObjectSummary]: ...
 
@@ -135,9 +145,6 @@ def _any_checksum(response: Mapping[str, Any], preferred: ChecksumAlgorithm) -> 
     for alg in [preferred, *ChecksumAlgorithm]:
         if alg is not ChecksumAlgorithm.NONE and response.get(_checksum_param(alg)):
             return alg.s3_name, str(response[_checksum_param(alg)])
-    for name in ("SHA1",):
-        if response.get("Checksum" + name):
-            return name, str(response["Checksum" + name])
     return None, None
 
 
@@ -445,7 +452,8 @@ class LeanPut:
         return all(v.isascii() and k.isascii() for k, v in options.metadata.items())
 
     async def put(self, base: str, bucket: str, key: str, body: Any, checksum: str | None,
-                  options: ObjectOptions, condition: Precondition | None = None) -> PartReceipt:
+                  options: ObjectOptions, condition: Precondition | None = None,
+                  content_md5: str | None = None) -> PartReceipt:
         import yarl
 
         url = base + quote(key, safe="/~")
@@ -454,6 +462,8 @@ class LeanPut:
         headers.update(options.put_headers())
         if checksum is not None:
             headers[f"x-amz-checksum-{options.checksum.value}"] = checksum
+        if content_md5 is not None:
+            headers["Content-MD5"] = content_md5
         frozen = self._credentials.get_frozen_credentials()
         if asyncio.iscoroutine(frozen):
             frozen = await frozen
@@ -483,7 +493,8 @@ class LeanPut:
         etag = answer.get("etag")  # aiohttp's headers and tlssend's: both find lower case
         if not etag:
             _required({}, "ETag", "PutObject", bucket, key)
-        return PartReceipt(etag=str(etag), checksum=answer.get(f"x-amz-checksum-{options.checksum.value}"))
+        return PartReceipt(etag=str(etag), checksum=answer.get(f"x-amz-checksum-{options.checksum.value}"),
+                           server_side=answers.server_side_headers(answer))
 
 
 def _url_base(url: str, bucket: str, key: str) -> str | None:
@@ -630,20 +641,23 @@ class AioS3Store:
                 and self._trailers.state is not False)
 
     async def upload_part(self, bucket: str, key: str, upload_id: str, number: int, body: Any,
-                          checksum: str | None, options: ObjectOptions) -> PartReceipt:
+                          checksum: str | None, options: ObjectOptions, *,
+                          content_md5: str | None = None) -> PartReceipt:
         algorithm = options.checksum
         if checksum is not None or algorithm is ChecksumAlgorithm.NONE:
-            return await self._upload_part(bucket, key, upload_id, number, body, checksum, options)
+            return await self._upload_part(bucket, key, upload_id, number, body, checksum, options,
+                                           content_md5)
         trailers = self._trailers
         if trailers is None or not trailers.usable(algorithm) or trailers.state is False \
-                or not isinstance(body, FileRange):
-            # the caller left the checksum to us, and it cannot follow the body: compute
-            # it first and send it as a header, as the caller would have
+                or not isinstance(body, FileRange) or content_md5 is not None:
+            # the caller left the checksum to us, and it cannot follow the body (nor goes a
+            # trailing checksum with a Content-MD5): compute it first and send it as a
+            # header, as the caller would have
             from . import checksum as ck
 
             raw = await anyio.to_thread.run_sync(tlshooks.range_checksum, body, algorithm)
             receipt = await self._upload_part(bucket, key, upload_id, number, body,
-                                              ck.encode(raw), options)
+                                              ck.encode(raw), options, content_md5)
             return dataclasses.replace(receipt, sent=raw)
         call = tlshooks.TrailerCall(algorithm)
         token = tlshooks.TRAILER_CALL.set(call)
@@ -675,43 +689,52 @@ class AioS3Store:
         return dataclasses.replace(receipt, sent=call.sent)
 
     async def _upload_part(self, bucket: str, key: str, upload_id: str, number: int, body: Any,
-                           checksum: str | None, options: ObjectOptions) -> PartReceipt:
+                           checksum: str | None, options: ObjectOptions,
+                           content_md5: str | None = None) -> PartReceipt:
         params = options.every_request()
         if checksum is not None:
             params[_checksum_param(options.checksum)] = checksum
+        if content_md5 is not None:
+            params["ContentMD5"] = content_md5  # botocore then adds no MD5 of its own
         response = await self._call(
             "upload_part", bucket, key, upload_id=upload_id, part_number=number,
             Key=key, UploadId=upload_id, PartNumber=number, Body=body, **params,
         )
         etag = _required(response, "ETag", "UploadPart", bucket, key)
-        return PartReceipt(etag=str(etag), checksum=_response_checksum(response, options.checksum))
+        return PartReceipt(etag=str(etag), checksum=_response_checksum(response, options.checksum),
+                           server_side=answers.server_side(response))
 
-    async def list_parts(self, bucket: str, key: str, upload_id: str, options: ObjectOptions) -> PartListing:
-        """All parts, following NextPartNumberMarker across pages (S3 pages at 1,000), and
-        the checksum algorithm and type the upload was created with. A part's checksum is
-        read in whatever algorithm the server lists it (``options`` may not know it yet:
-        an upload adopted with --upload-id)."""
+    async def list_parts(self, bucket: str, key: str, upload_id: str, options: ObjectOptions,
+                         *, max_parts: int | None = None,
+                         part_number_marker: int | None = None) -> PartListing:
+        """Every part, following NextPartNumberMarker across pages (S3 pages at 1,000); or,
+        with ``max_parts`` or ``part_number_marker``, the one page they ask for (the
+        listing then says where the next begins). A part's checksum is read in whatever
+        algorithm the server lists it (``options`` may not know it yet: an upload adopted
+        with --upload-id). The SSE-C key goes along: S3 wants it to list the parts of an
+        SSE-C upload created with a checksum algorithm."""
+        one_page = max_parts is not None or part_number_marker is not None
+        params = {**options.every_request(sse_c=False), **options.sse_c_encoded()}
+        if max_parts is not None:
+            params["MaxParts"] = max_parts
         parts: list[RemotePart] = []
-        algorithm: str | None = None
-        checksum_type: str | None = None
-        marker = 0
-        params = options.every_request(sse_c=False)
+        marker = part_number_marker or 0
+        pages: list[dict[str, Any]] = []
         while True:
             response = await self._call(
                 "list_parts", bucket, key, upload_id=upload_id,
                 Key=key, UploadId=upload_id, PartNumberMarker=marker, **params,
             )
             _required(response, "UploadId", "ListParts", bucket, key)
-            algorithm = algorithm or response.get("ChecksumAlgorithm")
-            checksum_type = checksum_type or response.get("ChecksumType")
-            for p in response.get("Parts", []):
-                parts.append(RemotePart(
-                    number=int(p["PartNumber"]), size=int(p["Size"]), etag=str(p["ETag"]),
-                    checksum=_any_checksum(p, options.checksum)[1],
-                ))
-            if not response.get("IsTruncated"):
-                return PartListing(parts, algorithm, checksum_type)
-            next_marker = int(response.get("NextPartNumberMarker") or 0)
+            pages.append(response)
+            declared = next((str(page["ChecksumAlgorithm"]) for page in pages
+                             if page.get("ChecksumAlgorithm")), None)
+            parts += [answers.remote_part(p, options.checksum, declared)
+                      for p in response.get("Parts", [])]
+            if one_page or not response.get("IsTruncated"):
+                return answers.part_listing(pages, parts, bucket, key, upload_id, marker,
+                                     truncated=one_page and bool(response.get("IsTruncated")))
+            next_marker = answers.whole(response.get("NextPartNumberMarker")) or 0
             if next_marker <= marker:  # a server that would loop forever
                 raise StoreError(f"ListParts s3://{bucket}/{key}: truncated page without progress",
                                  operation="ListParts", bucket=bucket, key=key, upload_id=upload_id,
@@ -743,7 +766,9 @@ class AioS3Store:
         )
         return str(response.get("ETag", ""))
 
-    async def abort(self, bucket: str, key: str, upload_id: str, options: ObjectOptions) -> None:
+    async def abort(self, bucket: str, key: str, upload_id: str,
+                    options: ObjectOptions) -> str | None:
+        """AbortMultipartUpload (it takes no SSE-C key); the answer's RequestCharged."""
         params = options.every_request(sse_c=False)
         response = await self._call("abort_multipart_upload", bucket, key, upload_id=upload_id,
                                     Key=key, UploadId=upload_id, **params)
@@ -760,31 +785,37 @@ class AioS3Store:
                 operation="AbortMultipartUpload", bucket=bucket, key=key, upload_id=upload_id,
                 code="NotS3", retryable=False,
             )
+        return answers.text(response.get("RequestCharged"))
 
     async def put_object(self, bucket: str, key: str, body: Any, checksum: str | None,
-                         options: ObjectOptions, *, condition: Precondition | None = None) -> PartReceipt:
+                         options: ObjectOptions, *, condition: Precondition | None = None,
+                         content_md5: str | None = None) -> PartReceipt:
         lean = self._lean
         if lean is not None and lean.usable(options) and (base := lean.base(bucket)):
             try:
-                return await lean.put(base, bucket, key, body, checksum, options, condition)
+                return await lean.put(base, bucket, key, body, checksum, options, condition,
+                                      content_md5)
             except StoreError as exc:
                 if not exc.redirect:
                     raise
                 lean.disable(bucket)
                 log.info("s3://%s: PutObject goes through botocore (%s)", bucket, exc.code)
         if lean is None or lean.knows(bucket):
-            return await self._botocore_put(bucket, key, body, checksum, options, condition)
+            return await self._botocore_put(bucket, key, body, checksum, options, condition,
+                                            content_md5)
         urls: list[str] = []
         token = _PUT_URLS.set(urls)
         try:
-            receipt = await self._botocore_put(bucket, key, body, checksum, options, condition)
+            receipt = await self._botocore_put(bucket, key, body, checksum, options, condition,
+                                               content_md5)
         finally:
             _PUT_URLS.reset(token)
         lean.learn(bucket, key, urls)
         return receipt
 
     async def _botocore_put(self, bucket: str, key: str, body: Any, checksum: str | None,
-                            options: ObjectOptions, condition: Precondition | None) -> PartReceipt:
+                            options: ObjectOptions, condition: Precondition | None,
+                            content_md5: str | None) -> PartReceipt:
         params = options.on_create()
         params.pop("ChecksumAlgorithm", None)
         params.pop("ChecksumType", None)
@@ -792,9 +823,12 @@ class AioS3Store:
             params.update(condition.params())
         if checksum is not None:
             params[_checksum_param(options.checksum)] = checksum
+        if content_md5 is not None:
+            params["ContentMD5"] = content_md5
         response = await self._call("put_object", bucket, key, Key=key, Body=body, **params)
         etag = _required(response, "ETag", "PutObject", bucket, key)
-        return PartReceipt(etag=str(etag), checksum=_response_checksum(response, options.checksum))
+        return PartReceipt(etag=str(etag), checksum=_response_checksum(response, options.checksum),
+                           server_side=answers.server_side(response))
 
     async def head(self, bucket: str, key: str, options: ObjectOptions) -> ObjectInfo | None:
         try:
@@ -815,15 +849,18 @@ class AioS3Store:
             checksum_algorithm=algorithm,
         )
 
-    async def list_uploads(self, bucket: str, prefix: str = "") -> list[MultipartUpload]:
-        """All unfinished multipart uploads under ``prefix``, across pages."""
+    async def list_uploads(self, bucket: str, prefix: str = "",
+                           options: ObjectOptions | None = None) -> list[MultipartUpload]:
+        """All unfinished multipart uploads under ``prefix``, across pages (the request
+        takes ``options``' RequestPayer and ExpectedBucketOwner, and no SSE-C key)."""
         uploads: list[MultipartUpload] = []
         params: dict[str, Any] = {"Prefix": prefix}
+        if options is not None:
+            params.update(options.every_request(sse_c=False))
         while True:
             response = await self._call("list_multipart_uploads", bucket, prefix, **params)
             _required(response, "Bucket", "ListMultipartUploads", bucket, prefix)
-            for u in response.get("Uploads", []):
-                uploads.append(MultipartUpload(str(u["Key"]), str(u["UploadId"]), u.get("Initiated")))
+            uploads += [answers.multipart_upload(u) for u in response.get("Uploads", [])]
             if not response.get("IsTruncated"):
                 return uploads
             params["KeyMarker"] = response.get("NextKeyMarker", "")

@@ -64,6 +64,7 @@ class ChecksumAlgorithm(enum.Enum):
     CRC32 = "crc32"
     CRC64NVME = "crc64nvme"
     SHA256 = "sha256"
+    SHA1 = "sha1"  # composite only, as SHA-256; S3 and SeaweedFS take it
     NONE = "none"
 
     @classmethod
@@ -119,6 +120,7 @@ class UploadConfig:
     # how it is written
     no_overwrite: bool = False  # never replace an existing object (If-None-Match: *)
     checksum_type: str | None = None  # FULL_OBJECT (default for CRCs) or COMPOSITE
+    content_md5: bool = False  # each request body's MD5 as Content-MD5, for the server to check
 
     def __post_init__(self) -> None:
         if self.part_size is not None and not MIN_PART_SIZE <= self.part_size <= MAX_PART_SIZE:
@@ -163,8 +165,10 @@ class UploadConfig:
             if self.checksum_type not in ("FULL_OBJECT", "COMPOSITE"):
                 raise ConfigError(f"unknown checksum type {self.checksum_type!r} "
                                   "(choose full-object or composite)")
-            if self.checksum is ChecksumAlgorithm.SHA256 and self.checksum_type == "FULL_OBJECT":
-                raise ConfigError("sha256 checksums can only be composite (S3's rule)")
+            if self.checksum in (ChecksumAlgorithm.SHA256, ChecksumAlgorithm.SHA1) and \
+                    self.checksum_type == "FULL_OBJECT":
+                raise ConfigError(f"{self.checksum.value} checksums can only be composite "
+                                  "(S3's rule)")
             if self.checksum is ChecksumAlgorithm.CRC64NVME and self.checksum_type == "COMPOSITE":
                 raise ConfigError("crc64nvme checksums are always full-object (S3's rule)")
         for name in self.metadata:

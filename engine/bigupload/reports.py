@@ -75,12 +75,14 @@ class StatusReport:
 @dataclasses.dataclass(frozen=True)
 class AbortReport:
     """A multipart upload aborted on the server, and the journal rows that were closed
-    with it (``ABORTED``)."""
+    with it (``ABORTED``). ``request_charged``: the answer's RequestCharged
+    (``requester`` when a requester-pays bucket billed the caller)."""
 
     bucket: str
     key: str
     upload_id: str
     rows_closed: tuple[int, ...]
+    request_charged: str | None = None
 
 
 @dataclasses.dataclass(frozen=True)

@@ -10,6 +10,7 @@ first bar is drawn, so commands without bars start without it."""
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import functools
 import io
 import json
@@ -25,7 +26,8 @@ from .config import format_size
 from .journal import FileState, JobState, UploadState
 from .progress import NullProgress, Progress
 from .redact import redact
-from .reports import ForgetReport, ResumedFile, StatusReport, UploadStatus
+from .reports import AbortReport, ForgetReport, ResumedFile, StatusReport, UploadStatus
+from .values import MultipartUpload, Owner, PartListing, RemotePart
 
 if TYPE_CHECKING:
     from . import UploadResult
@@ -434,3 +436,93 @@ def show_resumed_file(out: Output, report: ResumedFile) -> None:
         out.emit("done", f"{report.source} -> {where}: {format_size(result.size)} in "
                  f"{result.parts} parts, {result.resumed_parts} already on the server",
                  **dataclasses.asdict(result))
+
+
+# S3's multipart calls: ``parts``, ``ls-uploads``, ``abort``. JSON fields are S3's names
+# in snake_case (``PartNumber`` -> ``part_number``, ``ETag`` -> ``etag``, ``ChecksumSHA1``
+# -> ``checksum_sha1``), timestamps ISO 8601 in UTC; a field S3 did not send is null.
+
+def iso_utc(moment: datetime.datetime | None) -> str | None:
+    """``2025-01-02T03:04:05.123000Z``; a time without a zone is taken as UTC."""
+    if moment is None:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=datetime.timezone.utc)
+    return moment.astimezone(datetime.timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+def owner_fields(owner: Owner | None) -> dict[str, str | None] | None:
+    return None if owner is None else {"id": owner.id, "display_name": owner.display_name}
+
+
+def _owner_text(owner: Owner | None) -> str:
+    if owner is None:
+        return "-"
+    if owner.display_name and owner.id:
+        return f"{owner.id} ({owner.display_name})"
+    return owner.id or owner.display_name or "-"
+
+
+def part_fields(part: RemotePart) -> dict[str, object]:
+    return {"part_number": part.number, "last_modified": iso_utc(part.last_modified),
+            "etag": part.etag, "size": part.size,
+            **{f"checksum_{name.lower()}": value for name, value in part.checksums.items()}}
+
+
+def show_parts(out: Output, listing: PartListing) -> None:
+    """``bigupload parts``: a row per part (number, size, last modified, ETag, checksums),
+    then a line of the upload's own fields and, for a page, the marker that continues it."""
+    if not out.as_json:
+        out.emit("header", f"{'part':>6} {'size':>12}  {'last modified':<24}  {'etag':<34}  "
+                 "checksum")
+    for p in listing.parts:
+        sums = " ".join(f"{name}:{value}" for name, value in p.checksums.items())
+        out.emit("part", f"{p.number:>6} {p.size:>12}  {iso_utc(p.last_modified) or '-':<24}  "
+                 f"{p.etag:<34}  {sums}".rstrip(), **part_fields(p))
+    size = sum(p.size for p in listing.parts)
+    algorithm = listing.checksum_algorithm
+    about = [f"checksum {algorithm} ({listing.checksum_type or 'type not listed'})"
+             if algorithm else "no checksum algorithm listed",
+             f"storage class {listing.storage_class or '-'}",
+             f"initiator {_owner_text(listing.initiator)}", f"owner {_owner_text(listing.owner)}"]
+    if listing.abort_date or listing.abort_rule_id:
+        about.append(f"aborted on {iso_utc(listing.abort_date) or '-'} by lifecycle rule "
+                     f"{listing.abort_rule_id or '-'}")
+    if listing.request_charged:
+        about.append(f"request charged to the {listing.request_charged}")
+    more = (f"; more parts: --part-number-marker {listing.next_part_number_marker}"
+            if listing.is_truncated else "")
+    out.emit("summary", f"{len(listing.parts)} part(s), {size} bytes ({format_size(size)}); "
+             f"upload {listing.upload_id} of s3://{listing.bucket}/{listing.key}: "
+             + ", ".join(about) + more,
+             bucket=listing.bucket, key=listing.key, upload_id=listing.upload_id,
+             initiator=owner_fields(listing.initiator), owner=owner_fields(listing.owner),
+             storage_class=listing.storage_class, checksum_algorithm=algorithm,
+             checksum_type=listing.checksum_type, abort_date=iso_utc(listing.abort_date),
+             abort_rule_id=listing.abort_rule_id, request_charged=listing.request_charged,
+             part_number_marker=listing.part_number_marker,
+             next_part_number_marker=listing.next_part_number_marker,
+             max_parts=listing.max_parts, is_truncated=listing.is_truncated,
+             parts=len(listing.parts), bytes=size)
+
+
+def show_uploads(out: Output, bucket: str, uploads: tuple[MultipartUpload, ...]) -> None:
+    """``bigupload ls-uploads``: one line per unfinished upload, then a count (not in JSON)."""
+    for u in uploads:
+        checksum = f"  {u.checksum_algorithm}" if u.checksum_algorithm else ""
+        out.emit("upload", f"{iso_utc(u.initiated) or '-'}  s3://{bucket}/{u.key}  "
+                 f"{u.upload_id}{checksum}",
+                 bucket=bucket, key=u.key, upload_id=u.upload_id, initiated=iso_utc(u.initiated),
+                 storage_class=u.storage_class, owner=owner_fields(u.owner),
+                 initiator=owner_fields(u.initiator), checksum_algorithm=u.checksum_algorithm,
+                 checksum_type=u.checksum_type)
+    if not out.as_json:
+        out.emit("summary", f"{len(uploads)} unfinished upload(s)")
+
+
+def show_aborted(out: Output, report: AbortReport) -> None:
+    charged = (f"; request charged to the {report.request_charged}"
+               if report.request_charged else "")
+    out.emit("aborted", f"aborted {report.upload_id} (s3://{report.bucket}/{report.key})"
+             + charged, bucket=report.bucket, key=report.key, upload_id=report.upload_id,
+             journal_rows=list(report.rows_closed), request_charged=report.request_charged)

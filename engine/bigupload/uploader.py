@@ -1,9 +1,11 @@
 """The embeddable entry points: ``Uploader`` (an async context manager that shares one
-client, journal and scheduler across uploads and batch jobs, and answers for the
-journal: resume, status, abort, forget), ``upload_file`` and ``upload_file_sync``.
+client, journal and scheduler across uploads and batch jobs, answers for the journal:
+resume, status, abort, forget, and makes S3's multipart calls for a caller: list_parts,
+list_uploads, abort), ``upload_file`` and ``upload_file_sync``.
 
-The S3 client (and a cluster executor) are opened by the first call that needs them, so
-``status`` and ``forget``, which read and edit only the journal, open neither."""
+The S3 client (and a cluster executor) and the journal are each opened by the first
+call that needs them: ``status`` and ``forget``, which read and edit only the journal,
+open no client, and ``list_parts`` and ``list_uploads`` open no journal."""
 
 from __future__ import annotations
 
@@ -34,7 +36,7 @@ from .batch import (
     make_spec,
     open_job,
 )
-from .client import AioS3Store, CopyStore, ObjectOptions, ObjectStore
+from .client import AioS3Store, CopyStore, ObjectStore
 from .config import UploadConfig
 from .errors import BigUploadError, Cancelled, ConfigError, ResumeError
 from .journal import JobRecord, JobState, Journal, UploadRecord, UploadState
@@ -45,6 +47,7 @@ from .scheduler import Scheduler
 from .source import SourceFile
 from .transfer import Copy, Transfer, UploadResult
 from .upload.copy import CopyJob, plan_copy_job
+from .values import MultipartUpload, ObjectOptions, PartListing
 
 log = logging.getLogger("bigupload")
 
@@ -82,6 +85,7 @@ class Uploader:
         self._connecting = anyio.Lock()
         self._journal_arg = journal
         self._journal: Journal | None = None
+        self._open = False
         self._stack = contextlib.AsyncExitStack()
         self.scheduler = Scheduler(self.config)
 
@@ -95,32 +99,33 @@ class Uploader:
 
     @property
     def journal(self) -> Journal:
-        if self._journal is None:
+        """The journal, opened by the first call that needs it: the calls that only talk
+        to the server (``list_parts``, ``list_uploads``) leave no journal file behind."""
+        if not self._open:
             raise RuntimeError("Uploader is not open: use 'async with Uploader(...)'")
-        return self._journal
-
-    async def __aenter__(self) -> Uploader:
-        try:
+        if self._journal is None:
             if isinstance(self._journal_arg, Journal):
                 self._journal = self._journal_arg
             else:
                 self._journal = Journal(self._journal_arg)
                 self._stack.callback(self._journal.close)
-        except BaseException:
-            await self._stack.aclose()
-            raise
+        return self._journal
+
+    async def __aenter__(self) -> Uploader:
+        self._open = True
         return self
 
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None,
         tb: TracebackType | None
     ) -> None:
+        self._open = False
         await self._stack.aclose()
 
     async def connect(self) -> ObjectStore:
         """Open the S3 client (and the cluster executor, if any) now, if no call has yet;
         a bad profile, endpoint or CA bundle is then reported before anything else."""
-        if self._journal is None:
+        if not self._open:
             raise RuntimeError("Uploader is not open: use 'async with Uploader(...)'")
         async with self._connecting:
             if not self._connected:
@@ -454,17 +459,53 @@ class Uploader:
         return housekeeping.forget(self.journal, uploads=uploads, jobs=jobs, finished=finished,
                                    failed=failed, older_than=older_than)
 
+    # the server's multipart uploads, as S3's calls
+
+    def _request_options(self) -> ObjectOptions:
+        """What every request about an upload carries: ``config``'s RequestPayer,
+        ExpectedBucketOwner and SSE-C key (where the call takes one)."""
+        return ObjectOptions.from_config(self.config, None)
+
+    async def list_parts(self, bucket: str, key: str, upload_id: str, *,
+                         max_parts: int | None = None,
+                         part_number_marker: int | None = None) -> PartListing:
+        """ListParts of ``upload_id``: every page, or with ``max_parts`` (1..1,000 on S3)
+        or ``part_number_marker`` (the parts after that number) one page, which says
+        where the next begins (``next_part_number_marker`` while ``is_truncated``).
+        Retried like every call; reads no journal. ``config.sse_c_key`` lists an SSE-C
+        upload's parts, ``config.request_payer`` a requester-pays bucket's."""
+        if max_parts is not None and max_parts < 1:
+            raise ConfigError(f"max_parts must be at least 1, not {max_parts}")
+        if part_number_marker is not None and part_number_marker < 0:
+            raise ConfigError(f"part_number_marker must not be negative: {part_number_marker}")
+        store = await self.connect()
+        options = self._request_options()
+        return await self.scheduler.retrying(
+            f"ListParts s3://{bucket}/{key}",
+            lambda n: store.list_parts(bucket, key, upload_id, options, max_parts=max_parts,
+                                       part_number_marker=part_number_marker))
+
+    async def list_uploads(self, bucket: str, prefix: str = "") -> tuple[MultipartUpload, ...]:
+        """The unfinished multipart uploads under ``prefix`` (ListMultipartUploads, every
+        page). Retried; reads no journal."""
+        store = await self.connect()
+        options = self._request_options()
+        return tuple(await self.scheduler.retrying(
+            f"ListMultipartUploads s3://{bucket}/{prefix}",
+            lambda n: store.list_uploads(bucket, prefix, options)))
+
     async def abort(self, bucket: str, key: str, upload_id: str) -> AbortReport:
         """Abort multipart upload ``upload_id`` on the server (its parts stop being billed),
-        and close the journal's active rows for it."""
+        and close the journal's active rows for it. Sent once: an abort that failed is
+        reported, not repeated blindly (run it again)."""
         store = await self.connect()
-        await store.abort(bucket, key, upload_id, ObjectOptions())
+        charged = await store.abort(bucket, key, upload_id, self._request_options())
         closed = []
         for record in self.journal.uploads(UploadState.ACTIVE):
             if record.upload_id == upload_id and (record.bucket, record.key) == (bucket, key):
                 self.journal.finish(record.id, UploadState.ABORTED, error="aborted by the user")
                 closed.append(record.id)
-        return AbortReport(bucket, key, upload_id, tuple(closed))
+        return AbortReport(bucket, key, upload_id, tuple(closed), request_charged=charged)
 
 
 async def upload_file(

@@ -7,8 +7,8 @@ pure modules (planning, reconciliation, verification, the upload machines) impor
   ``CopySourceInfo`` (what its HEAD tells);
 - the journal's part of a row: ``PartRecord``, ``DestinationGuard``;
 - the wire: what a store is told (``ObjectOptions``, ``Precondition``, ``CompletedPart``)
-  and what it answers (``PartReceipt``, ``RemotePart``, ``PartListing``, ``ObjectInfo``,
-  ``ObjectSummary``, ``MultipartUpload``);
+  and what it answers (``PartReceipt``, ``ServerSide``, ``RemotePart``, ``PartListing``, ``Owner``,
+  ``ObjectInfo``, ``ObjectSummary``, ``MultipartUpload``);
 - the rules for values S3 accepts: ``check_key``; ``sse_c_key_hash`` recognises an SSE-C
   key without keeping it.
 
@@ -22,7 +22,7 @@ import dataclasses
 import datetime
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
 
 from .config import ChecksumAlgorithm, UploadConfig
@@ -177,18 +177,55 @@ class PartRecord:
 
 
 @dataclasses.dataclass(frozen=True)
+class ServerSide:
+    """What the server says it did with a write (UploadPart, PutObject): how it encrypted
+    the bytes and whom it charged. None where it did not say (SeaweedFS and moto say
+    little: S3 always names the encryption)."""
+
+    server_side_encryption: str | None = None  # AES256, aws:kms, aws:kms:dsse
+    sse_kms_key_id: str | None = None
+    bucket_key_enabled: bool | None = None
+    sse_customer_algorithm: str | None = None  # AES256 for an SSE-C write
+    sse_customer_key_md5: str | None = None  # the SSE-C key's MD5, to check it was ours
+    request_charged: str | None = None  # "requester": a requester-pays bucket billed us
+
+    def merged(self, other: ServerSide) -> ServerSide:
+        """These fields, with ``other``'s where these are None (the parts of one upload
+        answer alike; the first answer that says something wins)."""
+        return ServerSide(**{f.name: getattr(self, f.name) if getattr(self, f.name) is not None
+                             else getattr(other, f.name) for f in dataclasses.fields(self)})
+
+
+@dataclasses.dataclass(frozen=True)
 class PartReceipt:
     etag: str
     checksum: str | None  # base64, as the server echoed it
     sent: bytes | None = None  # the raw checksum the store computed over what it sent
+    server_side: ServerSide = ServerSide()
+
+
+@dataclasses.dataclass(frozen=True)
+class Owner:
+    """An account as ListParts and ListMultipartUploads name it (``Owner``, ``Initiator``:
+    an IAM user's ARN for an initiator that is one). S3 sends the display name only in
+    some regions, and has stopped sending it in others."""
+
+    id: str | None
+    display_name: str | None = None
 
 
 @dataclasses.dataclass(frozen=True)
 class RemotePart:
+    """One part as ListParts lists it. ``checksum`` is in the upload's algorithm (or the
+    one asked for); ``checksums`` every checksum listed, by S3's algorithm name
+    (``{"CRC32C": "b64"}``): real S3 lists them, SeaweedFS and moto do not."""
+
     number: int
     size: int
     etag: str
-    checksum: str | None  # real S3 lists part checksums; SeaweedFS and moto do not
+    checksum: str | None
+    last_modified: datetime.datetime | None = None
+    checksums: Mapping[str, str] = dataclasses.field(default_factory=dict)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -200,12 +237,28 @@ class CompletedPart:
 
 @dataclasses.dataclass(frozen=True)
 class PartListing:
-    """Every part of a multipart upload (ListParts, all pages), with what the upload itself
-    declares: its checksum algorithm and type (None where the server does not say)."""
+    """The parts of a multipart upload (ListParts: every page, or the one asked for), with
+    what the upload itself declares; None where the server does not say (SeaweedFS and moto
+    leave out most of these; S3 sends them all). A page asked for (``max_parts``,
+    ``part_number_marker``) continues from ``next_part_number_marker`` while
+    ``is_truncated``; a listing of every page is never truncated."""
 
-    parts: list[RemotePart]
+    parts: Sequence[RemotePart]
     checksum_algorithm: str | None = None  # S3's name: CRC32C, CRC32, CRC64NVME, SHA256, ...
     checksum_type: str | None = None  # COMPOSITE or FULL_OBJECT
+    bucket: str = ""
+    key: str = ""
+    upload_id: str = ""
+    initiator: Owner | None = None
+    owner: Owner | None = None
+    storage_class: str | None = None
+    abort_date: datetime.datetime | None = None  # when a lifecycle rule will abort it
+    abort_rule_id: str | None = None  # that rule
+    request_charged: str | None = None  # "requester": the requester paid (--request-payer)
+    part_number_marker: int | None = None  # where the listing began
+    next_part_number_marker: int | None = None  # where the next page begins
+    max_parts: int | None = None  # the page size the server used
+    is_truncated: bool = False
 
 
 @dataclasses.dataclass(frozen=True)
@@ -251,9 +304,16 @@ class ObjectSummary:
 
 @dataclasses.dataclass(frozen=True)
 class MultipartUpload:
+    """One unfinished upload as ListMultipartUploads lists it."""
+
     key: str
     upload_id: str
     initiated: datetime.datetime | None
+    storage_class: str | None = None
+    owner: Owner | None = None
+    initiator: Owner | None = None
+    checksum_algorithm: str | None = None
+    checksum_type: str | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -270,6 +330,7 @@ class ObjectOptions:
     sse_c_key: bytes | None = dataclasses.field(default=None, repr=False)
     request_payer: bool = False
     expected_bucket_owner: str | None = None
+    content_md5: bool = False  # each body's MD5 goes as Content-MD5 (the sender computes it)
     tagging: str | None = None  # URL-encoded tags (a multipart copy carries its source's)
 
     @classmethod
@@ -284,6 +345,7 @@ class ObjectOptions:
             sse_c_key=config.sse_c_key,
             request_payer=config.request_payer,
             expected_bucket_owner=config.expected_bucket_owner,
+            content_md5=config.content_md5,
         )
 
     def _table(self, every_request: bool | None) -> list[tuple[_Option, str]]:
@@ -298,7 +360,8 @@ class ObjectOptions:
 
     def every_request(self, *, sse_c: bool = True) -> dict[str, Any]:
         """Parameters S3 wants on every request touching the upload (SSE-C on each part;
-        ``sse_c=False`` for the calls that take no key: ListParts, AbortMultipartUpload)."""
+        ``sse_c=False`` for the calls that take no key, AbortMultipartUpload and
+        ListMultipartUploads, and for ListParts, which takes it as ``sse_c_encoded``)."""
         params: dict[str, Any] = {}
         if sse_c and self.sse_c_key is not None:
             # botocore base64-encodes the key and adds its MD5, but only when the MD5 is
@@ -307,6 +370,17 @@ class ObjectOptions:
             params["SSECustomerKey"] = self.sse_c_key
         params.update({option.param: value for option, value in self._table(True)})
         return params
+
+    def sse_c_encoded(self) -> dict[str, str]:
+        """The SSE-C key as botocore parameters it does not encode itself: botocore
+        base64-encodes the key and adds its MD5 only for the calls that write or read
+        object data (UploadPart, HeadObject, ...), not for ListParts."""
+        if self.sse_c_key is None:
+            return {}
+        return {"SSECustomerAlgorithm": "AES256",
+                "SSECustomerKey": base64.b64encode(self.sse_c_key).decode(),
+                "SSECustomerKeyMD5":
+                    base64.b64encode(hashlib.md5(self.sse_c_key).digest()).decode()}
 
     def on_create(self) -> dict[str, Any]:
         """botocore's parameters for CreateMultipartUpload (and, less the checksum
@@ -327,12 +401,11 @@ class ObjectOptions:
         headers = {option.header: value for option, value in self._table(None)}
         for name, value in self.metadata.items():
             headers[f"x-amz-meta-{name}"] = value
-        if self.sse_c_key is not None:
+        encoded = self.sse_c_encoded()
+        if encoded:
             headers["x-amz-server-side-encryption-customer-algorithm"] = "AES256"
-            headers["x-amz-server-side-encryption-customer-key"] = \
-                base64.b64encode(self.sse_c_key).decode()
-            headers["x-amz-server-side-encryption-customer-key-MD5"] = \
-                base64.b64encode(hashlib.md5(self.sse_c_key).digest()).decode()
+            headers["x-amz-server-side-encryption-customer-key"] = encoded["SSECustomerKey"]
+            headers["x-amz-server-side-encryption-customer-key-MD5"] = encoded["SSECustomerKeyMD5"]
         return headers
 
 

@@ -11,7 +11,9 @@ CRC of the concatenation."""
 
 from __future__ import annotations
 
+import base64
 import functools
+import hashlib
 import os
 import random
 import zlib
@@ -208,3 +210,20 @@ def test_composite_matches_s3_definition() -> None:
     raws = [crc32c_package.crc32c(p).to_bytes(4, "big") for p in parts]
     expected = ck.encode(crc32c_package.crc32c(b"".join(raws)).to_bytes(4, "big")) + "-2"
     assert ck.composite(ChecksumAlgorithm.CRC32C, raws) == expected
+
+
+def test_sha1_digests() -> None:
+    """SHA-1 as S3 takes it: the raw 20-byte digest, whole or fed in pieces; composite only
+    (it does not combine into a full-object value). FIPS 180 vector for "abc"."""
+    assert ck.compute(ChecksumAlgorithm.SHA1, b"abc") == \
+        bytes.fromhex("a9993e364706816aba3e25717850c26c9cd0d89d")
+    hasher = ck.Hasher(ChecksumAlgorithm.SHA1)
+    for piece in (b"a", b"", b"bc"):
+        hasher.update(piece)
+    assert hasher.digest() == ck.compute(ChecksumAlgorithm.SHA1, b"abc")
+    assert ck.width(ChecksumAlgorithm.SHA1) == 20
+    raws = [bytes.fromhex("a9993e364706816aba3e25717850c26c9cd0d89d")] * 2
+    assert ck.full_object(ChecksumAlgorithm.SHA1, [(r, 3) for r in raws]) is None
+    # composite of two "abc" parts: SHA-1 of the two digests, computed by hand
+    assert ck.composite(ChecksumAlgorithm.SHA1, raws) == \
+        base64.b64encode(hashlib.sha1(raws[0] + raws[1]).digest()).decode() + "-2"

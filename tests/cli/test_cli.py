@@ -106,7 +106,9 @@ def test_cp_json_and_housekeeping(seaweed: SeaweedServer, seaweed_bucket: str, m
     listed = cli("ls-uploads", f"s3://{seaweed_bucket}", *common)
     assert [json.loads(l)["upload_id"] for l in listed.stdout.splitlines()] == [upload_id]
     parts = cli("parts", f"s3://{seaweed_bucket}/other", "--upload-id", upload_id, *common)
-    assert json.loads(parts.stdout)["size"] == 3
+    part, summary = [json.loads(line) for line in parts.stdout.splitlines()]
+    assert part["event"] == "part" and part["part_number"] == 1 and part["size"] == 3
+    assert summary["event"] == "summary" and summary["parts"] == 1 and summary["bytes"] == 3
     assert cli("abort", f"s3://{seaweed_bucket}/other", "--upload-id", upload_id, *common).returncode == 0
     assert not list_uploads(seaweed, seaweed_bucket)
 

@@ -144,12 +144,15 @@ COMMANDS_OPTIONS = {
            "--restart", "--dry-run", "--concurrency", "--endpoint-url", "--journal", "--json",
            "--sse-c-key-file", "--fail-fast"},
     "resume": {"--concurrency", "--endpoint-url", "--journal", "--json", "--sse-c-key-file",
-               "--fail-fast"},
+               "--fail-fast", "--request-payer", "--expected-bucket-owner"},
     "status": {"--all", "--journal", "--json", "--debug"},
     "forget": {"--finished", "--failed", "--older-than", "--journal", "--json"},
-    "ls-uploads": {"--endpoint-url", "--profile", "--json"},
-    "parts": {"--upload-id", "--endpoint-url", "--json"},
-    "abort": {"--upload-id", "--endpoint-url", "--journal", "--json"},
+    "ls-uploads": {"--endpoint-url", "--profile", "--json", "--request-payer",
+                   "--expected-bucket-owner"},
+    "parts": {"--upload-id", "--endpoint-url", "--json", "--max-parts", "--part-number-marker",
+              "--request-payer", "--expected-bucket-owner", "--sse-c-key-file"},
+    "abort": {"--upload-id", "--endpoint-url", "--journal", "--json", "--request-payer",
+              "--expected-bucket-owner"},
 }
 NOT_THEIRS = {
     "resume": {"--part-size", "--checksum", "--content-type", "--restart", "--dry-run",
@@ -157,9 +160,10 @@ NOT_THEIRS = {
     "status": {"--endpoint-url", "--region", "--profile", "--no-verify-ssl", "--concurrency",
                "--progress"},
     "forget": {"--endpoint-url", "--concurrency"},
-    "ls-uploads": {"--journal", "--concurrency"},
+    # S3's ListMultipartUploads and AbortMultipartUpload take no SSE-C key
+    "ls-uploads": {"--journal", "--concurrency", "--sse-c-key-file"},
     "parts": {"--journal", "--concurrency"},
-    "abort": {"--concurrency"},
+    "abort": {"--concurrency", "--sse-c-key-file"},
 }
 
 

@@ -379,3 +379,37 @@ def test_throttling_server_gets_fewer_requests(make_file: Any, tmp_path: Path) -
     assert stored(store) == path.read_bytes() and result.parts == 12
     # measured: 11 to 13 refusals; 46 to 52 with the halving switched off
     assert refused["n"] < 25
+
+
+@pytest.mark.parametrize("size", [11 * MiB, 1000])  # multipart, and one PutObject
+def test_content_md5_is_every_body_md5_from_the_checksum_read(
+        make_file: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, size: int) -> None:
+    """``content_md5``: each request carries its body's MD5 (base64), computed in the same
+    read as its checksum: the file is scanned once per part, as without it."""
+    import base64
+    import hashlib
+
+    from bigupload.source import SourceFile
+
+    path = make_file(size)
+    data = path.read_bytes()
+    sent: list[tuple[str, int | None, str | None]] = []
+    scans: list[int] = []
+    real_scan = SourceFile.scan
+
+    def counting_scan(self: SourceFile, part: Any, consume: Any) -> None:
+        scans.append(part.number)
+        real_scan(self, part, consume)
+
+    monkeypatch.setattr(SourceFile, "scan", counting_scan)
+    store = FakeStore()
+    store.faults.append(lambda op, ctx: sent.append((op, ctx.get("number"), ctx.get("content_md5")))
+                        if op in ("upload_part", "put_object") else None)
+    result = run(lambda: upload(path, store, tmp_path / "j.db",
+                                cfg=config(content_md5=True, checksum=ChecksumAlgorithm.SHA1)))
+    assert stored(store) == data and result.checksum_algorithm == "sha1"
+    assert sent and all(md5 is not None for _, _, md5 in sent)
+    for op, number, md5 in sent:
+        chunk = data if op == "put_object" else data[(number - 1) * 5 * MiB:number * 5 * MiB]
+        assert md5 == base64.b64encode(hashlib.md5(chunk).digest()).decode()
+    assert sorted(scans) == sorted(n or 1 for _, n, _ in sent)  # one read per body sent

@@ -37,6 +37,10 @@ def test_format_size() -> None:
     ({"max_attempts": 0}, "attempts"),
     ({"sse_c_key": b"short"}, "32 bytes"),
     ({"sse_kms_key_id": "k"}, "aws:kms"),
+    ({"checksum": ChecksumAlgorithm.SHA1, "checksum_type": "FULL_OBJECT"},
+     "sha1 checksums can only be composite"),
+    ({"checksum": ChecksumAlgorithm.SHA256, "checksum_type": "FULL_OBJECT"},
+     "sha256 checksums can only be composite"),
 ])
 def test_invalid_config(kwargs: dict[str, object], match: str) -> None:
     with pytest.raises(ConfigError, match=match):
@@ -46,6 +50,7 @@ def test_invalid_config(kwargs: dict[str, object], match: str) -> None:
 def test_checksum_names() -> None:
     assert ChecksumAlgorithm.parse("CRC32C") is ChecksumAlgorithm.CRC32C
     assert ChecksumAlgorithm.CRC64NVME.s3_name == "CRC64NVME"
+    assert ChecksumAlgorithm.parse("sha1").s3_name == "SHA1"  # botocore's ChecksumSHA1
     with pytest.raises(ConfigError, match="unknown checksum"):
         ChecksumAlgorithm.parse("md5")
 

@@ -48,3 +48,19 @@ def test_every_package_is_listed_for_setuptools() -> None:
     found = sorted(".".join(p.parent.relative_to(engine).parts)
                    for p in (engine / "bigupload").rglob("__init__.py"))
     assert listed == found
+
+
+def test_the_multipart_calls_are_public() -> None:
+    """ListParts, ListMultipartUploads and AbortMultipartUpload for embedding: methods of
+    ``Uploader`` returning frozen values that ``bigupload`` exports (issue 17)."""
+    import dataclasses
+
+    for name in ("AbortReport", "MultipartUpload", "Owner", "PartListing", "RemotePart"):
+        assert name in bigupload.__all__, name
+        cls = getattr(bigupload, name)
+        assert dataclasses.is_dataclass(cls) and cls.__dataclass_params__.frozen, name
+    for method in ("list_parts", "list_uploads", "abort"):
+        assert callable(getattr(bigupload.Uploader, method)), method
+    fields = {f.name for f in dataclasses.fields(bigupload.UploadResult)}
+    assert {"server_side_encryption", "sse_kms_key_id", "bucket_key_enabled",
+            "request_charged"} <= fields

@@ -44,6 +44,7 @@ def job_options(config: UploadConfig) -> dict[str, Any]:
         # only when set, so a job started before these existed keeps its spec (and hash)
         **({"no_overwrite": True} if config.no_overwrite else {}),
         **({"checksum_type": config.checksum_type} if config.checksum_type else {}),
+        **({"content_md5": True} if config.content_md5 else {}),
     }
 
 

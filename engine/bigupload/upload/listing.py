@@ -91,7 +91,7 @@ class PartsListing:
             return not missing
 
         async def fetch() -> list[RemotePart]:
-            return (await self.fetch(upload_id)).parts
+            return list((await self.fetch(upload_id)).parts)
 
         return await until_settled(fetch, settled)
 
@@ -143,7 +143,7 @@ class PartsListing:
         try:
             uploads = await self.scheduler.retrying(
                 f"ListMultipartUploads {m.where}",
-                lambda n: self.store.list_uploads(m.bucket, m.key),
+                lambda n: self.store.list_uploads(m.bucket, m.key, m.options),
             )
         except StoreError as exc:
             if exc.retryable:
@@ -176,7 +176,7 @@ async def confirm_aborted(store: ObjectStore, scheduler: Scheduler,
     still is; returns those still listed after the last try."""
     async def listed(bucket: str, prefix: str) -> set[tuple[str, str]]:
         uploads = await scheduler.retrying(f"ListMultipartUploads s3://{bucket}/{prefix}",
-                                           lambda n: store.list_uploads(bucket, prefix))
+                                           lambda n: store.list_uploads(bucket, prefix, options))
         return {(bucket, u.upload_id) for u in uploads}
 
     async def fetch() -> list[tuple[str, str, str]]:

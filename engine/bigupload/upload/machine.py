@@ -34,7 +34,7 @@ from .. import checksum as ck
 from .. import verify
 from ..config import ChecksumAlgorithm, UploadConfig
 from ..errors import AuthError, IntegrityError, StoreError
-from ..values import ObjectInfo, ObjectOptions, PartRecord, Plan
+from ..values import ObjectInfo, ObjectOptions, PartRecord, Plan, ServerSide
 from .result import UploadResult
 
 
@@ -125,10 +125,10 @@ class Message:
 
 def default_checksum_type(config: UploadConfig) -> str | None:
     """FULL_OBJECT for the CRCs (the server then checks the whole object's CRC), COMPOSITE
-    for SHA-256 (S3 allows nothing else), CRC64NVME always FULL_OBJECT."""
+    for SHA-256 and SHA-1 (S3 allows nothing else), CRC64NVME always FULL_OBJECT."""
     if config.checksum is ChecksumAlgorithm.NONE:
         return None
-    if config.checksum is ChecksumAlgorithm.SHA256:
+    if config.checksum in (ChecksumAlgorithm.SHA256, ChecksumAlgorithm.SHA1):
         return "COMPOSITE"
     if config.checksum is ChecksumAlgorithm.CRC64NVME:
         return "FULL_OBJECT"
@@ -156,6 +156,7 @@ class UploadMachine:
         self.resumed_parts = 0
         self.verified = True
         self.info: ObjectInfo | None = None  # the object, once verified
+        self.server_side = ServerSide()  # what the writes' answers said (encryption, charge)
         self.notices: list[str] = []
         self.messages: list[Message] = []  # said by transitions, not yet logged
 
@@ -183,6 +184,11 @@ class UploadMachine:
         self.checksum_type = checksum_type
         self.options = dataclasses.replace(self.options, checksum=algorithm,
                                            checksum_type=checksum_type)
+
+    def answered(self, server_side: ServerSide) -> None:
+        """What this run's UploadPart or PutObject answers said about encryption and
+        charging (parts an earlier run sent said nothing to this one)."""
+        self.server_side = self.server_side.merged(server_side)
 
     def part_sent(self, record: PartRecord) -> None:
         """The server acknowledged a part (the driver has journalled it)."""
@@ -250,6 +256,7 @@ class UploadMachine:
             verified=self.verified and self.algorithm is not ChecksumAlgorithm.NONE,
             checksum_type=self.reported_type(),
             notices=tuple(self.notices),
+            **dataclasses.asdict(self.server_side),
         )
 
 

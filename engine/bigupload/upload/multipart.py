@@ -254,7 +254,11 @@ class MultipartDriver(Driver):
         async def send(part: Part) -> None:
             self._part_sent(await sender.send(part))
 
-        await self.scheduler.run_parts([m.plan.part(n) for n in numbers], m.plan.part_size, send)
+        try:
+            await self.scheduler.run_parts([m.plan.part(n) for n in numbers], m.plan.part_size,
+                                           send)
+        finally:
+            m.answered(sender.server_side)
 
     def _part_sent(self, record: PartRecord) -> None:
         """Journal a part the server acknowledged (here or on a cluster worker)."""

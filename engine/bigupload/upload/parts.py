@@ -2,14 +2,16 @@
 
 - ``digest_parts``: the one reader that checksums parts of the file (their checksums,
   their MD5s, the whole file's MD5), in one pass through the scan buffer;
-- ``PartSender``: checksums and uploads one part with retries; the same code runs here
-  and, for a cluster, on the workers (``remote.upload_parts``);
+- ``PartSender``: checksums and uploads one part with retries (its MD5 too, in the same
+  read, for ``--content-md5``); the same code runs here and, for a cluster, on the
+  workers (``remote.upload_parts``);
 - ``abort_upload``: AbortMultipartUpload, finished even while being cancelled.
 
 Blocking reads run in the scheduler's threads; nothing here creates tasks."""
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import hashlib
 from collections.abc import Callable, Sequence
@@ -22,7 +24,7 @@ from ..config import ChecksumAlgorithm
 from ..errors import IntegrityError, NotFoundError
 from ..scheduler import Scheduler
 from ..source import SourceFile
-from ..values import ObjectOptions, Part, PartRecord
+from ..values import ObjectOptions, Part, PartRecord, ServerSide
 
 
 @dataclasses.dataclass(frozen=True)
@@ -75,8 +77,18 @@ def part_checksum(source: SourceFile, part: Part, algorithm: ChecksumAlgorithm) 
     return digest_parts(source, [part], algorithm).checksums[0]
 
 
+def part_digests(source: SourceFile, part: Part, algorithm: ChecksumAlgorithm,
+                 content_md5: bool) -> tuple[bytes, str | None]:
+    """One part's raw checksum and, with ``content_md5``, its MD5 as Content-MD5 wants it
+    (base64 of the 16 bytes), from one read. Blocking: run in a thread."""
+    digests = digest_parts(source, [part], algorithm, part_md5=content_md5)
+    md5 = base64.b64encode(bytes.fromhex(digests.md5s[0])).decode() if content_md5 else None
+    return digests.checksums[0], md5
+
+
 class PartSender:
-    """Checksums and uploads parts of one file to one multipart upload, with retries."""
+    """Checksums and uploads parts of one file to one multipart upload, with retries.
+    ``server_side`` gathers what the answers said about encryption and charging."""
 
     def __init__(self, source: SourceFile, bucket: str, key: str, upload_id: str, *,
                  algorithm: ChecksumAlgorithm, options: ObjectOptions, store: ObjectStore,
@@ -89,6 +101,7 @@ class PartSender:
         self.options = options
         self.store = store
         self.scheduler = scheduler
+        self.server_side = ServerSide()
 
     async def send(self, part: Part) -> PartRecord:
         """Upload one part; its record once acknowledged. The body is a ``FileRange``: the
@@ -96,22 +109,27 @@ class PartSender:
         the send, the server's checksum check fails the part (BadDigest) and the retry
         checksums it again."""
         raw = b""
+        md5: str | None = None
         body = self.source.range(part)
         reread = True  # checksum on the first attempt, and again after a digest mismatch
         where = f"s3://{self.bucket}/{self.key}"
 
         async def attempt(n: int) -> PartRecord:
-            nonlocal raw, reread
-            if reread:  # a store that checksums in the pass that sends is given none
-                raw = b"" if self.store.checksums_while_sending(self.algorithm) else \
-                    await self.scheduler.in_thread(part_checksum, self.source, part,
-                                                   self.algorithm)
+            nonlocal raw, md5, reread
+            if reread:  # a store that checksums in the pass that sends is given none, unless
+                # the part's MD5 must go before it (--content-md5): one read makes both
+                if self.options.content_md5 or \
+                        not self.store.checksums_while_sending(self.algorithm):
+                    raw, md5 = await self.scheduler.in_thread(
+                        part_digests, self.source, part, self.algorithm, self.options.content_md5)
+                else:
+                    raw, md5 = b"", None
                 reread = False
             header = ck.encode(raw) if raw else None
             try:
                 receipt = await self.store.upload_part(
-                    self.bucket, self.key, self.upload_id, part.number, body, header, self.options
-                )
+                    self.bucket, self.key, self.upload_id, part.number, body, header, self.options,
+                    content_md5=md5)
             except IntegrityError:
                 reread = True  # the bytes may have been corrupted on our side
                 raise
@@ -125,6 +143,7 @@ class PartSender:
                     operation="UploadPart", bucket=self.bucket, key=self.key,
                     upload_id=self.upload_id, part_number=part.number, retryable=True,
                 )
+            self.server_side = self.server_side.merged(receipt.server_side)
             return PartRecord(part.number, part.length, receipt.etag, expected)
 
         return await self.scheduler.retrying(f"UploadPart {where} part {part.number}", attempt)

@@ -10,7 +10,7 @@ from ..errors import SourceError, StoreError
 from ..values import PartReceipt
 from .driver import Driver, Job, Services
 from .machine import Step
-from .parts import part_checksum
+from .parts import part_digests
 from .put_machine import PutMachine
 from .result import UploadResult
 
@@ -36,18 +36,18 @@ class PutDriver(Driver):
         m, source, fingerprint = self.machine, self.source, self.job.fingerprint
         whole = m.whole
 
-        def checksum_unchanged() -> bytes:  # one thread hop: small files are mostly overhead
-            raw = part_checksum(source, whole, m.algorithm)
+        def checksum_unchanged() -> tuple[bytes, str | None]:  # one thread hop: small files
+            digests = part_digests(source, whole, m.algorithm, m.options.content_md5)
             if changes := fingerprint.differences(source.fingerprint()):
                 raise SourceError(f"{source.path}: changed while being read ({', '.join(changes)})")
-            return raw
+            return digests
 
         async def attempt(n: int) -> PartReceipt:
             if m.reread:
-                m.checksummed(await self.scheduler.in_thread(checksum_unchanged))
+                m.checksummed(*await self.scheduler.in_thread(checksum_unchanged))
             try:
                 return await self.store.put_object(m.bucket, m.key, body, m.header(), m.options,
-                                                   condition=m.condition)
+                                                   condition=m.condition, content_md5=m.md5)
             except StoreError as exc:
                 if (instead := m.put_failed(exc)) is not None:
                     raise instead from exc

@@ -24,6 +24,7 @@ class PutMachine(UploadMachine):
         self.phase = Phase.PUT
         self.whole = plan.part(1)
         self.raw = b""  # the raw checksum of the bytes being sent
+        self.md5: str | None = None  # their Content-MD5 (--content-md5)
         self.reread = True  # checksum (again) before the next attempt
         self.condition: Precondition | None = None
         self.looked = not config.no_overwrite
@@ -45,8 +46,9 @@ class PutMachine(UploadMachine):
             raise ExistsError(f"{self.where} exists, not overwritten (--no-overwrite)")
         self.condition = Precondition(if_none_match=True)
 
-    def checksummed(self, raw: bytes) -> None:
+    def checksummed(self, raw: bytes, md5: str | None = None) -> None:
         self.raw = raw
+        self.md5 = md5
         self.reread = False
 
     def header(self) -> str | None:
@@ -69,6 +71,7 @@ class PutMachine(UploadMachine):
         is a file rewritten while it was sent (without a checksum, nothing else would)."""
         length = self.whole.length
         expected = ck.encode(self.raw)
+        self.answered(receipt.server_side)
         self.parts = {1: PartRecord(1, length, receipt.etag, expected)}
         self.sent_bytes = length
         if changes:

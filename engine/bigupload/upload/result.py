@@ -31,6 +31,14 @@ class UploadResult:
     verified: bool = True  # False: only the size could be compared (--checksum none, ...)
     checksum_type: str | None = None  # FULL_OBJECT or COMPOSITE (multipart), as uploaded
     notices: tuple[str, ...] = ()  # what differs from what was asked (a resume's settings)
+    # what this run's UploadPart / PutObject answers said (None: nothing said; parts sent
+    # by an earlier run or by cluster workers say nothing here)
+    server_side_encryption: str | None = None  # AES256, aws:kms, aws:kms:dsse
+    sse_kms_key_id: str | None = None
+    bucket_key_enabled: bool | None = None
+    sse_customer_algorithm: str | None = None
+    sse_customer_key_md5: str | None = None
+    request_charged: str | None = None  # "requester": a requester-pays bucket billed us
     # a server-side copy's source (s3://bucket/key): ``sent_bytes`` then counts what the
     # server copied this run, none of which passed through the client; ``verified`` says
     # whether the copy was compared with the source (its checksum, or its MD5 ETag)
