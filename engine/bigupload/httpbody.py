@@ -1,5 +1,10 @@
 """How a part crosses aiohttp without being copied into Python memory.
 
+A stream's part is in a buffer already (``stream.BufferBody``): ``BufferPayload`` writes
+it from there in ``BUFFER_CHUNK`` slices, waiting for the transport to drain after each,
+so the transport never holds more than a slice of it (asyncio's transport copies what
+the socket does not take at once).
+
 aiobotocore hands a request body that is not an ``io.IOBase`` straight to aiohttp, and
 aiohttp picks a writer for it from its payload registry by type. ``FileRangePayload`` is
 registered there for our ``FileRange``: on a plain TCP connection of the stock asyncio
@@ -23,9 +28,11 @@ import anyio
 
 from .errors import SourceError
 from .source import FileRange
+from .stream import BufferBody
 
 FALLBACK_CHUNK = 4 << 20
 SEND_BUFFER = 4 << 20
+BUFFER_CHUNK = 1 << 20
 
 
 class FileRangePayload(aiohttp.payload.Payload):
@@ -106,12 +113,47 @@ async def _write_chunks(writer: Any, body: FileRange, length: int) -> None:
         done += len(chunk)
 
 
+class BufferPayload(aiohttp.payload.Payload):
+    """aiohttp payload for a ``BufferBody``: the part's bytes, written from its buffer."""
+
+    _autoclose = True
+
+    def __init__(self, value: BufferBody, *args: Any, **kwargs: Any) -> None:
+        super().__init__(value, *args, **kwargs)
+        self._size = len(value)
+
+    def decode(self, encoding: str = "utf-8", errors: str = "strict") -> str:
+        raise TypeError("a part is binary")
+
+    async def write(self, writer: Any) -> None:
+        await self.write_with_length(writer, None)
+
+    async def write_with_length(self, writer: Any, content_length: int | None) -> None:
+        view = self._value.view
+        length = len(view) if content_length is None else min(len(view), content_length)
+        if length <= 0:
+            return
+        writer.send_headers()
+        transport = writer.transport
+        if transport is None or transport.is_closing():
+            raise ConnectionResetError("connection closed before the body was sent")
+        _widen_send_buffer(transport)
+        try:
+            for start in range(0, length, BUFFER_CHUNK):
+                await writer.write(view[start:min(length, start + BUFFER_CHUNK)])
+                await writer.drain()
+        except BaseException:
+            transport.abort()  # as for a file range: the request can never be completed
+            raise
+
+
 _registered = False
 
 
 def register() -> None:
-    """Teach aiohttp to send ``FileRange`` bodies (idempotent)."""
+    """Teach aiohttp to send ``FileRange`` and ``BufferBody`` bodies (idempotent)."""
     global _registered
     if not _registered:
         aiohttp.payload.register_payload(FileRangePayload, FileRange)
+        aiohttp.payload.register_payload(BufferPayload, BufferBody)
         _registered = True

@@ -34,6 +34,8 @@ log = logging.getLogger("bigupload")
 EXIT_OUTPUT_CLOSED = 141  # 128 + SIGPIPE, what a Unix tool killed by it exits with
 BAR_FORMAT = ("{desc}: {percentage:3.0f}%|{bar}| {mib_n}/{mib_total} MiB "
               "[{elapsed}<{remaining}, {mib_rate} MiB/s{postfix}]")
+# a stream's size is known only when it ends: bytes and rate, no bar and no ETA
+STREAM_BAR_FORMAT = "{desc}: {mib_n} MiB [{elapsed}, {mib_rate} MiB/s{postfix}]"
 
 
 class OutputClosed(Exception):
@@ -99,10 +101,11 @@ def _bar_class() -> Any:
     return MiBBar
 
 
-def make_bar(description: str, total_bytes: int, done_bytes: int, **kwargs: Any) -> Any:
-    """A bar on stderr starting at ``done_bytes`` of ``total_bytes``."""
+def make_bar(description: str, total_bytes: int | None, done_bytes: int, **kwargs: Any) -> Any:
+    """A bar on stderr starting at ``done_bytes`` of ``total_bytes`` (None: a stream)."""
     return _bar_class()(total=total_bytes, initial=done_bytes, desc=description,
-                        bar_format=BAR_FORMAT, file=sys.stderr, dynamic_ncols=True, **kwargs)
+                        bar_format=BAR_FORMAT if total_bytes is not None else STREAM_BAR_FORMAT,
+                        file=sys.stderr, dynamic_ncols=True, **kwargs)
 
 
 def log_handler(bars: bool) -> logging.Handler:
@@ -125,12 +128,12 @@ class BarLogHandler(logging.StreamHandler):  # type: ignore[type-arg]
 
 
 class TqdmProgress:
-    """``Progress`` as one bar on stderr: bytes, rate and ETA."""
+    """``Progress`` as one bar on stderr: bytes, rate and ETA (a stream: bytes and rate)."""
 
     def __init__(self) -> None:
         self._bar: Any = None
 
-    def start(self, description: str, total_bytes: int, done_bytes: int) -> None:
+    def start(self, description: str, total_bytes: int | None, done_bytes: int) -> None:
         self._bar = make_bar(description, total_bytes, done_bytes)
 
     def advance(self, nbytes: int) -> None:
@@ -221,7 +224,7 @@ class _OverallOnly:
     def __init__(self, reporter: BatchReporter) -> None:
         self.reporter = reporter
 
-    def start(self, description: str, total_bytes: int, done_bytes: int) -> None:
+    def start(self, description: str, total_bytes: int | None, done_bytes: int) -> None:
         self.reporter.add_done(done_bytes)  # an earlier run sent these
 
     def advance(self, nbytes: int) -> None:
@@ -239,7 +242,7 @@ class _FileBar(_OverallOnly):
         self.position = position
         self.bar: Any = None
 
-    def start(self, description: str, total_bytes: int, done_bytes: int) -> None:
+    def start(self, description: str, total_bytes: int | None, done_bytes: int) -> None:
         super().start(description, total_bytes, done_bytes)
         self.bar = make_bar(description, total_bytes, done_bytes, position=self.position,
                             leave=False)

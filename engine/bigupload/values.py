@@ -120,6 +120,11 @@ class StreamPlan:
 
 # the file
 
+# The source of a stream's journal row. A file's row holds its absolute path; a stream
+# has none, and its row exists only so that an upload a killed run left can be found and
+# aborted (a stream is never resumed).
+STREAM_SOURCE = "<stream>"
+
 
 @dataclasses.dataclass(frozen=True)
 class Fingerprint:
@@ -142,6 +147,11 @@ class Fingerprint:
         if self.sample_hash != other.sample_hash and self.size == other.size:
             changes.append("content")
         return changes
+
+    @classmethod
+    def of_stream(cls) -> Fingerprint:
+        """What a stream's journal row records in place of a file's fingerprint."""
+        return cls(STREAM_SOURCE, 0, 0, 0, 0, "")
 
 
 # the journal's part of an upload row

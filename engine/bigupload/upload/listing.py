@@ -133,14 +133,14 @@ class PartsListing:
 
     async def sweep(self, record: UploadRecord, *, keep: str | None, adopt: bool) -> str | None:
         """``sweep_lost_creates`` for this listing's upload."""
-        return await sweep_lost_creates(self.machine, record, store=self.store,
+        return await sweep_lost_creates(record, self.machine.options, store=self.store,
                                         scheduler=self.scheduler, journal=self.journal,
                                         keep=keep, adopt=adopt)
 
 
-async def sweep_lost_creates(m: MultipartMachine, record: UploadRecord, *, store: ObjectStore,
-                             scheduler: Scheduler, journal: Journal, keep: str | None,
-                             adopt: bool) -> str | None:
+async def sweep_lost_creates(record: UploadRecord, options: ObjectOptions, *,
+                             store: ObjectStore, scheduler: Scheduler, journal: Journal,
+                             keep: str | None, adopt: bool) -> str | None:
     """Deal with uploads that our own CreateMultipartUpload calls made but whose answer
     we never saw (a lost response that was retried, or a run killed mid-call); left
     alone they would be billed forever. They are the uploads to this exact key that the
@@ -149,20 +149,21 @@ async def sweep_lost_creates(m: MultipartMachine, record: UploadRecord, *, store
     other bigupload processes out of that window. With ``adopt`` the newest is returned
     to be resumed (its parts are verified like any listed part); every other one,
     except ``keep``, is aborted."""
+    where = f"s3://{record.bucket}/{record.key}"
     try:
         uploads = await scheduler.retrying(
-            f"ListMultipartUploads {m.where}",
-            lambda n: store.list_uploads(m.bucket, m.key),
+            f"ListMultipartUploads {where}",
+            lambda n: store.list_uploads(record.bucket, record.key),
         )
     except StoreError as exc:
         if exc.retryable:
             raise  # the server cannot be reached: that is the error to report
         log.warning("cannot list multipart uploads to look for one a lost "
                     "CreateMultipartUpload answer may have left (%s); check with: "
-                    "bigupload ls-uploads %s", exc.code or exc, m.where)
+                    "bigupload ls-uploads %s", exc.code or exc, where)
         return None
-    known = journal.known_upload_ids(store.endpoint, m.bucket, m.key)
-    ours = lost_creates(uploads, m.key, known=known, keep=keep,
+    known = journal.known_upload_ids(store.endpoint, record.bucket, record.key)
+    ours = lost_creates(uploads, record.key, known=known, keep=keep,
                         since=record.created_at - CLOCK_SKEW_S,
                         until=record.updated_at + CLOCK_SKEW_S)
     adopted = ours.pop().upload_id if adopt and ours else None
@@ -170,8 +171,8 @@ async def sweep_lost_creates(m: MultipartMachine, record: UploadRecord, *, store
         log.info("adopting upload %s, created by a run that stopped before journalling it",
                  adopted)
     for upload in ours:
-        await abort_upload(store, scheduler, m.bucket, m.key, upload.upload_id,
-                           m.options)
+        await abort_upload(store, scheduler, record.bucket, record.key, upload.upload_id,
+                           options)
         log.info("aborted upload %s, left by a CreateMultipartUpload whose answer was lost",
                  upload.upload_id)
     return adopted

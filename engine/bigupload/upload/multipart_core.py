@@ -89,7 +89,7 @@ class MultipartCore(Driver):
             return
         self.journal.set_upload_id(m.row, upload_id)
         if attempts > 1:
-            await sweep_lost_creates(m, self.journal.get(m.row), store=self.store,
+            await sweep_lost_creates(self.journal.get(m.row), m.options, store=self.store,
                                      scheduler=self.scheduler, journal=self.journal,
                                      keep=upload_id, adopt=False)
         m.created(upload_id)

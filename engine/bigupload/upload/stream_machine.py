@@ -23,7 +23,7 @@ from __future__ import annotations
 from .. import checksum as ck
 from .. import verify
 from ..config import MAX_PARTS, UploadConfig, format_size
-from ..errors import ExistsError, SourceError, StoreError
+from ..errors import DestinationChangedError, ExistsError, SourceError, StoreError
 from ..values import (
     ObjectInfo,
     ObjectOptions,
@@ -157,9 +157,24 @@ class StreamMachine(MultipartMachine):
         nothing to end: no row was begun, or a decision has closed it already."""
         if self.row == 0 or self.phase in (Phase.ABORT, Phase.DONE):
             return None
+        # VERIFY follows a completion (ours, or one whose answer was lost): no upload is left
+        live = self.upload_id is not None and self.phase is not Phase.VERIFY
         outcome = Outcome.ABORTED if self.upload_id is not None else Outcome.FAILED
         return self.close(outcome, f"{NOT_RESUMABLE}: {error or 'interrupted'}", error,
-                          abort=self.upload_id is not None, confirm=True)
+                          abort=live, confirm=live)
+
+    def superseded(self, detail: str) -> Close:
+        """Someone wrote the key after this stream began: abort, close the row, say so (the
+        multipart kind's advice, --restart, means nothing to a stream)."""
+        reason = f"{self.where} changed since this upload began ({detail})"
+        error: BaseException
+        if self.config.no_overwrite:
+            error = ExistsError(f"{self.where} exists, not overwritten (--no-overwrite); the "
+                                "upload was aborted")
+        else:
+            error = DestinationChangedError(f"{reason}; nothing written, the upload was aborted "
+                                            f"({NOT_RESUMABLE})")
+        return self.close(Outcome.SUPERSEDED, reason, error)
 
     # what the object must be
 
