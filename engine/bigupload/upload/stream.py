@@ -97,42 +97,38 @@ class Filled:
 
 class PartBuffers:
     """Part-sized buffers, reused from part to part. A buffer's bytes are reserved in the
-    scheduler's byte budget before it is allocated and released when it is dropped: when
-    the part size grows, the smaller buffers are dropped as they come back."""
+    scheduler's byte budget from ``take`` (before it is filled) to ``give`` (once its part
+    is acknowledged, or abandoned), so the buffers being filled or sent stay within the
+    memory limit; a given-back buffer is kept to be filled again, never allocated anew.
+    When the part size grows, the smaller buffers are dropped as they come back."""
 
     def __init__(self, scheduler: Scheduler) -> None:
         self.scheduler = scheduler
-        self.size = 0  # the part size asked for last
+        self.size = 0  # the part size: every kept buffer has it
         self._budget: ByteBudget | None = None
         self._free: list[bytearray] = []
-        self._held = 0  # bytes of every buffer this pool has allocated and not dropped
+        self._held = 0  # bytes reserved for the buffers out
 
     async def take(self, size: int) -> bytearray:
-        self._budget = self.scheduler.budget_for(size)  # the default limit grows with it
+        budget = self._budget = self.scheduler.budget_for(size)  # the default limit grows
         if size > self.size:
-            self.size = size
-            for small in self._free:
-                self._drop(small)
-            self._free = []
-        if self._free:
-            return self._free.pop()
-        await self._budget.acquire(size)
+            self.size, self._free = size, []
+        await budget.acquire(size)
         self._held += size
-        return bytearray(size)
+        if size < self.size:  # a probe past the last part: a few bytes
+            return bytearray(size)
+        return self._free.pop() if self._free else bytearray(size)
 
     def give(self, buffer: bytearray) -> None:
-        if self._budget is None or len(buffer) < self.size:
-            self._drop(buffer)
-        else:
+        if self._budget is None or not self._held:
+            return  # closed
+        self._held -= len(buffer)
+        self._budget.release(len(buffer))
+        if len(buffer) == self.size:
             self._free.append(buffer)
 
-    def _drop(self, buffer: bytearray) -> None:
-        if self._budget is not None and self._held:
-            self._held -= len(buffer)
-            self._budget.release(len(buffer))
-
     def close(self) -> None:
-        """Release everything this pool holds in the budget (buffers still out included)."""
+        """Release what is still reserved (buffers never given back: a stopped upload's)."""
         if self._budget is not None and self._held:
             self._budget.release(self._held)
         self._held = 0
@@ -187,7 +183,8 @@ class StreamDriver(MultipartCore):
         """The upload stopped (``error``): end it as the machine decides, and say in the
         error that a stream cannot be resumed. Never raises: ``error`` is what is reported."""
         m = self.machine
-        decision = m.stopped(error)
+        interrupted = isinstance(error, (anyio.get_cancelled_exc_class(), KeyboardInterrupt))
+        decision = m.stopped(error, interrupted=interrupted)
         if decision is None:
             return
         note = NOT_RESUMABLE

@@ -151,16 +151,18 @@ class StreamMachine(MultipartMachine):
 
     # how a stream ends without an object
 
-    def stopped(self, error: BaseException) -> Close | None:
-        """Whatever stops a stream ends its upload: abort it (confirmed gone) and close its
-        journal row, since nothing can be read again to resume it. None when there is
-        nothing to end: no row was begun, or a decision has closed it already."""
+    def stopped(self, error: BaseException, *, interrupted: bool = False) -> Close | None:
+        """Whatever stops a stream ends its upload (``interrupted``: cancelled, Ctrl-C):
+        abort it (confirmed gone) and close its journal row, since nothing can be read
+        again to resume it. None when there is nothing to end: no row was begun, or a
+        decision has closed it already."""
         if self.row == 0 or self.phase in (Phase.ABORT, Phase.DONE):
             return None
         # VERIFY follows a completion (ours, or one whose answer was lost): no upload is left
         live = self.upload_id is not None and self.phase is not Phase.VERIFY
         outcome = Outcome.ABORTED if self.upload_id is not None else Outcome.FAILED
-        return self.close(outcome, f"{NOT_RESUMABLE}: {error or 'interrupted'}", error,
+        why = "interrupted" if interrupted else str(error) or type(error).__name__
+        return self.close(outcome, f"{NOT_RESUMABLE}: {why}", error,
                           abort=live, confirm=live)
 
     def superseded(self, detail: str) -> Close:
