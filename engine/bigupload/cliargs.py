@@ -188,7 +188,7 @@ def parse_row_ids(words: list[str]) -> tuple[list[int], list[int]]:
 
 
 SIZED_OPTIONS = ("--part-size", "--multipart-threshold", "--memory-limit", "--concurrency",
-                 "--max-attempts")
+                 "--max-attempts", "--expected-size")
 
 
 def keep_negative_values(argv: Sequence[str]) -> list[str]:
@@ -281,11 +281,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     cp = command(
         "cp", "bigupload cp [options] FILE s3://bucket/key\n"
+        "       bigupload cp [options] - s3://bucket/key   (standard input, a stream)\n"
         "       bigupload cp [options] DIR s3://bucket/prefix/ --recursive\n"
         "       bigupload cp [options] --manifest FILE [s3://bucket/prefix/]",
-        "upload a file, a directory (-r) or a manifest; or resume it")
+        "upload a file, a stream (-), a directory (-r) or a manifest; or resume it")
     cp.add_argument("paths", nargs="*", metavar="SOURCE DESTINATION",
-                    help="FILE or DIR, and s3://bucket/key (or prefix/)")
+                    help="FILE, - (standard input), FIFO or DIR, and s3://bucket/key (or prefix/)")
     g = cp.add_argument_group("this run")
     g.add_argument("--dry-run", action="store_true", help="print the plan; send nothing")
     g.add_argument("--restart", action="store_true", help="abort the unfinished upload; start over")
@@ -298,6 +299,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="crc32c (default), crc32, crc64nvme, sha256, none")
     add(g, "--checksum-type", env_choice(*CHECKSUM_TYPES), choices=CHECKSUM_TYPES, metavar="TYPE",
         help="full-object (default for CRCs) or composite")
+    add(g, "--expected-size", env_size, metavar="SIZE",
+        help="a stream's size, if known: sizes its parts")
     g = cp.add_argument_group("directories and manifests (one resumable job)")
     g.add_argument("-r", "--recursive", action="store_true", help="upload a directory tree")
     add(g, "--manifest", metavar="FILE", help="lines of SOURCE<TAB>KEY, or JSON lines (README)")
@@ -444,6 +447,15 @@ def make_config(args: argparse.Namespace) -> UploadConfig:
         no_overwrite=flag("no_overwrite"),
         checksum_type=checksum_type.upper().replace("-", "_") if checksum_type else None,
     )
+
+
+def expected_size(args: argparse.Namespace) -> int | None:
+    """``--expected-size``, parsed (a stream's; None when not given)."""
+    value = getattr(args, "expected_size", None)
+    try:
+        return None if value is None else parse_size(value)
+    except ConfigError as exc:
+        raise ConfigError(f"--expected-size: {exc}") from None
 
 
 def connection_config(args: argparse.Namespace) -> UploadConfig:

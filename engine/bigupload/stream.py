@@ -301,6 +301,8 @@ def stdin_file() -> str | None:
     if not stat.S_ISREG(st.st_mode):
         return None
     try:
+        if os.lseek(0, 0, os.SEEK_CUR) != 0:  # partly read already: what is left is a stream
+            return None
         path = os.readlink("/proc/self/fd/0")
         again = os.stat(path)
     except OSError:
