@@ -286,7 +286,7 @@ def build_parser() -> argparse.ArgumentParser:
         "       bigupload cp [options] --manifest FILE [s3://bucket/prefix/]",
         "upload a file, a stream (-), a directory (-r) or a manifest; or resume it")
     cp.add_argument("paths", nargs="*", metavar="SOURCE DESTINATION",
-                    help="FILE, - (standard input), FIFO or DIR, and s3://bucket/key (or prefix/)")
+                    help="FILE, - or DIR; then s3://bucket/key or prefix/")
     g = cp.add_argument_group("this run")
     g.add_argument("--dry-run", action="store_true", help="print the plan; send nothing")
     g.add_argument("--restart", action="store_true", help="abort the unfinished upload; start over")
