@@ -10,6 +10,11 @@ and AbortMultipartUpload. Bodies may be Content-Length or chunked framed, with o
 ``Expect: 100-continue``.
 
     python bench/nullsink.py [--port 0]    # prints "READY <port>" once listening
+    python bench/nullsink.py --tls-cert cert.pem --tls-key key.pem [--tls-log tls.log]
+
+With ``--tls-cert`` it serves HTTPS (Python's ``ssl``, so the sink's own decryption runs
+in its process, never the client's), and ``--tls-log`` appends one line per connection:
+the TLS version and cipher that client negotiated.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import itertools
+import ssl
 import sys
 from urllib.parse import parse_qs, unquote, urlsplit
 
@@ -50,9 +56,16 @@ class S3Sink(asyncio.BufferedProtocol):
         self.body_size = 0
         self.keep_body: bytearray | None = None  # small bodies we need (CompleteMultipartUpload)
         self.request: tuple[str, str, dict[str, str]] | None = None
+        self.trailers: list[str] = []  # echoed trailing checksums (aws-chunked bodies)
+
+    tls_log: str | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
+        ssl_object = transport.get_extra_info("ssl_object")
+        if ssl_object is not None and self.tls_log:
+            with open(self.tls_log, "a") as log:
+                log.write(f"{ssl_object.version()} {ssl_object.cipher()[0]}\n")
 
     def get_buffer(self, sizehint: int) -> memoryview:
         return self.view
@@ -98,7 +111,11 @@ class S3Sink(asyncio.BufferedProtocol):
         self.keep_body = bytearray() if method == "POST" else None
         if headers.get("expect", "").lower() == "100-continue":
             self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
-        if "chunked" in headers.get("transfer-encoding", "").lower():
+        self.trailers = []  # echoed trailing checksums
+        # aws-chunked (trailing checksums) inside a Content-Length body has the syntax of
+        # HTTP chunked framing; its trailer is echoed, as S3 echoes it
+        if "chunked" in headers.get("transfer-encoding", "").lower() or (
+                "aws-chunked" in headers.get("content-encoding", "").lower()):
             self.chunked = bytearray()
             self.chunk_left = 0
             self.chunk_done = False
@@ -135,6 +152,10 @@ class S3Sink(asyncio.BufferedProtocol):
                 else:
                     self.chunk_left = size
         elif pending.endswith(b"\r\n\r\n"):
+            for line in bytes(pending).decode("latin-1").split("\r\n"):
+                name, _, value = line.partition(":")
+                if name.strip().lower().startswith("x-amz-checksum-"):
+                    self.trailers.append(f"{name.strip().lower()}: {value.strip()}")
             self.chunked = None
             self._respond()
         return data
@@ -150,6 +171,7 @@ class S3Sink(asyncio.BufferedProtocol):
         bucket, _, key = path.lstrip("/").partition("/")
         extra = [f"{name}: {value}" for name, value in headers.items()
                  if name.startswith("x-amz-checksum-") and name != "x-amz-checksum-algorithm"]
+        extra += self.trailers
         status, body = "200 OK", b""
         store = self.store
         if method == "POST" and "uploads" in query:
@@ -212,10 +234,11 @@ class S3Sink(asyncio.BufferedProtocol):
         self.transport.write(head + body)
 
 
-async def serve(port: int) -> None:
+async def serve(port: int, tls: ssl.SSLContext | None = None) -> None:
     store = Store()
     loop = asyncio.get_running_loop()
-    server = await loop.create_server(lambda: S3Sink(store), "127.0.0.1", port, backlog=256)
+    server = await loop.create_server(lambda: S3Sink(store), "127.0.0.1", port, backlog=256,
+                                      ssl=tls)
     print(f"READY {server.sockets[0].getsockname()[1]}", flush=True)
     async with server:
         await server.serve_forever()
@@ -224,14 +247,22 @@ async def serve(port: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--tls-cert", help="serve HTTPS with this certificate (PEM)")
+    parser.add_argument("--tls-key", help="and this private key (PEM)")
+    parser.add_argument("--tls-log", help="append each connection's TLS version and cipher here")
     args = parser.parse_args()
+    tls = None
+    if args.tls_cert:
+        tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        tls.load_cert_chain(args.tls_cert, args.tls_key)
+        S3Sink.tls_log = args.tls_log
     try:
         import uvloop
         runner = uvloop.run
     except ImportError:
         runner = asyncio.run
     try:
-        runner(serve(args.port))
+        runner(serve(args.port, tls))
     except KeyboardInterrupt:
         sys.exit(0)
 

@@ -5,7 +5,9 @@ virtual environment (.venv-peers), never in bigupload's.
     python bench/peers.py TOOL SETTINGS FILE BUCKET KEY ENDPOINT
 
 TOOL is boto3, crt or obstore; SETTINGS is "defaults" or "tuned". Credentials come from
-the standard AWS environment variables. Prints one line saying what ran."""
+the standard AWS environment variables. Over https, the CA bundle in ``AWS_CA_BUNDLE`` is
+trusted through each tool's own option (botocore reads the variable itself; the CRT gets
+it as ``verify``, obstore as ``root_certificate``). Prints one line saying what ran."""
 
 from __future__ import annotations
 
@@ -53,6 +55,7 @@ def crt_upload(settings: str, path: str, bucket: str, key: str, endpoint: str) -
     crt_client = create_s3_crt_client(
         region, crt_credentials_provider=credentials.to_crt_credentials_provider(),
         part_size=part, use_ssl=endpoint.startswith("https"),
+        verify=os.environ.get("AWS_CA_BUNDLE") if endpoint.startswith("https") else None,
     )
     serializer = BotocoreCRTRequestSerializer(
         session._session, client_kwargs={"region_name": region, "endpoint_url": endpoint}
@@ -74,12 +77,15 @@ def obstore_upload(settings: str, path: str, bucket: str, key: str, endpoint: st
         "secret_access_key": os.environ["AWS_SECRET_ACCESS_KEY"],
         "virtual_hosted_style_request": False,
     }
+    client_options: dict[str, object] = {"allow_http": True}
+    if endpoint.startswith("https") and os.environ.get("AWS_CA_BUNDLE"):
+        client_options["root_certificate"] = Path(os.environ["AWS_CA_BUNDLE"]).read_text()
     if settings == "defaults":
-        store = S3Store(bucket, client_options={"allow_http": True}, **options)
+        store = S3Store(bucket, client_options=client_options, **options)
         with open(path, "rb") as f:
             obstore.put(store, key, f)
         return "obstore put, file object, defaults (signed payload)"
-    store = S3Store(bucket, client_options={"allow_http": True}, unsigned_payload=True, **options)
+    store = S3Store(bucket, client_options=client_options, unsigned_payload=True, **options)
     obstore.put(store, key, Path(path), chunk_size=PART, max_concurrency=CONCURRENCY)
     return "obstore put, path input, 16 MiB x 8, unsigned payload (no checksum)"
 

@@ -4,15 +4,18 @@ measured with wait4: wall seconds, MB/s, client CPU seconds per GiB (user+sys of
 client process and its children, never the server's) and peak RSS. Ratios against
 bigupload (defaults) are taken within each round, then the median.
 
-Servers: a null sink (bench/nullsink.py, bodies discarded: the client's own ceiling) and
-SeaweedFS (real end to end, but it needs ~10 CPU s/GiB on the same two cores). Yardsticks:
-reading the file from page cache, and sending it through a loopback socket.
+Servers: a null sink (bench/nullsink.py, bodies discarded: the client's own ceiling), the
+same null sink over HTTPS (a CA and a certificate made at run time; every client trusts
+the CA through AWS_CA_BUNDLE or its own option, and the sink logs the TLS version and
+cipher each client negotiated), and SeaweedFS (real end to end, but it needs ~10 CPU s/GiB
+on the same two cores). Yardsticks: reading the file from page cache, and sending it
+through a loopback socket.
 
 Writes bench/results/latest.{md,json,png}. This process stays small on purpose: with
 vfork, a child's ru_maxrss starts at its parent's high-water mark, so the harness's own
 S3 call (bucket creation) runs in a helper subprocess.
 
-    python bench/run.py [--size-mib 2048] [--rounds 3] [--servers null,seaweed]
+    python bench/run.py [--size-mib 2048] [--rounds 3] [--servers null,https,seaweed]
                         [--tools bigupload,boto3,...] [--big-gib 20]
 """
 
@@ -56,6 +59,7 @@ class Tool:
     argv: Callable[[str, str, str], list[str]]  # (file, key, endpoint) -> command
     env: dict[str, str | None] = dataclasses.field(default_factory=dict)  # None: unset it
     unavailable: str = ""  # why it cannot run here; reported, never silently dropped
+    servers: tuple[str, ...] = ("null", "https", "seaweed")  # where it is measured
 
 
 @dataclasses.dataclass
@@ -64,11 +68,15 @@ class Run:
     cpu: float
     rss_mib: float
     error: str = ""
+    tls: str = ""  # TLS version and cipher the client negotiated (HTTPS null sink)
 
 
 def measure(argv: list[str], env: dict[str, str | None] | None = None, timeout: float = 900) -> Run:
     """Run one command; its wall time, user+sys CPU and peak RSS from wait4."""
     environment = dict(os.environ)
+    # measured as installed: with bytecode (a shell that sets PYTHONDONTWRITEBYTECODE would
+    # otherwise have an editable install compile every module on every run, ~50 ms)
+    environment.pop("PYTHONDONTWRITEBYTECODE", None)
     for name, value in (env or {}).items():
         if value is None:
             environment.pop(name, None)
@@ -116,6 +124,7 @@ def start_process(argv: list[str]) -> tuple[subprocess.Popen[str], int]:
 
 # rclone fails with LoadCustomCABundleError when AWS_CA_BUNDLE is set
 RCLONE_ENV: dict[str, str | None] = {"AWS_CA_BUNDLE": None}
+CA_BUNDLE = [""]  # the HTTPS null sink's CA, once made
 
 
 def _which(path: str) -> str:
@@ -150,17 +159,23 @@ def tools(tmp: str) -> list[Tool]:
     def rclone(*extra: str) -> Callable[[str, str, str], list[str]]:
         # -I: copyto silently skips an identical object, which would measure nothing.
         # --ignore-checksum: the null sink's ETags are not MD5s; the check is a HEAD, no CPU.
+        # Over https the CA goes by --ca-cert: rclone cannot have AWS_CA_BUNDLE set.
         return lambda f, k, e: ["rclone", "copyto", "-I", "--ignore-checksum", "--config", rclone_conf, f,
                                 f":s3,provider=Other,endpoint='{e}',no_check_bucket=true,"
                                 f"access_key_id={os.environ['AWS_ACCESS_KEY_ID']},"
                                 f"secret_access_key={os.environ['AWS_SECRET_ACCESS_KEY']}:{BUCKET}/{k}",
-                                *extra]
+                                *extra, *(["--ca-cert", CA_BUNDLE[0]] if e.startswith("https") else [])]
 
     return [
         Tool("bigupload", "defaults: 32 MiB x 8, CRC32C", bigupload()),
         Tool("bigupload tuned", " ".join(BIGUPLOAD_TUNED) + ", CRC32C", bigupload(*BIGUPLOAD_TUNED)),
         Tool("bigupload uvloop", "defaults on uvloop (no sendfile: chunked writes)", bigupload(),
-             env={"BIGUPLOAD_EVENT_LOOP": "uvloop"}),
+             env={"BIGUPLOAD_EVENT_LOOP": "uvloop"}, servers=("null",)),
+        Tool("bigupload aiohttp TLS", "defaults, BIGUPLOAD_TLS_SEND=0 (asyncio's TLS, as before)",
+             bigupload(), env={"BIGUPLOAD_TLS_SEND": "0"}, servers=("https",)),
+        Tool("bigupload header CRC", "defaults, BIGUPLOAD_TRAILING_CHECKSUM=0 (CRC read first, "
+             "sent as a header)", bigupload(), env={"BIGUPLOAD_TRAILING_CHECKSUM": "0"},
+             servers=("https",)),
         Tool("boto3", "upload_file defaults (8 MiB x 10, CRC32, signed payload)",
              peer("boto3", "defaults"), unavailable=peers),
         Tool("boto3 tuned", "16 MiB x 8, no checksum, unsigned payload", peer("boto3", "tuned"),
@@ -198,7 +213,9 @@ def fresh_seaweed() -> Iterator[str]:
 
 
 def bench_server(server: str, open_server: Callable[[], contextlib.AbstractContextManager[str]],
-                 path: str, size: int, selected: list[Tool], rounds: int) -> dict[str, list[Run]]:
+                 path: str, size: int, selected: list[Tool], rounds: int,
+                 tls_log: str | None = None,
+                 extra_env: dict[str, str | None] | None = None) -> dict[str, list[Run]]:
     """Every selected tool once per round, in the same order each round."""
     results: dict[str, list[Run]] = {t.name: [] for t in selected}
     for r in range(rounds):
@@ -206,8 +223,12 @@ def bench_server(server: str, open_server: Callable[[], contextlib.AbstractConte
             if tool.unavailable:
                 continue
             key = f"{tool.name.replace(' ', '-')}-{r}"
+            if tls_log:
+                Path(tls_log).write_text("")
             with open_server() as endpoint:
-                run = measure(tool.argv(path, key, endpoint), tool.env)
+                run = measure(tool.argv(path, key, endpoint), {**(extra_env or {}), **tool.env})
+            if tls_log:
+                run.tls = ", ".join(sorted(set(Path(tls_log).read_text().split("\n")) - {""}))
             results[tool.name].append(run)
             status = run.error or f"{run.wall:6.2f} s  {size / run.wall / 1e6:7.0f} MB/s  " \
                                   f"{run.cpu / (size / GiB):5.2f} CPU s/GiB  {run.rss_mib:5.0f} MiB"
@@ -331,8 +352,10 @@ def markdown(report: dict) -> str:  # type: ignore[type-arg]
             if "error" in s:
                 lines.append(f"| {name} | {row['settings']} | {s['error']} | | | | | |")
                 continue
+            tls = sorted({r["tls"] for r in row["runs"] if r.get("tls")})
+            settings = row["settings"] + (f" ({'; '.join(tls)})" if tls else "")
             lines.append(
-                f"| {name} | {row['settings']} | {s['wall_s']:.2f} | {s['mb_s']:.0f} | "
+                f"| {name} | {settings} | {s['wall_s']:.2f} | {s['mb_s']:.0f} | "
                 f"{s['cpu_s_per_gib']:.2f} | {s['peak_rss_mib']:.0f} | "
                 f"{s.get('wall_ratio', float('nan')):.2f} | {s.get('cpu_ratio', float('nan')):.2f} |")
     if report.get("yardsticks"):
@@ -346,7 +369,7 @@ def markdown(report: dict) -> str:  # type: ignore[type-arg]
                   f"10,000 parts: {st['plan_reconcile_10000_s'] * 1000:.1f} ms."]
     if report.get("big_file"):
         b = report["big_file"]
-        lines += ["", "## Peak RSS against file size (null sink, bigupload defaults)", "",
+        lines += ["", "## Peak RSS against file size (null sinks, bigupload defaults)", "",
                   "| file | wall s | MB/s | CPU s/GiB | peak RSS MiB | bound: concurrency x part + 100 MiB |",
                   "|---|---|---|---|---|---|"]
         for row in b:
@@ -403,7 +426,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--size-mib", type=int, default=2048)
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--servers", default="null,seaweed")
+    parser.add_argument("--servers", default="null,https,seaweed")
     parser.add_argument("--tools", default="", help="comma-separated name prefixes (default: all)")
     parser.add_argument("--big-gib", type=int, default=20,
                         help="also upload a sparse file this big to the null sink (0: skip)")
@@ -412,6 +435,11 @@ def main() -> None:
     # a terminated harness must still stop its servers (the context managers below)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     os.environ.update(TEST_CREDENTIALS)
+    import bigupload
+
+    subprocess.run([sys.executable, "-m", "compileall", "-q", os.path.dirname(bigupload.__file__)],
+                   check=True, stdout=subprocess.DEVNULL,
+                   env={k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"})
     size = args.size_mib * MiB
     servers = args.servers.split(",")
     report: dict = {"date": datetime.date.today().isoformat(), "size_mib": args.size_mib,  # type: ignore[type-arg]
@@ -429,18 +457,30 @@ def main() -> None:
         reference = next(t.name for t in selected if not t.unavailable)
         for server in servers:
             print(f"{server}:", flush=True)
-            if server == "null":
-                proc, port = start_process([sys.executable, str(BENCH / "nullsink.py")])
-                endpoint = f"http://127.0.0.1:{port}"
+            if server in ("null", "https"):
+                argv = [sys.executable, str(BENCH / "nullsink.py")]
+                env: dict[str, str | None] = {}
+                tls_log = None
+                if server == "https":
+                    from bigupload.testing import tls_certificates
+
+                    CA_BUNDLE[0], cert, key = tls_certificates(tmp)
+                    tls_log = os.path.join(tmp, "tls.log")
+                    argv += ["--tls-cert", cert, "--tls-key", key, "--tls-log", tls_log]
+                    env = {"AWS_CA_BUNDLE": CA_BUNDLE[0]}
+                proc, port = start_process(argv)
+                endpoint = f"{'https' if server == 'https' else 'http'}://127.0.0.1:{port}"
                 try:
-                    runs = bench_server("null sink", lambda: contextlib.nullcontext(endpoint),
-                                        path, size, selected, args.rounds)
+                    runs = bench_server(f"{server} null sink", lambda: contextlib.nullcontext(endpoint),
+                                        path, size, [t for t in selected if server in t.servers],
+                                        args.rounds, tls_log, env)
                     if args.big_gib:
-                        report["big_file"] = big_files(path, size, endpoint, tmp, args.big_gib)
+                        report["big_file"] += big_files(path, size, endpoint, tmp, args.big_gib, env)
                 finally:
                     proc.kill()
                     proc.wait()
-                title = "Null sink (bench/nullsink.py on 127.0.0.1)"
+                title = ("Null sink (bench/nullsink.py on 127.0.0.1)" if server == "null" else
+                         "HTTPS null sink (bench/nullsink.py with TLS on 127.0.0.1)")
             else:
                 title = "SeaweedFS (weed mini on 127.0.0.1)"
                 free = shutil.disk_usage(tempfile.gettempdir()).free
@@ -450,7 +490,7 @@ def main() -> None:
                     report["servers"][title] = {t.name: {"settings": t.settings, "summary": {"error": why},
                                                          "runs": []} for t in selected}
                     continue
-                on_seaweed = [t for t in selected if t.name != "bigupload uvloop"]  # shown on the null sink
+                on_seaweed = [t for t in selected if "seaweed" in t.servers]
                 runs = bench_server("seaweedfs", fresh_seaweed, path, size, on_seaweed, args.rounds)
             report["servers"][title] = {
                 t.name: {"settings": t.settings,
@@ -473,7 +513,8 @@ def main() -> None:
     print((out / "latest.md").read_text())
 
 
-def big_files(path: str, size: int, endpoint: str, tmp: str, big_gib: int) -> list[dict]:  # type: ignore[type-arg]
+def big_files(path: str, size: int, endpoint: str, tmp: str, big_gib: int,  # type: ignore[type-arg]
+              env: dict[str, str | None] | None = None) -> list[dict]:
     """Peak RSS of bigupload (defaults) for the benchmark file and a sparse big file."""
     from bigupload.config import DEFAULT_CONCURRENCY
     from bigupload.plan import auto_part_size
@@ -486,7 +527,8 @@ def big_files(path: str, size: int, endpoint: str, tmp: str, big_gib: int) -> li
         for label, file, file_size in [(f"{size // MiB} MiB random", path, size),
                                        (f"{big_gib} GiB sparse", sparse, big_gib * GiB)]:
             run = measure([sys.executable, "-m", "bigupload.cli", "cp", file, f"s3://{BUCKET}/big",
-                           "--endpoint-url", endpoint, "--journal", journal, "--progress", "never"])
+                           "--endpoint-url", endpoint, "--journal", journal, "--progress", "never"], env)
+            label += " (https)" if endpoint.startswith("https") else ""
             part = auto_part_size(file_size)
             bound = DEFAULT_CONCURRENCY * part / MiB + 100
             rows.append({"file": label, "wall_s": run.wall, "mb_s": file_size / run.wall / 1e6,

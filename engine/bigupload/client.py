@@ -4,13 +4,21 @@ The adapter owns every network call and maps botocore/aiohttp failures onto our 
 tree, so no botocore type leaks upward. botocore's own retries are off (we retry per
 part with backoff in the scheduler), and so are its extra body hashes: each part carries
 our precomputed checksum header, botocore adds no CRC of its own, and SigV4 is given
-UNSIGNED-PAYLOAD instead of a SHA-256 over the body."""
+UNSIGNED-PAYLOAD instead of a SHA-256 over the body.
+
+Over https, file bodies of UploadPart and PutObject (LeanPut's too) are sent by
+``tlssend`` from a worker thread, after botocore signed them and before botocore parses
+the answer (a ``before-send`` hook); the control calls stay on aiohttp. There a part's
+checksum follows its body as a trailing checksum (``Trailers``: the endpoint's answers
+decide whether it takes that form), computed in the pass that sends it, and the caller
+reads it from ``PartReceipt.sent``."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import contextvars
+import dataclasses
 import logging
 import os
 import ssl
@@ -18,10 +26,14 @@ from urllib.parse import quote, urlsplit
 from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any, Protocol
 
-from . import sigv4
+import anyio
+
+from . import sigv4, tlshooks
 from .classify import NO_ANSWER
 from .config import ChecksumAlgorithm, UploadConfig
-from .errors import BigUploadError, ConfigError, NotFoundError, StoreError, store_error
+from .errors import (BigUploadError, ConfigError, IntegrityError, NotFoundError, StoreError,
+                     store_error)
+from .source import FileRange
 # the wire's value types live in values.py; imported from here before they moved
 from .values import (
     CompletedPart as CompletedPart,
@@ -44,10 +56,20 @@ class ObjectStore(Protocol):
 
     async def create_multipart(self, bucket: str, key: str, options: ObjectOptions) -> str: ...
 
+    def checksums_while_sending(self, algorithm: ChecksumAlgorithm) -> bool:
+        """Whether ``upload_part`` computes ``algorithm`` itself in the pass that sends the
+        part (a trailing checksum): the caller then passes no checksum and reads the value
+        from ``PartReceipt.sent``."""
+        ...
+
     async def upload_part(
         self, bucket: str, key: str, upload_id: str, number: int, body: Any,
         checksum: str | None, options: ObjectOptions,
-    ) -> PartReceipt: ...
+    ) -> PartReceipt:
+        """Upload one part. With ``checksum`` None and an algorithm in ``options``, the
+        store computes the checksum (``checksums_while_sending``) and reports it in
+        ``PartReceipt.sent``."""
+        ...
 
     async def list_parts(
         self, bucket: str, key: str, upload_id: str, options: ObjectOptions
@@ -273,17 +295,24 @@ def _ca_bundle(session: Any, config: UploadConfig) -> str | bool:
     return str(value)
 
 
-@contextlib.asynccontextmanager
-async def _lean_session(config: UploadConfig, trust: str | bool) -> AsyncIterator[Any]:
-    """The aiohttp session of ``LeanPut``: the same limits, timeouts and TLS trust as the
-    botocore client (``trust`` from ``_ca_bundle``; True is botocore's default bundle, not
-    the system's), proxies from the environment."""
-    import aiohttp
-    from botocore.httpsession import where
+def _tls_context(trust: str | bool) -> ssl.SSLContext:
+    """The TLS settings of the botocore client (``trust`` from ``_ca_bundle``; True is
+    botocore's default bundle, not the system's), for LeanPut and tlssend."""
+    from .tlssend import ssl_context
 
-    tls: ssl.SSLContext | bool = False
-    if trust:
-        tls = ssl.create_default_context(cafile=where() if trust is True else trust)
+    return ssl_context(trust)
+
+
+@contextlib.asynccontextmanager
+async def _lean_session(config: UploadConfig, trust: str | bool | ssl.SSLContext) -> AsyncIterator[Any]:
+    """The aiohttp session of ``LeanPut``: the same limits, timeouts and TLS trust as the
+    botocore client (``trust`` from ``_ca_bundle``, or the context made from it), proxies
+    from the environment."""
+    import aiohttp
+
+    tls: ssl.SSLContext | bool = trust if isinstance(trust, ssl.SSLContext) else False
+    if trust and not isinstance(trust, ssl.SSLContext):
+        tls = _tls_context(trust)
     connector = aiohttp.TCPConnector(limit=config.concurrency + 2, ssl=tls)
     timeout = aiohttp.ClientTimeout(sock_connect=config.connect_timeout_s, sock_read=config.read_timeout_s)
     async with aiohttp.ClientSession(connector=connector, timeout=timeout, trust_env=True,
@@ -324,8 +353,9 @@ class LeanPut:
     request the lean path cannot sign correctly (a bucket in another region) turns it off
     for that bucket."""
 
-    def __init__(self, session: Any, credentials: Any, region: str) -> None:
+    def __init__(self, session: Any, credentials: Any, region: str, sender: Any = None) -> None:
         self._session = session
+        self._sender = sender  # tlssend.TlsSender: file bodies over https go through it
         self._credentials = credentials
         self._region = region
         self._bases: dict[str, str | None] = {}  # bucket -> URL base, None: not lean
@@ -369,13 +399,17 @@ class LeanPut:
         signed = sigv4.sign("PUT", split.netloc, split.path, headers, access_key=frozen.access_key,
                             secret_key=frozen.secret_key, token=frozen.token, region=self._region)
         try:
-            # encoded=True: send the path exactly as signed; yarl would otherwise resolve
-            # dot segments (``a/../b``) and unquote ``%28`` to ``(``
-            async with self._session.put(yarl.URL(url, encoded=True), data=body,
-                                         headers=signed) as response:
-                content = await response.read()
-                status = response.status
-                answer = response.headers
+            if self._sender is not None and url.startswith("https://") and isinstance(body, FileRange):
+                sent = await self._sender.exchange("PUT", url, signed, body)
+                content, status, answer = sent.body, sent.status, sent.headers
+            else:
+                # encoded=True: send the path exactly as signed; yarl would otherwise
+                # resolve dot segments (``a/../b``) and unquote ``%28`` to ``(``
+                async with self._session.put(yarl.URL(url, encoded=True), data=body,
+                                             headers=signed) as response:
+                    content = await response.read()
+                    status = response.status
+                    answer = response.headers
         except (BigUploadError, asyncio.CancelledError):
             raise
         except Exception as exc:
@@ -384,7 +418,7 @@ class LeanPut:
             raise map_error(exc, "PutObject", bucket, key) from exc
         if status >= 300:
             raise _http_error(status, content, "PutObject", bucket, key)
-        etag = answer.get("ETag")
+        etag = answer.get("etag")  # aiohttp's headers and tlssend's: both find lower case
         if not etag:
             _required({}, "ETag", "PutObject", bucket, key)
         return PartReceipt(etag=str(etag), checksum=answer.get(f"x-amz-checksum-{options.checksum.value}"))
@@ -435,10 +469,12 @@ def _http_error(status: int, content: bytes, operation: str, bucket: str, key: s
 class AioS3Store:
     """``ObjectStore`` over one aiobotocore S3 client. Create with ``AioS3Store.open``."""
 
-    def __init__(self, client: Any, endpoint: str, lean: LeanPut | None = None) -> None:
+    def __init__(self, client: Any, endpoint: str, lean: LeanPut | None = None,
+                 trailers: tlshooks.Trailers | None = None) -> None:
         self._client = client
         self.endpoint = endpoint
         self._lean = lean
+        self._trailers = trailers  # trailing checksums on UploadPart (tlssend only)
 
     @classmethod
     @contextlib.asynccontextmanager
@@ -477,13 +513,30 @@ class AioS3Store:
             # the part is checksummed, so it is dropped.
             client.meta.events.register_last("before-call.s3", _no_expect_continue)
             endpoint = config.endpoint_url or client.meta.endpoint_url
-            if credentials is None or os.environ.get("BIGUPLOAD_LEAN_PUT", "1") == "0":
-                yield cls(client, str(endpoint))
-                return
-            async with _lean_session(config, trust) as http:
-                lean = LeanPut(http, credentials, client.meta.region_name or "us-east-1")
-                client.meta.events.register("before-send.s3.PutObject", _capture_put_url)
-                yield cls(client, str(endpoint), lean)
+            # one load of the CA bundle for both of our own HTTP paths, and none for http
+            tls = _tls_context(trust) if str(client.meta.endpoint_url).startswith("https://") \
+                else False
+            sender = tlshooks.sender_for(config, tls, str(client.meta.endpoint_url))
+            trailers = None
+            try:
+                if sender is not None:
+                    handler = tlshooks.send_handler(sender)
+                    for operation in ("UploadPart", "PutObject"):
+                        client.meta.events.register(f"before-send.s3.{operation}", handler)
+                    if os.environ.get("BIGUPLOAD_TRAILING_CHECKSUM", "1") != "0":
+                        trailers = tlshooks.Trailers(str(endpoint))
+                        client.meta.events.register("before-sign.s3.UploadPart", tlshooks.sign_trailer)
+                if credentials is None or os.environ.get("BIGUPLOAD_LEAN_PUT", "1") == "0":
+                    yield cls(client, str(endpoint), None, trailers)
+                    return
+                async with _lean_session(config, tls) as http:
+                    lean = LeanPut(http, credentials, client.meta.region_name or "us-east-1",
+                                   sender)
+                    client.meta.events.register("before-send.s3.PutObject", _capture_put_url)
+                    yield cls(client, str(endpoint), lean, trailers)
+            finally:
+                if sender is not None:
+                    sender.close()
 
     async def _call(self, operation: str, bucket: str, key: str = "", *,
                     upload_id: str | None = None, part_number: int | None = None,
@@ -506,8 +559,57 @@ class AioS3Store:
         response = await self._call("create_multipart_upload", bucket, key, Key=key, **options.on_create())
         return str(_required(response, "UploadId", "CreateMultipartUpload", bucket, key))
 
+    def checksums_while_sending(self, algorithm: ChecksumAlgorithm) -> bool:
+        return (self._trailers is not None and self._trailers.usable(algorithm)
+                and self._trailers.state is not False)
+
     async def upload_part(self, bucket: str, key: str, upload_id: str, number: int, body: Any,
                           checksum: str | None, options: ObjectOptions) -> PartReceipt:
+        algorithm = options.checksum
+        if checksum is not None or algorithm is ChecksumAlgorithm.NONE:
+            return await self._upload_part(bucket, key, upload_id, number, body, checksum, options)
+        trailers = self._trailers
+        if trailers is None or not trailers.usable(algorithm) or trailers.state is False \
+                or not isinstance(body, FileRange):
+            # the caller left the checksum to us, and it cannot follow the body: compute
+            # it first and send it as a header, as the caller would have
+            from . import checksum as ck
+
+            raw = await anyio.to_thread.run_sync(tlshooks.range_checksum, body, algorithm)
+            receipt = await self._upload_part(bucket, key, upload_id, number, body,
+                                              ck.encode(raw), options)
+            return dataclasses.replace(receipt, sent=raw)
+        call = tlshooks.TrailerCall(algorithm)
+        token = tlshooks.TRAILER_CALL.set(call)
+        try:
+            receipt = await self._upload_part(bucket, key, upload_id, number, body, None, options)
+        except StoreError as exc:
+            if trailers.state is not None or isinstance(exc, NotFoundError) or (
+                    exc.retryable and not isinstance(exc, IntegrityError)):
+                raise  # not about the form: the upload is gone, or a transient failure
+            # while the endpoint is on probation, a refusal of the trailer form may be a
+            # server that does not take it: once more with the checksum as a header
+            trailers.refused(exc)
+            return await self.upload_part(bucket, key, upload_id, number, body, None, options)
+        finally:
+            tlshooks.TRAILER_CALL.reset(token)
+        if call.sent is None:
+            raise AssertionError("the trailer form was signed but not sent")
+        from . import checksum as ck
+
+        if receipt.checksum != ck.encode(call.sent):
+            if trailers.state is None and receipt.checksum is None:
+                # a server that does not echo the trailing checksum may not have read the
+                # framing either (and stored it as data): send the part again with the
+                # checksum as a header, and keep to that form for this endpoint
+                trailers.refused(None)
+                return await self.upload_part(bucket, key, upload_id, number, body, None, options)
+            return dataclasses.replace(receipt, sent=call.sent)  # the caller compares
+        trailers.accepted()
+        return dataclasses.replace(receipt, sent=call.sent)
+
+    async def _upload_part(self, bucket: str, key: str, upload_id: str, number: int, body: Any,
+                           checksum: str | None, options: ObjectOptions) -> PartReceipt:
         params = options.every_request()
         if checksum is not None:
             params[_checksum_param(options.checksum)] = checksum

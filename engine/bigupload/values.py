@@ -225,6 +225,7 @@ class PartRecord:
 class PartReceipt:
     etag: str
     checksum: str | None  # base64, as the server echoed it
+    sent: bytes | None = None  # the raw checksum the store computed over what it sent
 
 
 @dataclasses.dataclass(frozen=True)

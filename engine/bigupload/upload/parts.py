@@ -102,11 +102,12 @@ class PartSender:
 
         async def attempt(n: int) -> PartRecord:
             nonlocal raw, reread
-            if reread:
-                raw = await self.scheduler.in_thread(part_checksum, self.source, part,
-                                                     self.algorithm)
+            if reread:  # a store that checksums in the pass that sends is given none
+                raw = b"" if self.store.checksums_while_sending(self.algorithm) else \
+                    await self.scheduler.in_thread(part_checksum, self.source, part,
+                                                   self.algorithm)
                 reread = False
-            header = ck.encode(raw) if self.algorithm is not ChecksumAlgorithm.NONE else None
+            header = ck.encode(raw) if raw else None
             try:
                 receipt = await self.store.upload_part(
                     self.bucket, self.key, self.upload_id, part.number, body, header, self.options
@@ -114,6 +115,7 @@ class PartSender:
             except IntegrityError:
                 reread = True  # the bytes may have been corrupted on our side
                 raise
+            raw = raw or receipt.sent or b""
             expected = ck.encode(raw)
             if receipt.checksum is not None and expected and receipt.checksum != expected:
                 reread = True
