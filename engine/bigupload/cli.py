@@ -87,6 +87,10 @@ async def cmd_cp(args: argparse.Namespace, out: Output) -> int:
     source, destination = args.paths
     if source == "-":  # standard input: a file given with `<` is that file, resumable
         source = stdin_file() or "-"
+        if source != "-" and args.expected_size is not None:
+            log.info("standard input is the file %s: its own size is used, not "
+                     "--expected-size", source)
+            args.expected_size = None
     if source == "-" or is_stream_path(source):
         return await cmd_stream(args, out, source, destination)
     if args.expected_size is not None:

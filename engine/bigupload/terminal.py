@@ -25,6 +25,7 @@ from .journal import FileState, JobState, UploadState
 from .progress import NullProgress, Progress
 from .redact import redact
 from .reports import ForgetReport, ResumedFile, StatusReport, UploadStatus
+from .values import STREAM_SOURCE
 
 if TYPE_CHECKING:
     from . import UploadResult
@@ -326,10 +327,12 @@ def show_status(out: Output, report: StatusReport, *, one_job: bool, closed: boo
         return
     for row in report.unfinished:
         pct = 100 * row.bytes_done / row.size if row.size else 100.0
+        done = (f"{row.parts_done}/{row.parts} parts, {format_size(row.bytes_done)} of "
+                f"{format_size(row.size)} ({pct:.0f}%)")
+        if row.source == STREAM_SOURCE:
+            done = "a stream whose run was killed (bigupload resume aborts it)"
         out.emit("unfinished",
-                 f"upload {row.id} [{row.state.value}] {_destination(row)}: {row.parts_done}/"
-                 f"{row.parts} parts, {format_size(row.bytes_done)} of {format_size(row.size)} "
-                 f"({pct:.0f}%), "
+                 f"upload {row.id} [{row.state.value}] {_destination(row)}: {done}, "
                  + (f"upload id {row.upload_id}" if row.upload_id else "no upload id recorded"),
                  id=row.id, state=row.state.value, source=row.source, bucket=row.bucket,
                  key=row.key, endpoint=row.endpoint, upload_id=row.upload_id,

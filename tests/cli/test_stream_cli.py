@@ -1,5 +1,5 @@
 """``bigupload cp - s3://b/k`` and other streams through the real command, against
-SeaweedFS: bytes read back with boto3, the child's peak RSS from wait4, the aborts a
+SeaweedFS: bytes read back with boto3, the command's peak RSS from wait4, the aborts a
 stopped stream leaves (none on the server, its journal row closed), and standard input
 that is a regular file, which stays resumable."""
 
@@ -46,15 +46,33 @@ def md5_of_object(server: SeaweedServer, bucket: str, key: str) -> tuple[int, st
     return size, digest.hexdigest()
 
 
-class Child:
-    """The command as a child process whose standard input the test writes, reaped with
-    wait4 for its peak RSS; stdout and stderr go to files (no pipe to fill up)."""
+# Spawns the command and reports its peak RSS from wait4. A child's ru_maxrss starts at
+# the high-water mark of the process that spawned it (vfork, then exec, records the old
+# address space's): spawned from pytest, which has held hundreds of MiB by the time this
+# runs, the command would inherit those. This launcher is a fresh, small process (about
+# 15 MiB, which the figure includes: it errs high).
+LAUNCHER = """
+import os, subprocess, sys
+proc = subprocess.Popen(sys.argv[2:])
+_, status, usage = os.wait4(proc.pid, 0)
+with open(sys.argv[1], "w") as f:
+    f.write(str(usage.ru_maxrss))
+sys.exit(os.waitstatus_to_exitcode(status))
+"""
 
-    def __init__(self, argv: list[str], tmp: Path, stdin: Any = subprocess.PIPE) -> None:
+
+class Child:
+    """The command as a child process whose standard input the test writes; stdout and
+    stderr go to files (no pipe to fill up). With ``measure``, it runs under ``LAUNCHER``
+    and its peak RSS is kept (signals then reach the launcher, not the command)."""
+
+    def __init__(self, argv: list[str], tmp: Path, *, measure: bool = False) -> None:
         self.out = open(tmp / "stdout", "w+")
         self.err = open(tmp / "stderr", "w+")
-        self.proc = subprocess.Popen([*COMMAND, *argv], stdin=stdin, stdout=self.out,
-                                     stderr=self.err)
+        self.rss_file = tmp / "maxrss"
+        launcher = [sys.executable, "-c", LAUNCHER, str(self.rss_file)] if measure else []
+        self.proc = subprocess.Popen([*launcher, *COMMAND, *argv], stdin=subprocess.PIPE,
+                                     stdout=self.out, stderr=self.err)
         self.max_rss_mib = 0.0
 
     def feed(self, chunks: Iterator[bytes], digest: Any = None) -> None:
@@ -69,20 +87,16 @@ class Child:
             stdin.close()
 
     def wait(self, timeout: float = 300) -> tuple[int, str, str]:
-        """Reap the child with wait4: (exit code, stdout, stderr); its peak RSS is kept."""
-        deadline = time.monotonic() + timeout
-        while True:
-            pid, status, usage = os.wait4(self.proc.pid, os.WNOHANG)
-            if pid:
-                break
-            if time.monotonic() > deadline:
-                self.proc.kill()
-                raise AssertionError("the command did not finish")
-            time.sleep(0.05)
-        self.proc.returncode = os.waitstatus_to_exitcode(status)
+        """Wait for the command: (exit code, stdout, stderr)."""
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            raise AssertionError("the command did not finish") from None
         if self.proc.stdin is not None:
             self.proc.stdin.close()
-        self.max_rss_mib = usage.ru_maxrss / 1024  # KiB on Linux
+        if self.rss_file.exists():
+            self.max_rss_mib = int(self.rss_file.read_text()) / 1024  # KiB on Linux
         with self.out, self.err:
             self.out.seek(0)
             self.err.seek(0)
@@ -103,7 +117,7 @@ def test_a_300_mib_stream_arrives_whole_within_its_memory(seaweed: SeaweedServer
     size = 300 * MiB + 12345
     child = Child(["cp", "-", f"s3://{seaweed_bucket}/stream.tar", "--concurrency",
                    str(concurrency), "--part-size", f"{part // MiB}MiB",
-                   *common(seaweed, tmp_path / "j")], tmp_path)
+                   *common(seaweed, tmp_path / "j")], tmp_path, measure=True)
     fed = hashlib.md5()
     feeder = threading.Thread(target=child.feed, args=(blocks(size), fed))
     feeder.start()
@@ -219,6 +233,9 @@ def test_a_killed_stream_is_aborted_by_resume(seaweed: SeaweedServer, seaweed_bu
     feeder.join()
     [row] = journalled_uploads(journal)
     assert row.state is UploadState.ACTIVE and row.upload_id
+    status = subprocess.run([*COMMAND, "status", "--journal", str(journal)],
+                            capture_output=True, text=True, timeout=60)
+    assert "a stream whose run was killed (bigupload resume aborts it)" in status.stdout
     result = subprocess.run([*COMMAND, "resume", *common(seaweed, journal)],
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 8, result.stderr
