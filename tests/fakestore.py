@@ -1,7 +1,8 @@
 """An in-memory ObjectStore with scriptable faults, for engine tests. It checks what a
 real S3 checks (checksum header, 5 MiB minimum at completion, part ETags), lists part
 checksums as S3 does, and records every request so tests can assert what was (and was
-not) sent."""
+not) sent. It copies server-side too (``CopyStore``), each read of a source conditional
+on its ETag as S3's (``copy_conditions=False`` ignores the condition, as moto does)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import contextlib
 import dataclasses
 import datetime
 import hashlib
+import urllib.parse
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
@@ -19,6 +21,8 @@ import xxhash
 from bigupload import checksum as ck
 from bigupload.client import (
     CompletedPart,
+    CopySource,
+    CopySourceInfo,
     MultipartUpload,
     ObjectInfo,
     ObjectOptions,
@@ -47,7 +51,8 @@ class FakeStore:
 
     def __init__(self, page_size: int = 1000, min_part: int = 5 << 20,
                  lightweight: bool = False, list_checksums: bool = True,
-                 conditional_writes: bool = True) -> None:
+                 conditional_writes: bool = True, copy_conditions: bool = True,
+                 copy_part_checksums: bool = True) -> None:
         """``lightweight`` keeps only sizes and uses xxh3 ETags, for many-GiB tests.
         ``list_checksums``: ListParts reports each part's checksum, as S3 does (computed
         over the bytes stored, so a test that changes a stored part's bytes changes it
@@ -73,6 +78,13 @@ class FakeStore:
         self.initiated: dict[str, datetime.datetime] = {}
         self.part_delay_s = 0.0
         self._next = 0
+        # server-side copies: ``copy_part_checksums=False`` answers UploadPartCopy without
+        # the part's checksum, as moto does
+        self.copy_conditions = copy_conditions
+        self.copy_part_checksums = copy_part_checksums
+        self.attributes: dict[tuple[str, str], tuple[str | None, dict[str, str], dict[str, str]]] = {}
+        self.algorithms: dict[tuple[str, str], str] = {}  # the checksum's algorithm (S3 name)
+        self.copied_parts: list[int] = []
 
     @contextlib.contextmanager
     def _counted(self) -> Iterator[None]:
@@ -193,6 +205,7 @@ class FakeStore:
                                                 for p in parts])
         etag = _multipart_etag([stored[p.number].etag for p in parts])
         self.objects[(bucket, key)] = (body, etag, checksum)
+        self._attributes(bucket, key, options, algorithm)
         self.sizes[(bucket, key)] = size
         self.modified[(bucket, key)] = datetime.datetime.now(datetime.timezone.utc)
         del self.uploads[upload_id]
@@ -216,6 +229,7 @@ class FakeStore:
                     raise IntegrityError("BadDigest", code="BadDigest", retryable=True)
             etag = f'"{hashlib.md5(data).hexdigest()}"'
             self.objects[(bucket, key)] = (data, etag, checksum)
+            self._attributes(bucket, key, options, options.checksum if checksum else None)
             self.sizes[(bucket, key)] = len(data)
             self.modified[(bucket, key)] = datetime.datetime.now(datetime.timezone.utc)
             self.put_keys.append(key)
@@ -228,7 +242,9 @@ class FakeStore:
         _, etag, checksum = self.objects[(bucket, key)]
         kind = None if checksum is None else "COMPOSITE" if "-" in checksum else "FULL_OBJECT"
         return ObjectInfo(self.sizes[(bucket, key)], etag, checksum, kind,
-                          last_modified=self.modified.get((bucket, key)))
+                          last_modified=self.modified.get((bucket, key)),
+                          checksum_algorithm=self.algorithms.get((bucket, key)) if checksum
+                          else None)
 
     async def list_uploads(self, bucket: str, prefix: str = "") -> list[MultipartUpload]:
         self._fault("list_uploads")
@@ -240,6 +256,101 @@ class FakeStore:
         self._fault("list_objects")
         return [ObjectSummary(k, self.sizes[(b, k)], etag) for (b, k), (_, etag, _) in
                 sorted(self.objects.items()) if b == bucket and k.startswith(prefix)]
+
+
+    # server-side copies
+
+    def _attributes(self, bucket: str, key: str, options: ObjectOptions,
+                    algorithm: ChecksumAlgorithm | None) -> None:
+        tags = dict(urllib.parse.parse_qsl(options.tagging or ""))
+        self.attributes[(bucket, key)] = (options.content_type, dict(options.metadata), tags)
+        if algorithm is not None and algorithm is not ChecksumAlgorithm.NONE:
+            self.algorithms[(bucket, key)] = algorithm.s3_name
+        else:
+            self.algorithms.pop((bucket, key), None)
+
+    def seed(self, bucket: str, key: str, data: bytes, *,
+             algorithm: ChecksumAlgorithm = ChecksumAlgorithm.CRC32C,
+             content_type: str | None = "text/plain", metadata: dict[str, str] | None = None,
+             tags: dict[str, str] | None = None) -> str:
+        """Store an object as a single PutObject would (its checksum in ``algorithm``);
+        its ETag."""
+        checksum = None if algorithm is ChecksumAlgorithm.NONE else \
+            ck.encode(ck.compute(algorithm, data))
+        etag = f'"{hashlib.md5(data).hexdigest()}"'
+        self.objects[(bucket, key)] = (data, etag, checksum)
+        self.sizes[(bucket, key)] = len(data)
+        self.modified[(bucket, key)] = datetime.datetime.now(datetime.timezone.utc)
+        options = ObjectOptions(content_type=content_type, metadata=metadata or {},
+                                tagging=urllib.parse.urlencode(tags or {}) or None)
+        self._attributes(bucket, key, options, algorithm)
+        return etag
+
+    def _source(self, source: CopySource) -> bytes:
+        """The source's bytes, if its ETag is still the one the copy names (412 otherwise,
+        unless ``copy_conditions`` is off); NoSuchKey when it is gone."""
+        stored = self.objects.get((source.bucket, source.key))
+        if stored is None:
+            raise NotFoundError("NoSuchKey", code="NoSuchKey")
+        if self.copy_conditions and stored[1] != source.etag:
+            raise StoreError("PreconditionFailed", code="PreconditionFailed")
+        return stored[0]
+
+    async def describe(self, bucket: str, key: str, version_id: str | None,
+                       options: ObjectOptions) -> CopySourceInfo | None:
+        self._fault("describe", bucket=bucket, key=key)
+        info = await self.head(bucket, key, options)
+        if info is None:
+            return None
+        content_type, metadata, tags = self.attributes.get((bucket, key), (None, {}, {}))
+        return CopySourceInfo(CopySource(bucket, key, info.size, info.etag, info.last_modified),
+                              content_type=content_type, metadata=metadata,
+                              tag_count=len(tags), checksum=info.checksum,
+                              checksum_type=info.checksum_type,
+                              checksum_algorithm=info.checksum_algorithm)
+
+    async def tags(self, source: CopySource, options: ObjectOptions) -> dict[str, str]:
+        self._fault("tags", key=source.key)
+        return dict(self.attributes.get((source.bucket, source.key), (None, {}, {}))[2])
+
+    async def copy_object(self, bucket: str, key: str, source: CopySource,
+                          options: ObjectOptions, *, replace_metadata: bool,
+                          condition: Precondition | None = None) -> PartReceipt:
+        self._fault("copy_object", key=key)
+        data = self._source(source)
+        self._check_condition(bucket, key, condition)
+        algorithm = options.checksum
+        checksum = None if algorithm is ChecksumAlgorithm.NONE else \
+            ck.encode(ck.compute(algorithm, data))
+        etag = f'"{hashlib.md5(data).hexdigest()}"'
+        attributes = self.attributes.get((source.bucket, source.key), (None, {}, {}))
+        self.objects[(bucket, key)] = (data, etag, checksum)
+        self.sizes[(bucket, key)] = len(data)
+        self.modified[(bucket, key)] = datetime.datetime.now(datetime.timezone.utc)
+        self._attributes(bucket, key, options, algorithm)
+        if not replace_metadata:
+            self.attributes[(bucket, key)] = attributes
+        else:
+            self.attributes[(bucket, key)] = (options.content_type, dict(options.metadata),
+                                              attributes[2])
+        return PartReceipt(etag, checksum)
+
+    async def upload_part_copy(self, bucket: str, key: str, upload_id: str, number: int,
+                               source: CopySource, first: int, last: int,
+                               options: ObjectOptions) -> PartReceipt:
+        self._fault("upload_part_copy", number=number, upload_id=upload_id)
+        with self._counted():
+            if self.part_delay_s:
+                await anyio.sleep(self.part_delay_s)
+            parts = self._upload(upload_id)
+            data = self._source(source)[first:last + 1]
+            algorithm = self.upload_meta[upload_id][2]
+            checksum = None if algorithm is ChecksumAlgorithm.NONE else \
+                ck.encode(ck.compute(algorithm, data))
+            etag = f'"{hashlib.md5(data).hexdigest()}"'
+            parts[number] = StoredPart(data, len(data), etag, checksum)
+            self.copied_parts.append(number)
+            return PartReceipt(etag, checksum if self.copy_part_checksums else None)
 
 
 def _multipart_etag(part_etags: list[str]) -> str:

@@ -82,6 +82,7 @@ class Record:
     relayed: bool = False  # the whole response reached the client
     status: int | None = None
     path: str = ""  # /bucket/key, decoded
+    body: int = 0  # the request body's length (Content-Length)
 
 
 @dataclasses.dataclass
@@ -269,7 +270,8 @@ class FaultProxy:
                 if request is None:
                     return
                 record = Record(request.operation, request.part_number, request.upload_id,
-                                path=urllib.parse.unquote(request.target.split("?", 1)[0]))
+                                path=urllib.parse.unquote(request.target.split("?", 1)[0]),
+                                body=request.length)
                 self.log.append(record)
                 action, rule = self._choose(request)
                 record.fault = action
@@ -364,7 +366,11 @@ class FaultProxy:
         split = urlsplit(target)
         query = {k: v[0] for k, v in parse_qs(split.query, keep_blank_values=True).items()}
         number = query.get("partNumber")
-        return Request(method, target, query, headers, operation_of(method, query),
+        operation = operation_of(method, query)
+        if "x-amz-copy-source" in headers:  # the server reads another object: a copy
+            operation = {"UploadPart": "UploadPartCopy", "PutObject": "CopyObject"}.get(
+                operation, operation)
+        return Request(method, target, query, headers, operation,
                        int(number) if number else None, query.get("uploadId"))
 
 

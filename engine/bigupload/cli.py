@@ -13,6 +13,7 @@ import contextlib
 import gc
 import logging
 import os
+import re
 import signal
 import sys
 import traceback
@@ -47,8 +48,10 @@ from .terminal import (
     Output,
     OutputClosed,
     TqdmProgress,
+    limit_text,
     log_handler,
     output_closed,
+    show_copied,
     show_forgotten,
     show_job_summary,
     show_resumed_file,
@@ -85,6 +88,8 @@ async def cmd_cp(args: argparse.Namespace, out: Output) -> int:
         raise UsageError("cp needs a SOURCE and a DESTINATION (s3://bucket/key), "
                          "or --manifest FILE")
     source, destination = args.paths
+    if source.startswith("s3://") or re.match(r"https?://", source):
+        return await cmd_copy(args, out, source, destination)
     if source == "-":  # standard input: a file given with `<` is that file, resumable
         source = stdin_file() or "-"
         if source != "-" and args.expected_size is not None:
@@ -113,16 +118,19 @@ async def cmd_cp(args: argparse.Namespace, out: Output) -> int:
         out.emit("plan", f"{source} -> s3://{bucket}/{key}: {format_size(size)}, "
                  + (f"{the_plan.part_count} parts of {format_size(the_plan.part_size)}"
                     if the_plan.multipart else "one PutObject")
-                 + f", checksum {config.checksum.value}, concurrency {config.concurrency}",
+                 + f", checksum {config.checksum.value}, concurrency {config.concurrency}"
+                 + (f", {limit_text(config.max_bandwidth)}" if config.max_bandwidth else ""),
                  source=source, bucket=bucket, key=key, size=size,
                  multipart=the_plan.multipart, part_size=the_plan.part_size,
-                 parts=the_plan.part_count, checksum=config.checksum.value)
+                 parts=the_plan.part_count, checksum=config.checksum.value,
+                 max_bandwidth=config.max_bandwidth)
         return 0
     async with Uploader(config, journal=args.journal, executor=args.dask) as uploader:
         await uploader.connect()
         freeze_gc()
         result = await uploader.upload_file(
-            source, bucket, key, progress=TqdmProgress() if show_progress(args) else None,
+            source, bucket, key,
+            progress=TqdmProgress(config.max_bandwidth) if show_progress(args) else None,
             restart=args.restart, upload_id=args.upload_id)
     show_uploaded(out, source, bucket, key, result)
     for notice in result.notices:
@@ -154,11 +162,12 @@ async def cmd_stream(args: argparse.Namespace, out: Output, source: str,
                  + (f" of about {format_size(expected)}" if expected is not None else "")
                  + f", parts of {format_size(the_plan.start)}{growth}, at most "
                  f"{format_size(the_plan.capacity())}, checksum {config.checksum.value}, "
-                 f"concurrency {config.concurrency}",
+                 f"concurrency {config.concurrency}"
+                 + (f", {limit_text(config.max_bandwidth)}" if config.max_bandwidth else ""),
                  source=source, bucket=bucket, key=key, size=expected, multipart=None,
                  part_size=the_plan.start, parts=None, checksum=config.checksum.value,
                  stream=True, largest_part_size=the_plan.largest,
-                 capacity=the_plan.capacity())
+                 capacity=the_plan.capacity(), max_bandwidth=config.max_bandwidth)
         return 0
     if source == "-" and sys.stdin is not None and sys.stdin.isatty():
         log.info("reading standard input from the terminal (end it with Ctrl-D)")
@@ -167,9 +176,98 @@ async def cmd_stream(args: argparse.Namespace, out: Output, source: str,
         freeze_gc()
         result = await uploader.upload_stream(
             0 if source == "-" else source, bucket, key, expected_size=expected, name=name,
-            progress=TqdmProgress() if show_progress(args) else None)
+            progress=TqdmProgress(config.max_bandwidth) if show_progress(args) else None)
     show_uploaded(out, name, bucket, key, result)
     return 0
+
+
+async def cmd_copy(args: argparse.Namespace, out: Output, source: str, destination: str) -> int:
+    """A server-side copy: ``s3://a/k`` to ``s3://b/k`` on the one endpoint."""
+    if not source.startswith("s3://"):
+        raise UsageError(f"{source}: a copy's source is s3://bucket/key on --endpoint-url; "
+                         "copies between endpoints are not supported (download and upload)")
+    if not destination.startswith("s3://"):
+        raise UsageError(f"{destination}: a copy's destination is s3://bucket/key (downloads "
+                         "are not supported)")
+    for option, given in (("--upload-id", args.upload_id), ("--dask", args.dask),
+                          ("--expected-size", args.expected_size)):
+        if given:
+            raise UsageError(f"{option} does not apply to a server-side copy")
+    if args.recursive:
+        return await cmd_copy_prefix(args, out, source, destination)
+    for option, given in (("--include", args.include), ("--exclude", args.exclude),
+                          ("--skip-existing", args.skip_existing)):
+        if given:
+            raise UsageError(f"{option} applies to prefix copies (--recursive)")
+    source_bucket, source_key = parse_s3_url(source, key_required=True)
+    bucket, key = parse_s3_url(destination, key_required=False)
+    if not key or key.endswith("/"):
+        key += source_key.rstrip("/").rsplit("/", 1)[-1]
+    config = make_config(args)
+    follow = args.checksum is None
+    async with Uploader(config, journal=args.journal) as uploader:
+        await uploader.connect()
+        freeze_gc()
+        if args.dry_run:
+            job = await uploader.plan_copy(source_bucket, source_key, bucket, key,
+                                           follow_source_checksum=follow)
+            the_plan = job.plan
+            out.emit("plan", f"{source} -> s3://{bucket}/{key}: server-side, "
+                     f"{format_size(the_plan.size)}, "
+                     + (f"{the_plan.part_count} UploadPartCopy parts of "
+                        f"{format_size(the_plan.part_size)}" if the_plan.multipart
+                        else "one CopyObject")
+                     + f", checksum {job.config.checksum.value}",
+                     source=source, bucket=bucket, key=key, size=the_plan.size,
+                     multipart=the_plan.multipart, part_size=the_plan.part_size,
+                     parts=the_plan.part_count, checksum=job.config.checksum.value)
+            return 0
+        result = await uploader.copy_object(
+            source_bucket, source_key, bucket, key, restart=args.restart,
+            progress=TqdmProgress() if show_progress(args) else None,
+            follow_source_checksum=follow)
+    show_copied(out, source, result)
+    for notice in result.notices:
+        log.info("%s", notice)
+    return 0
+
+
+async def cmd_copy_prefix(args: argparse.Namespace, out: Output, source: str,
+                          destination: str) -> int:
+    """``s3://a/p/`` to ``s3://b/q/``: every object under the prefix, server-side, as one
+    resumable job (the same command, or ``bigupload resume``, continues it)."""
+    if args.restart:
+        raise UsageError("--restart applies to single files and objects")
+    form = "s3://bucket/prefix/"
+    source_bucket, source_prefix = parse_s3_url(source, key_required=False, form=form)
+    bucket, prefix = parse_s3_url(destination, key_required=False, form=form)
+    source_prefix, prefix = batch.destination_prefix(source_prefix), batch.destination_prefix(prefix)
+    config = make_config(args)
+    async with Uploader(config, journal=args.journal) as uploader:
+        await uploader.connect()
+        freeze_gc()
+        entries, excluded = await uploader.list_copies(
+            source_bucket, source_prefix, bucket, prefix, include=args.include,
+            exclude=args.exclude)
+        if excluded:
+            log.info("%d object(s) left out by --include/--exclude", excluded)
+        if args.dry_run:
+            total = sum(e.size for e in entries)
+            out.emit("plan", f"{len(entries)} object(s), {format_size(total)} -> "
+                     f"s3://{bucket}/{prefix} (server-side)", files=len(entries), bytes=total,
+                     bucket=bucket, prefix=prefix)
+            for e in entries:
+                out.emit("file", f"  {e.item.source} -> s3://{e.item.bucket}/{e.item.key}"
+                         + (f"  ({e.error})" if e.error else ""), source=e.item.source,
+                         bucket=e.item.bucket, key=e.item.key, size=e.size, error=e.error)
+            return 0
+        result = await uploader.copy_prefix(
+            source_bucket, source_prefix, bucket, prefix, include=args.include,
+            exclude=args.exclude, skip_existing=args.skip_existing, fail_fast=args.fail_fast,
+            progress=BatchReporter(out, show_progress(args)), entries=entries,
+            follow_source_checksum=args.checksum is None)
+    show_job_summary(out, result)
+    return EXIT_PARTIAL if result.failed else 0
 
 
 async def cmd_batch(args: argparse.Namespace, out: Output, root: str | None,
@@ -210,8 +308,10 @@ async def cmd_batch(args: argparse.Namespace, out: Output, root: str | None,
     if args.dry_run:
         total = sum(e.size for e in entries)
         where = f"s3://{bucket}/{prefix}" if bucket else "the manifest's destinations"
-        out.emit("plan", f"{len(entries)} file(s), {format_size(total)} -> {where}",
-                 files=len(entries), bytes=total, bucket=bucket, prefix=prefix)
+        out.emit("plan", f"{len(entries)} file(s), {format_size(total)} -> {where}"
+                 + (f", {limit_text(config.max_bandwidth)}" if config.max_bandwidth else ""),
+                 files=len(entries), bytes=total, bucket=bucket, prefix=prefix,
+                 max_bandwidth=config.max_bandwidth)
         for e in entries:
             out.emit("file", f"  {e.item.source} -> s3://{e.item.bucket}/{e.item.key}"
                      + (f"  ({e.error})" if e.error else ""),
@@ -224,7 +324,7 @@ async def cmd_batch(args: argparse.Namespace, out: Output, root: str | None,
         result = await uploader.upload_job(
             "directory" if root is not None else "manifest", origin, entries,
             skip_existing=args.skip_existing, fail_fast=args.fail_fast,
-            progress=BatchReporter(out, show_progress(args)))
+            progress=BatchReporter(out, show_progress(args), config.max_bandwidth))
     show_job_summary(out, result)
     return EXIT_PARTIAL if result.failed else 0
 
@@ -235,11 +335,13 @@ async def cmd_resume(args: argparse.Namespace, out: Output) -> int:
     code = 0
     reported = 0
     show = show_progress(args)
-    async with Uploader(make_config(args), journal=args.journal, executor=args.dask) as uploader:
+    config = make_config(args)
+    async with Uploader(config, journal=args.journal, executor=args.dask) as uploader:
         freeze_gc()
         resumed = uploader.resume(args.job, fail_fast=args.fail_fast,
-                                  progress=BatchReporter(out, show),
-                                  file_progress=TqdmProgress() if show else None)
+                                  progress=BatchReporter(out, show, config.max_bandwidth),
+                                  file_progress=TqdmProgress(config.max_bandwidth) if show
+                                  else None)
         async with contextlib.aclosing(resumed) as reports:
             async for report in reports:
                 reported += 1

@@ -14,6 +14,7 @@ import re
 from collections.abc import Callable, Sequence
 from typing import Any, NoReturn, TypeVar
 
+from .bandwidth import parse_rate
 from .checksum import backends
 from .config import ChecksumAlgorithm, ServerSideEncryption, UploadConfig, parse_size
 from .errors import ConfigError
@@ -39,8 +40,8 @@ EXIT_CODES = """exit codes:
        command to resume)
   6    integrity failure: the server saw different bytes, or the object differs
   7    the store refused the request (no such bucket, upload gone, invalid)
-  8    resume refused: the file changed since the upload began, or the journal
-       disagrees
+  8    resume refused: the file changed since the upload began, a copy's source
+       changed (the copy was aborted), or the journal disagrees
   9    partial: a batch finished, but some files failed (listed; `bigupload
        resume ID` retries them)
   10   the Dask cluster could not run the work (--dask); the message says what
@@ -126,6 +127,29 @@ def env_choice(*choices: str) -> Callable[[str], str]:
     return parse
 
 
+def seconds(text: str) -> float:
+    """A timeout: a positive, finite number of seconds (``2``, ``0.5``)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text!r}")
+    return value
+
+
+def env_seconds(text: str) -> float:
+    try:
+        return seconds(text)
+    except argparse.ArgumentTypeError as exc:
+        raise ValueError(str(exc)) from None
+
+
+def env_rate(text: str) -> str:
+    parse_rate(text)  # refused here, named by its variable; parsed again with the options
+    return text
+
+
 def env_checksum(text: str) -> str:
     return ChecksumAlgorithm.parse(text).value
 
@@ -188,7 +212,7 @@ def parse_row_ids(words: list[str]) -> tuple[list[int], list[int]]:
 
 
 SIZED_OPTIONS = ("--part-size", "--multipart-threshold", "--memory-limit", "--concurrency",
-                 "--max-attempts", "--expected-size")
+                 "--max-attempts", "--connect-timeout", "--read-timeout", "--expected-size")
 
 
 def keep_negative_values(argv: Sequence[str]) -> list[str]:
@@ -246,6 +270,10 @@ def add_connection(parser: argparse.ArgumentParser) -> None:
     add(g, "--profile", metavar="NAME", help="AWS profile for credentials and region")
     add(g, "--no-verify-ssl", env_flag, False, action="store_true",
         help="skip TLS certificate checks (unsafe; says so)")
+    add(g, "--connect-timeout", env_seconds, 10.0, type=seconds, metavar="SECONDS",
+        help="seconds to connect (default 10)")
+    add(g, "--read-timeout", env_seconds, 120.0, type=seconds, metavar="SECONDS",
+        help="seconds a server may be silent (default 120)")
 
 
 def add_sending(parser: argparse.ArgumentParser, *, batches: bool) -> None:
@@ -256,6 +284,8 @@ def add_sending(parser: argparse.ArgumentParser, *, batches: bool) -> None:
         help="part data held at once (default N x part)")
     add(g, "--max-attempts", env_int, 5, type=int, metavar="N",
         help="tries per request (default 5)")
+    add(g, "--max-bandwidth", env_rate, metavar="RATE",
+        help="all files together: 50MB/s, 400Mbit/s")
     add(g, "--progress", env_choice(*PROGRESS), "auto", choices=PROGRESS, metavar="WHEN",
         help="bars on stderr: auto, always or never")
     add(g, "--dask", metavar="ADDRESS",
@@ -283,10 +313,14 @@ def build_parser() -> argparse.ArgumentParser:
         "cp", "bigupload cp [options] FILE s3://bucket/key\n"
         "       bigupload cp [options] - s3://bucket/key   (standard input, a stream)\n"
         "       bigupload cp [options] DIR s3://bucket/prefix/ --recursive\n"
-        "       bigupload cp [options] --manifest FILE [s3://bucket/prefix/]",
-        "upload a file, a stream (-), a directory (-r) or a manifest; or resume it")
+        "       bigupload cp [options] --manifest FILE [s3://bucket/prefix/]\n"
+        "       bigupload cp [options] s3://bucket/key s3://bucket/key   (server-side)",
+        "upload a file, a stream, a directory (-r) or a manifest, or copy an object; or resume",
+        "Upload a file, a stream (-: standard input), a directory (-r) or a manifest, or copy\n"
+        "an object server-side; or resume it. A copy uses the source's CRC algorithm unless\n"
+        "--checksum is given. A stream cannot be resumed.")
     cp.add_argument("paths", nargs="*", metavar="SOURCE DESTINATION",
-                    help="FILE, - or DIR; then s3://bucket/key or prefix/")
+                    help="FILE, -, DIR or s3://b/k, then s3://bucket/key[/]")
     g = cp.add_argument_group("this run")
     g.add_argument("--dry-run", action="store_true", help="print the plan; send nothing")
     g.add_argument("--restart", action="store_true", help="abort the unfinished upload; start over")
@@ -295,7 +329,7 @@ def build_parser() -> argparse.ArgumentParser:
     add(g, "--part-size", env_size, metavar="SIZE", help="e.g. 64MiB (default 32MiB, grown to fit)")
     add(g, "--multipart-threshold", env_size, metavar="SIZE",
         help="larger files go multipart (default: a part)")
-    add(g, "--checksum", env_checksum, "crc32c", metavar="ALG",
+    add(g, "--checksum", env_checksum, None, metavar="ALG",
         help="crc32c (default), crc32, crc64nvme, sha256, none")
     add(g, "--checksum-type", env_choice(*CHECKSUM_TYPES), choices=CHECKSUM_TYPES, metavar="TYPE",
         help="full-object (default for CRCs) or composite")
@@ -416,6 +450,12 @@ def make_config(args: argparse.Namespace) -> UploadConfig:
         except ConfigError as exc:
             raise ConfigError(f"{option}: {exc}") from None
 
+    def rate(value: str | None) -> int | None:
+        try:
+            return None if value is None else parse_rate(value)
+        except ConfigError as exc:
+            raise ConfigError(f"--max-bandwidth: {exc}") from None
+
     def opt(name: str) -> str | None:
         value = getattr(args, name, None)
         return None if value is None else str(value)
@@ -436,6 +476,9 @@ def make_config(args: argparse.Namespace) -> UploadConfig:
         region=args.region,
         profile=args.profile,
         verify_tls=not args.no_verify_ssl,
+        connect_timeout_s=args.connect_timeout,
+        read_timeout_s=args.read_timeout,
+        max_bandwidth=rate(opt("max_bandwidth")),
         content_type=opt("content_type"),
         metadata=metadata,
         storage_class=opt("storage_class"),
@@ -461,4 +504,5 @@ def expected_size(args: argparse.Namespace) -> int | None:
 def connection_config(args: argparse.Namespace) -> UploadConfig:
     """The settings of the commands that only talk to the server (ls-uploads, parts, abort)."""
     return UploadConfig(endpoint_url=args.endpoint_url, region=args.region, profile=args.profile,
-                        verify_tls=not args.no_verify_ssl)
+                        verify_tls=not args.no_verify_ssl, connect_timeout_s=args.connect_timeout,
+                        read_timeout_s=args.read_timeout)

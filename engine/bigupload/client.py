@@ -24,7 +24,7 @@ import os
 import ssl
 from urllib.parse import quote, urlsplit
 from collections.abc import AsyncIterator, Mapping, Sequence
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 import anyio
 
@@ -35,6 +35,7 @@ from .errors import (BigUploadError, ConfigError, IntegrityError, NotFoundError,
                      store_error)
 from .source import FileRange
 # the wire's value types live in values.py; imported from here before they moved
+from .values import CopySource, CopySourceInfo
 from .values import (
     CompletedPart as CompletedPart,
     MultipartUpload as MultipartUpload,
@@ -95,6 +96,26 @@ class ObjectStore(Protocol):
     async def list_objects(self, bucket: str, prefix: str = "") -> list[ObjectSummary]: ...
 
 
+@runtime_checkable
+class CopyStore(ObjectStore, Protocol):
+    """A store that copies server-side, within its own endpoint: every read of the source
+    names its version (if any) and is conditional on its ETag, so the server refuses
+    (412) rather than copy from a newer object."""
+
+    async def describe(self, bucket: str, key: str, version_id: str | None,
+                       options: ObjectOptions) -> CopySourceInfo | None: ...
+
+    async def tags(self, source: CopySource, options: ObjectOptions) -> dict[str, str]: ...
+
+    async def copy_object(self, bucket: str, key: str, source: CopySource,
+                          options: ObjectOptions, *, replace_metadata: bool,
+                          condition: Precondition | None = None) -> PartReceipt: ...
+
+    async def upload_part_copy(self, bucket: str, key: str, upload_id: str, number: int,
+                               source: CopySource, first: int, last: int,
+                               options: ObjectOptions) -> PartReceipt: ...
+
+
 def _checksum_param(algorithm: ChecksumAlgorithm) -> str:
     return "Checksum" + algorithm.s3_name
 
@@ -131,6 +152,9 @@ S3_OPERATIONS = {
     "head_object": "HeadObject",
     "list_multipart_uploads": "ListMultipartUploads",
     "list_objects_v2": "ListObjectsV2",
+    "copy_object": "CopyObject",
+    "upload_part_copy": "UploadPartCopy",
+    "get_object_tagging": "GetObjectTagging",
 }
 
 CERTIFICATE_HINT = ("check AWS_CA_BUNDLE or the server's certificate "
@@ -138,13 +162,15 @@ CERTIFICATE_HINT = ("check AWS_CA_BUNDLE or the server's certificate "
 
 
 def map_error(exc: BaseException, operation: str, bucket: str, key: str = "",
-              upload_id: str | None = None, part_number: int | None = None) -> BigUploadError:
+              upload_id: str | None = None, part_number: int | None = None, *,
+              timeouts: tuple[float, float] | None = None) -> BigUploadError:
     """Translate a botocore/aiohttp/OS exception into our error tree: the adapter that
     gives classify.py's table an answer's code and HTTP status (``NO_ANSWER`` for a failure
     without one). Only the exception types known to come from the store or the network
     are mapped; anything else (a TypeError, an AttributeError: a bug) is re-raised
     unchanged, never disguised as the store refusing the request (httpx's
-    ``map_httpcore_exceptions`` does the same)."""
+    ``map_httpcore_exceptions`` does the same). A timeout names the option that set it,
+    with its value when ``timeouts`` (connect, read, in seconds) is given."""
     import botocore.exceptions as bce
 
     where = _where(operation, bucket, key, part_number)
@@ -170,6 +196,9 @@ def map_error(exc: BaseException, operation: str, bucket: str, key: str = "",
                            code="CertificateVerifyFailed", **ctx)
     if isinstance(exc, bce.SSLError):
         return store_error(f"{where}: TLS error: {exc}", code="SSLError", **ctx)
+    if (which := _timeout(exc)) is not None:
+        return store_error(f"{where}: {timed_out(which, timeouts)}", code=type(exc).__name__,
+                           status=NO_ANSWER, **ctx)
     if isinstance(exc, bce.EndpointConnectionError):
         return store_error(f"{where}: cannot connect to the endpoint: {exc}", code="ConnectionError",
                            status=NO_ANSWER, **ctx)
@@ -187,6 +216,32 @@ def map_error(exc: BaseException, operation: str, bucket: str, key: str = "",
     if isinstance(exc, (bce.ParamValidationError, bce.BotoCoreError)):
         return store_error(f"{where}: {exc}", code=type(exc).__name__, **ctx)
     raise exc
+
+
+def _timeout(exc: BaseException) -> str | None:
+    """Which of our timeouts ran out behind ``exc``: "connect", "read" or None. botocore
+    raises ConnectTimeoutError and ReadTimeoutError (aiobotocore and tlssend alike);
+    LeanPut meets aiohttp's own, an ``asyncio.TimeoutError`` whose text says which."""
+    import botocore.exceptions as bce
+
+    if isinstance(exc, bce.ConnectTimeoutError):
+        return "connect"
+    if isinstance(exc, bce.ReadTimeoutError):
+        return "read"
+    if isinstance(exc, TimeoutError):  # asyncio's, aiohttp's and socket's, on 3.11
+        return "connect" if str(exc).lower().startswith("connect") else "read"
+    return None
+
+
+def timed_out(which: str, timeouts: tuple[float, float] | None) -> str:
+    """``timed out after 2 s (--read-timeout)``: a timeout told with the option that sets it."""
+    connect = which == "connect"
+    option = "--connect-timeout" if connect else "--read-timeout"
+    if timeouts is None:
+        return f"timed out ({option})"
+    seconds = timeouts[0] if connect else timeouts[1]
+    what = "connecting " if connect else ""
+    return f"timed out {what}after {seconds:g} s ({option})"
 
 
 def _where(operation: str, bucket: str, key: str, part_number: int | None = None) -> str:
@@ -353,8 +408,10 @@ class LeanPut:
     request the lean path cannot sign correctly (a bucket in another region) turns it off
     for that bucket."""
 
-    def __init__(self, session: Any, credentials: Any, region: str, sender: Any = None) -> None:
+    def __init__(self, session: Any, credentials: Any, region: str, sender: Any = None, *,
+                 timeouts: tuple[float, float] | None = None) -> None:
         self._session = session
+        self._timeouts = timeouts  # (connect, read) seconds, named in timeout messages
         self._sender = sender  # tlssend.TlsSender: file bodies over https go through it
         self._credentials = credentials
         self._region = region
@@ -415,7 +472,7 @@ class LeanPut:
         except Exception as exc:
             if (ours := _our_error(exc)) is not None:
                 raise ours from exc
-            raise map_error(exc, "PutObject", bucket, key) from exc
+            raise map_error(exc, "PutObject", bucket, key, timeouts=self._timeouts) from exc
         if status >= 300:
             raise _http_error(status, content, "PutObject", bucket, key)
         etag = answer.get("etag")  # aiohttp's headers and tlssend's: both find lower case
@@ -470,8 +527,10 @@ class AioS3Store:
     """``ObjectStore`` over one aiobotocore S3 client. Create with ``AioS3Store.open``."""
 
     def __init__(self, client: Any, endpoint: str, lean: LeanPut | None = None,
-                 trailers: tlshooks.Trailers | None = None) -> None:
+                 trailers: tlshooks.Trailers | None = None, *,
+                 timeouts: tuple[float, float] | None = None) -> None:
         self._client = client
+        self._timeouts = timeouts  # (connect, read) seconds, named in timeout messages
         self.endpoint = endpoint
         self._lean = lean
         self._trailers = trailers  # trailing checksums on UploadPart (tlssend only)
@@ -513,6 +572,7 @@ class AioS3Store:
             # the part is checksummed, so it is dropped.
             client.meta.events.register_last("before-call.s3", _no_expect_continue)
             endpoint = config.endpoint_url or client.meta.endpoint_url
+            timeouts = (config.connect_timeout_s, config.read_timeout_s)
             # one load of the CA bundle for both of our own HTTP paths, and none for http
             tls = _tls_context(trust) if str(client.meta.endpoint_url).startswith("https://") \
                 else False
@@ -527,13 +587,13 @@ class AioS3Store:
                         trailers = tlshooks.Trailers(str(endpoint))
                         client.meta.events.register("before-sign.s3.UploadPart", tlshooks.sign_trailer)
                 if credentials is None or os.environ.get("BIGUPLOAD_LEAN_PUT", "1") == "0":
-                    yield cls(client, str(endpoint), None, trailers)
+                    yield cls(client, str(endpoint), None, trailers, timeouts=timeouts)
                     return
                 async with _lean_session(config, tls) as http:
                     lean = LeanPut(http, credentials, client.meta.region_name or "us-east-1",
-                                   sender)
+                                   sender, timeouts=timeouts)
                     client.meta.events.register("before-send.s3.PutObject", _capture_put_url)
-                    yield cls(client, str(endpoint), lean, trailers)
+                    yield cls(client, str(endpoint), lean, trailers, timeouts=timeouts)
             finally:
                 if sender is not None:
                     sender.close()
@@ -553,7 +613,7 @@ class AioS3Store:
             if (ours := _our_error(exc)) is not None:
                 raise ours from exc  # e.g. the file shrank while aiohttp was sending it
             raise map_error(exc, S3_OPERATIONS.get(operation, operation), bucket, key, upload_id,
-                            part_number) from exc
+                            part_number, timeouts=self._timeouts) from exc
 
     async def create_multipart(self, bucket: str, key: str, options: ObjectOptions) -> str:
         response = await self._call("create_multipart_upload", bucket, key, Key=key, **options.on_create())
@@ -760,3 +820,95 @@ class AioS3Store:
             if not response.get("IsTruncated") or not token:
                 return objects
             params["ContinuationToken"] = token
+
+    # server-side copies (``CopyStore``)
+
+    async def describe(self, bucket: str, key: str, version_id: str | None,
+                       options: ObjectOptions) -> CopySourceInfo | None:
+        """HEAD a copy's source (that version, if given): its identity, content type, user
+        metadata, tag count and checksum; None when there is no such object."""
+        params = options.every_request(sse_c=False)
+        if version_id is not None:
+            params["VersionId"] = version_id
+        try:
+            response = await self._call("head_object", bucket, key, Key=key,
+                                        ChecksumMode="ENABLED", **params)
+        except NotFoundError as exc:
+            if exc.object_missing:
+                return None
+            raise
+        algorithm, checksum = _any_checksum(response, options.checksum)
+        etag = _quoted(str(_required(response, "ETag", "HeadObject", bucket, key)))
+        source = CopySource(bucket=bucket, key=key, size=int(response["ContentLength"]),
+                            etag=etag, last_modified=response.get("LastModified"),
+                            version_id=response.get("VersionId") or version_id)
+        return CopySourceInfo(source=source, content_type=response.get("ContentType"),
+                              metadata=dict(response.get("Metadata") or {}),
+                              tag_count=int(response.get("TagCount") or 0), checksum=checksum,
+                              checksum_type=response.get("ChecksumType"),
+                              checksum_algorithm=algorithm)
+
+    async def tags(self, source: CopySource, options: ObjectOptions) -> dict[str, str]:
+        """The source's tags (GetObjectTagging, that version)."""
+        params = options.every_request(sse_c=False)
+        if source.version_id is not None:
+            params["VersionId"] = source.version_id
+        response = await self._call("get_object_tagging", source.bucket, source.key,
+                                    Key=source.key, **params)
+        return {str(t["Key"]): str(t["Value"]) for t in response.get("TagSet", [])}
+
+    async def copy_object(self, bucket: str, key: str, source: CopySource,
+                          options: ObjectOptions, *, replace_metadata: bool,
+                          condition: Precondition | None = None) -> PartReceipt:
+        """CopyObject (at most 5 GiB), conditional on the source's ETag. The server copies
+        the content type, metadata and tags, unless ``replace_metadata``: then the content
+        type and metadata are ``options``'. Our checksum algorithm asks the server for a
+        new whole-object checksum (S3 computes it; some servers keep the source's)."""
+        params = options.on_create()
+        params.pop("ChecksumType", None)
+        params.pop("Tagging", None)  # TaggingDirective COPY, the default
+        if replace_metadata:
+            params["MetadataDirective"] = "REPLACE"
+            params.setdefault("Metadata", {})
+        else:
+            params.pop("ContentType", None)
+            params.pop("Metadata", None)
+        if condition is not None:
+            params.update(condition.params())
+        response = await self._call("copy_object", bucket, key, Key=key,
+                                    CopySource=_copy_source(source),
+                                    CopySourceIfMatch=source.etag, **params)
+        result = response.get("CopyObjectResult") or {}
+        etag = _required(result, "ETag", "CopyObject", bucket, key)
+        return PartReceipt(etag=_quoted(str(etag)),
+                           checksum=_response_checksum(result, options.checksum))
+
+    async def upload_part_copy(self, bucket: str, key: str, upload_id: str, number: int,
+                               source: CopySource, first: int, last: int,
+                               options: ObjectOptions) -> PartReceipt:
+        """UploadPartCopy of the source's bytes ``first``..``last`` (inclusive), conditional
+        on its ETag. The answer carries the part's checksum when the upload declared an
+        algorithm (S3 and SeaweedFS do; moto does not)."""
+        response = await self._call(
+            "upload_part_copy", bucket, key, upload_id=upload_id, part_number=number,
+            Key=key, UploadId=upload_id, PartNumber=number, CopySource=_copy_source(source),
+            CopySourceRange=f"bytes={first}-{last}", CopySourceIfMatch=source.etag,
+            **options.every_request(),
+        )
+        result = response.get("CopyPartResult") or {}
+        etag = _required(result, "ETag", "UploadPartCopy", bucket, key)
+        return PartReceipt(etag=_quoted(str(etag)),
+                           checksum=_response_checksum(result, options.checksum))
+
+
+def _copy_source(source: CopySource) -> dict[str, str]:
+    """botocore's ``CopySource``: it quotes the key into ``x-amz-copy-source`` itself."""
+    named = {"Bucket": source.bucket, "Key": source.key}
+    if source.version_id is not None:
+        named["VersionId"] = source.version_id
+    return named
+
+
+def _quoted(etag: str) -> str:
+    """An ETag as HEAD and ListParts give it, in quotes (SeaweedFS answers a copy without)."""
+    return etag if etag.startswith('"') else f'"{etag}"'

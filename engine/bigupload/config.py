@@ -101,6 +101,7 @@ class UploadConfig:
     backoff_max_s: float = 20.0
     connect_timeout_s: float = 10.0
     read_timeout_s: float = 120.0
+    max_bandwidth: int | None = None  # bytes per second, every connection and file together
     # where
     endpoint_url: str | None = None
     region: str | None = None
@@ -142,6 +143,13 @@ class UploadConfig:
             raise ConfigError("multipart threshold must not be negative")
         if self.max_attempts < 1:
             raise ConfigError("max attempts must be at least 1")
+        for name, value in (("connect timeout", self.connect_timeout_s),
+                            ("read timeout", self.read_timeout_s)):
+            if not 0 < value < float("inf"):
+                raise ConfigError(f"{name} must be a positive number of seconds, not {value}")
+        if self.max_bandwidth is not None and self.max_bandwidth < 1024:
+            raise ConfigError(f"max bandwidth {self.max_bandwidth} B/s is below the minimum "
+                              "of 1 KiB/s")
         if self.sse_c_key is not None:
             if len(self.sse_c_key) != 32:
                 raise ConfigError("an SSE-C key must be exactly 32 bytes (AES-256)")

@@ -1,10 +1,5 @@
 """How a part crosses aiohttp without being copied into Python memory.
 
-A stream's part is in a buffer already (``stream.BufferBody``): ``BufferPayload`` writes
-it from there in ``BUFFER_CHUNK`` slices, waiting for the transport to drain after each,
-so the transport never holds more than a slice of it (asyncio's transport copies what
-the socket does not take at once).
-
 aiobotocore hands a request body that is not an ``io.IOBase`` straight to aiohttp, and
 aiohttp picks a writer for it from its payload registry by type. ``FileRangePayload`` is
 registered there for our ``FileRange``: on a plain TCP connection of the stock asyncio
@@ -13,6 +8,15 @@ part from the page cache into the socket and nothing else touches it. Elsewhere 
 uvloop, which has no sendfile) it reads the range in ``FALLBACK_CHUNK`` pieces in a worker
 thread and writes them, waiting for the transport to drain, so at most a few chunks are
 held at a time.
+
+A stream's part is in a buffer already (``stream.BufferBody``): ``BufferPayload`` writes
+it from there in ``BUFFER_CHUNK`` slices, waiting for the transport to drain after each,
+so the transport never holds more than a slice of it (asyncio's transport copies what
+the socket does not take at once).
+
+With ``--max-bandwidth`` (the bucket in ``bandwidth.CURRENT``, set by the scheduler around
+each attempt), every path sends the body in slices of ``TokenBucket.slice`` bytes, taking
+the slice's tokens before each: sendfile is called once per slice instead of once per part.
 
 Imported lazily by the aiobotocore adapter, so ``bigupload --help`` never loads aiohttp."""
 
@@ -26,6 +30,7 @@ from typing import Any
 import aiohttp.payload
 import anyio
 
+from . import bandwidth
 from .errors import SourceError
 from .source import FileRange
 from .stream import BufferBody
@@ -59,9 +64,10 @@ class FileRangePayload(aiohttp.payload.Payload):
         transport = writer.transport
         if transport is None or transport.is_closing():
             raise ConnectionResetError("connection closed before the body was sent")
+        bucket = bandwidth.CURRENT.get()
         try:
-            if not await _sendfile(transport, body, length):
-                await _write_chunks(writer, body, length)
+            if not await _sendfile(transport, body, length, bucket):
+                await _write_chunks(writer, body, length, bucket)
         except BaseException:
             # The request can never be completed: end the connection so the server stops
             # waiting for the rest of the body, and nothing reuses it.
@@ -69,17 +75,31 @@ class FileRangePayload(aiohttp.payload.Payload):
             raise
 
 
-async def _sendfile(transport: asyncio.BaseTransport, body: FileRange, length: int) -> bool:
-    """Send the range with sendfile(2); False when this transport cannot."""
+async def _sendfile(transport: asyncio.BaseTransport, body: FileRange, length: int,
+                    bucket: bandwidth.TokenBucket | None = None) -> bool:
+    """Send the range with sendfile(2), a slice at a time under a bandwidth limit; False
+    when this transport cannot."""
     loop = asyncio.get_running_loop()
     if type(loop).sendfile is asyncio.AbstractEventLoop.sendfile:  # uvloop: not implemented
         return False
     _widen_send_buffer(transport)
     with open(body.fd, "rb", buffering=0, closefd=False) as file:
-        try:
-            sent = await loop.sendfile(transport, file, body.offset, length, fallback=False)  # type: ignore[arg-type]
-        except (asyncio.SendfileNotAvailableError, RuntimeError, NotImplementedError):
-            return False
+        step = length if bucket is None else bucket.slice
+        sent = 0
+        while sent < length:
+            want = min(step, length - sent)
+            if bucket is not None:
+                await bucket.take(want)
+            try:
+                n = await loop.sendfile(transport, file, body.offset + sent, want,  # type: ignore[arg-type]
+                                        fallback=False)
+            except (asyncio.SendfileNotAvailableError, RuntimeError, NotImplementedError):
+                if sent:
+                    raise  # half sent: the request cannot be finished another way
+                return False
+            sent += n
+            if n != want:
+                break
     if sent != length:
         raise SourceError(f"{body.path}: file shrank during the upload (sent {sent} of {length} bytes)")
     return True
@@ -101,10 +121,14 @@ def _widen_send_buffer(transport: asyncio.BaseTransport) -> None:
         pass  # an unusual socket: keep the kernel's choice
 
 
-async def _write_chunks(writer: Any, body: FileRange, length: int) -> None:
+async def _write_chunks(writer: Any, body: FileRange, length: int,
+                        bucket: bandwidth.TokenBucket | None = None) -> None:
     done = 0
+    step = FALLBACK_CHUNK if bucket is None else bucket.slice
     while done < length:
-        want = min(FALLBACK_CHUNK, length - done)
+        want = min(step, length - done)
+        if bucket is not None:
+            await bucket.take(want)
         chunk = await anyio.to_thread.run_sync(os.pread, body.fd, want, body.offset + done)
         if not chunk:
             raise SourceError(f"{body.path}: file shrank during the upload")
@@ -138,9 +162,14 @@ class BufferPayload(aiohttp.payload.Payload):
         if transport is None or transport.is_closing():
             raise ConnectionResetError("connection closed before the body was sent")
         _widen_send_buffer(transport)
+        bucket = bandwidth.CURRENT.get()  # --max-bandwidth, as for a file range
+        step = BUFFER_CHUNK if bucket is None else bucket.slice
         try:
-            for start in range(0, length, BUFFER_CHUNK):
-                await writer.write(view[start:min(length, start + BUFFER_CHUNK)])
+            for start in range(0, length, step):
+                end = min(length, start + step)
+                if bucket is not None:
+                    await bucket.take(end - start)
+                await writer.write(view[start:end])
                 await writer.drain()
         except BaseException:
             transport.abort()  # as for a file range: the request can never be completed

@@ -101,7 +101,7 @@ def _connection_key(config: UploadConfig) -> str:
     return repr((config.endpoint_url, config.region, config.profile, config.verify_tls,
                  config.connect_timeout_s, config.read_timeout_s, config.concurrency,
                  config.memory_limit, config.max_attempts, config.backoff_base_s,
-                 config.backoff_max_s))
+                 config.backoff_max_s, config.max_bandwidth))
 
 
 async def worker_env(config: UploadConfig) -> WorkerEnv:

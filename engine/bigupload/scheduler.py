@@ -28,6 +28,8 @@ from typing import TypeVar
 import anyio
 import anyio.abc
 
+from . import bandwidth
+from .classify import NO_ANSWER
 from .config import UploadConfig
 from .errors import StoreError
 from .plan import Part
@@ -68,6 +70,16 @@ async def task_group() -> AsyncIterator[anyio.abc.TaskGroup]:
             yield tg
     except BaseExceptionGroup as group:
         raise primary_error(group) from None
+
+
+def retry_reason(what: str, exc: StoreError) -> str:
+    """Why a request is retried, for its retry line: the answer's code (``SlowDown``), or
+    for a failure without an answer, whose code is only an exception's name, what its
+    message says (``timed out after 2 s (--read-timeout)``), without the request's name."""
+    if exc.status != NO_ANSWER or not str(exc):
+        return exc.code or str(exc)
+    text = str(exc)
+    return text[len(what) + 2:] if text.startswith(what + ": ") else text
 
 
 class ByteBudget:
@@ -126,6 +138,9 @@ class Scheduler:
         self._round = 0  # how many times the connections were halved
         self._budget: ByteBudget | None = None
         self._connections: anyio.CapacityLimiter | None = None
+        # --max-bandwidth: one bucket for every request this scheduler makes
+        self.bandwidth = (bandwidth.TokenBucket(config.max_bandwidth)
+                          if config.max_bandwidth else None)
 
     def budget_for(self, part_size: int) -> ByteBudget:
         """The one byte budget, grown if needed so that a part of ``part_size`` fits."""
@@ -202,6 +217,7 @@ class Scheduler:
         config = self.config
         for n in range(1, config.max_attempts + 1):
             sent_in_round = self._round
+            token = bandwidth.CURRENT.set(self.bandwidth)  # the body writers read it
             try:
                 async with self.connections:
                     sent_in_round = self._round
@@ -217,7 +233,9 @@ class Scheduler:
                     raise
                 delay = random.uniform(0, min(config.backoff_max_s, config.backoff_base_s * 2**n))
                 self.retries += 1
-                log.info("%s: %s; retry %d/%d in %.2fs", what, exc.code or exc, n,
+                log.info("%s: %s; retry %d/%d in %.2fs", what, retry_reason(what, exc), n,
                          config.max_attempts - 1, delay)
                 await anyio.sleep(delay)
+            finally:
+                bandwidth.CURRENT.reset(token)
         raise AssertionError("unreachable")

@@ -19,6 +19,7 @@ import sys
 import time
 from typing import TYPE_CHECKING, Any, TextIO
 
+from .bandwidth import format_rate
 from .batch import BatchItem, BatchResult, ItemResult
 from .config import format_size
 from .journal import FileState, JobState, UploadState
@@ -128,14 +129,23 @@ class BarLogHandler(logging.StreamHandler):  # type: ignore[type-arg]
             self.handleError(record)
 
 
-class TqdmProgress:
-    """``Progress`` as one bar on stderr: bytes, rate and ETA (a stream: bytes and rate)."""
+def limit_text(limit: int | None) -> str:
+    """``limit 10.0 MiB/s`` (--max-bandwidth), for a bar's postfix and the plan; or ''."""
+    return f"limit {format_rate(limit)}" if limit else ""
 
-    def __init__(self) -> None:
+
+class TqdmProgress:
+    """``Progress`` as one bar on stderr: bytes, rate and ETA (a stream: bytes and rate),
+    and the bandwidth limit."""
+
+    def __init__(self, limit: int | None = None) -> None:
         self._bar: Any = None
+        self._limit = limit
 
     def start(self, description: str, total_bytes: int | None, done_bytes: int) -> None:
         self._bar = make_bar(description, total_bytes, done_bytes)
+        if self._limit:
+            self._bar.set_postfix_str(limit_text(self._limit), refresh=False)
 
     def advance(self, nbytes: int) -> None:
         if self._bar is not None:
@@ -152,9 +162,10 @@ class BatchReporter:
     postfix) and a bar per large file, on stderr; with --json, a ``job`` event and a
     ``file`` event per file on stdout."""
 
-    def __init__(self, out: Output, bars: bool) -> None:
+    def __init__(self, out: Output, bars: bool, limit: int | None = None) -> None:
         self.out = out
         self.bars = bars
+        self._limit = limit
         self._overall: Any = None
         self._files = 0
         self._done = 0
@@ -174,7 +185,8 @@ class BatchReporter:
     def _postfix(self) -> None:
         if self._overall is not None:
             failed = f", {self._failed} failed" if self._failed else ""
-            self._overall.set_postfix_str(f"{self._done}/{self._files} files{failed}",
+            limit = f", {limit_text(self._limit)}" if self._limit else ""
+            self._overall.set_postfix_str(f"{self._done}/{self._files} files{failed}{limit}",
                                           refresh=False)
 
     def advance(self, nbytes: int) -> None:
@@ -274,6 +286,23 @@ def show_uploaded(out: Output, source: str, bucket: str, key: str, result: Uploa
              f"({mib_per_s(result.sent_bytes, result.elapsed_s):.1f} MiB/s sent){resumed}; "
              + (f"checksum {result.checksum_algorithm} {result.checksum}" if result.verified
                 else "not verified (only the size was compared)"),
+             **dataclasses.asdict(result))
+
+
+def show_copied(out: Output, source: str, result: UploadResult) -> None:
+    """The line (or ``copied`` event) for a server-side copy: what the server copied this
+    run, and whether the copy was compared with the source."""
+    where = f"s3://{result.bucket}/{result.key}"
+    how = (f"{result.parts} UploadPartCopy part(s)" if result.upload_id else "one CopyObject")
+    resumed = f", {result.resumed_parts} parts resumed" if result.resumed_parts else ""
+    out.emit("copied",
+             f"copied {source} -> {where} server-side: {format_size(result.size)} in {how}, "
+             f"{result.elapsed_s:.1f}s{resumed}; "
+             + (f"checksum {result.checksum_algorithm} {result.checksum}, same as the source"
+                if result.verified and result.checksum else
+                "same MD5 ETag as the source" if result.verified else
+                "not compared with the source (only the size: it reports no checksum in "
+                "the copy's algorithm, nor an MD5 ETag)"),
              **dataclasses.asdict(result))
 
 

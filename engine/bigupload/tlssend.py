@@ -28,6 +28,10 @@ checksum is computed in the same pass that feeds the socket and follows the body
 chunk framing is written into the buffer around the data, so each chunk is still one
 ``sendall``. ``Trailer`` describes it; the caller signs the headers (``trailer_headers``).
 
+With ``--max-bandwidth`` (``bandwidth.CURRENT``, read on the event loop when the request
+is made and handed to its thread), each ``sendall`` goes out in slices of the bucket's
+size, the thread waiting for each slice's tokens (a wait that a cancel cuts short).
+
 Only sockets this module opened are touched; kernel TLS (``TCP_ULP`` "tls", then
 ``sendfile``) would remove OpenSSL's copy too, but this module does not use it: the kernels
 it was built on lack it, and code that cannot be tested here is not shipped."""
@@ -48,6 +52,7 @@ from urllib.parse import urlsplit
 
 import anyio
 
+from . import bandwidth
 from .errors import SourceError
 from .source import FileRange
 
@@ -116,6 +121,8 @@ class _Connection:
         self.buffer: bytearray | None = None
         self.used = False  # has carried a request already (so it may have gone stale)
         self.aborted = False
+        self.woken = threading.Event()  # set by abort: a wait for tokens ends at once
+        self.bucket: bandwidth.TokenBucket | None = None  # --max-bandwidth, this request's
 
     def send_buffer(self, size: int) -> memoryview:
         if self.buffer is None or len(self.buffer) < size:
@@ -131,6 +138,7 @@ class _Connection:
     def abort(self) -> None:
         """From another thread: make the thread using this connection fail fast."""
         self.aborted = True
+        self.woken.set()
         try:
             self.sock.shutdown(socket.SHUT_RDWR)
         except OSError:
@@ -269,16 +277,19 @@ class TlsSender:
     # a request (worker thread)
 
     def _exchange(self, call: _Call, key: tuple[str, int], server_hostname: str, head: bytes,
-                  body: FileRange | None, trailer: Trailer | None, method: str) -> Answer:
+                  body: FileRange | None, trailer: Trailer | None, method: str,
+                  bucket: bandwidth.TokenBucket | None = None) -> Answer:
         """Send one request and read its answer, on a pooled connection or a new one; a
         reused connection that fails before answering is replaced once."""
         try:
-            return self._attempts(call, key, server_hostname, head, body, trailer, method)
+            return self._attempts(call, key, server_hostname, head, body, trailer, method,
+                                  bucket)
         finally:
             call.finished.set()
 
     def _attempts(self, call: _Call, key: tuple[str, int], server_hostname: str, head: bytes,
-                  body: FileRange | None, trailer: Trailer | None, method: str) -> Answer:
+                  body: FileRange | None, trailer: Trailer | None, method: str,
+                  bucket: bandwidth.TokenBucket | None = None) -> Answer:
         for attempt in (0, 1):
             conn = self._take(key) if attempt == 0 else None
             if conn is None:
@@ -288,6 +299,7 @@ class TlsSender:
                 conn.abort()
             reused = conn.used
             conn.used = True
+            conn.bucket = bucket
             try:
                 return _request(conn, head, body, trailer, method)
             except _Broken as broken:
@@ -332,7 +344,8 @@ class TlsSender:
                              body.length if body is not None else 0)
         call = _Call()
         try:
-            answer = await self._in_thread(call, key, host, head, body, trailer, method)
+            answer = await self._in_thread(call, key, host, head, body, trailer, method,
+                                           bandwidth.CURRENT.get())
         except _Broken as broken:
             raise _botocore_error(broken, url) from broken.error
         except ssl.SSLError as exc:  # the handshake: untrusted certificate, no common cipher
@@ -417,9 +430,9 @@ def _send_body(conn: _Connection, body: FileRange, trailer: Trailer | None) -> b
             start = _PREFIX - len(size)
             view[start:_PREFIX] = size
             view[_PREFIX + want:_PREFIX + want + 2] = b"\r\n"
-            sock.sendall(view[start:_PREFIX + want + 2])
+            _send(conn, view[start:_PREFIX + want + 2])
         else:
-            sock.sendall(data)
+            _send(conn, data)
         done += want
         if conn.aborted:
             raise ConnectionAbortedError("request cancelled")
@@ -430,6 +443,19 @@ def _send_body(conn: _Connection, body: FileRange, trailer: Trailer | None) -> b
     value = base64.b64encode(raw).decode()
     sock.sendall(f"0\r\n{trailer.name}:{value}\r\n\r\n".encode())
     return raw
+
+
+def _send(conn: _Connection, data: memoryview) -> None:
+    """``sendall``, under --max-bandwidth a slice at a time after its tokens."""
+    bucket = conn.bucket
+    if bucket is None:
+        conn.sock.sendall(data)
+        return
+    for start in range(0, len(data), bucket.slice):
+        piece = data[start:start + bucket.slice]
+        if not bucket.take_blocking(len(piece), conn.woken) or conn.aborted:
+            raise ConnectionAbortedError("request cancelled")
+        conn.sock.sendall(piece)
 
 
 def _read_answer(sock: ssl.SSLSocket, method: str) -> Answer:

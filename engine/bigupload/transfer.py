@@ -9,6 +9,9 @@ With an ``executor`` (a Dask cluster, ``remote.py``) a multipart upload's parts 
 by cluster workers; this process still owns the journal and alone creates, completes and
 aborts. Concurrency comes from the scheduler: nothing here starts tasks.
 
+A server-side copy (``s3://a/k`` to ``s3://b/k``) is ``Copy``: its own kinds and drivers
+(``upload/copy_machine.py``, ``upload/copy.py``), registered in ``COPY_DRIVERS``.
+
 The names other modules imported from here before ``upload`` existed are re-exported."""
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from .remote import Executor
 from .scheduler import Scheduler
 from .source import SourceFile
 from .stream import StreamSource
+from .upload.copy import COPY_DRIVERS, Copy
 from .upload.driver import Driver, Job, Services, plan_job
 from .upload.machine import Kind, Phase, choose_kind, default_checksum_type
 from .upload.multipart import MultipartDriver
@@ -33,8 +37,8 @@ from .upload.stream import StreamDriver, plan_stream_job
 from .values import sse_c_key_hash
 
 __all__ = [
-    "DRIVERS", "PartSender", "Phase", "Transfer", "UploadResult", "default_checksum_type",
-    "part_checksum", "sse_c_key_hash",
+    "COPY_DRIVERS", "Copy", "DRIVERS", "PartSender", "Phase", "Transfer", "UploadResult",
+    "default_checksum_type", "part_checksum", "sse_c_key_hash",
 ]
 
 # one driver per kind of file upload; a stream's (Kind.STREAM) is StreamDriver

@@ -13,7 +13,7 @@ import hashlib
 import json
 import logging
 import os
-from collections.abc import AsyncGenerator, AsyncIterator, Iterable
+from collections.abc import AsyncGenerator, AsyncIterator, Iterable, Sequence
 from types import TracebackType
 from typing import Any
 
@@ -21,17 +21,20 @@ import anyio
 
 from . import housekeeping
 from .batch import (
+    PREFIX,
     BatchItem,
     BatchProgress,
     BatchResult,
     Entry,
     JobRunner,
     config_for_job,
+    destination_prefix,
     entry_for,
+    list_prefix,
     make_spec,
     open_job,
 )
-from .client import AioS3Store, ObjectOptions, ObjectStore
+from .client import AioS3Store, CopyStore, ObjectOptions, ObjectStore
 from .config import UploadConfig
 from .errors import BigUploadError, Cancelled, ConfigError, ResumeError
 from .journal import JobRecord, JobState, Journal, UploadRecord, UploadState
@@ -41,7 +44,8 @@ from .reports import AbortReport, ForgetReport, ResumedFile, ResumedJob, StatusR
 from .scheduler import Scheduler
 from .source import SourceFile
 from .stream import StreamLike, open_stream
-from .transfer import Transfer, UploadResult
+from .transfer import Copy, Transfer, UploadResult
+from .upload.copy import CopyJob, plan_copy_job
 from .upload.stream import end_stream_row
 from .upload.stream_machine import NOT_RESUMABLE
 from .values import STREAM_SOURCE
@@ -229,6 +233,103 @@ class Uploader:
             )
             return await transfer.run()
 
+    async def copy_object(
+        self,
+        source_bucket: str,
+        source_key: str,
+        bucket: str,
+        key: str,
+        *,
+        version_id: str | None = None,
+        progress: Progress | None = None,
+        restart: bool = False,
+        follow_source_checksum: bool = True,
+    ) -> UploadResult:
+        """Copy ``s3://source_bucket/source_key`` (that version, if given) to
+        ``s3://bucket/key`` on this uploader's endpoint, server-side: no byte of the object
+        passes through this process. Up to the multipart threshold (5 GiB unless set) one
+        CopyObject; above it a journalled multipart copy, resumed by the same call after an
+        interruption (``restart`` aborts it and starts over). The source's content type,
+        metadata and tags are carried over unless ``config`` sets a content type or
+        metadata. ``follow_source_checksum``: when the source reports a whole-object CRC,
+        the copy uses its algorithm instead of ``config.checksum``, so the copy is verified
+        against the source. ``UploadResult.copied_from`` names the source."""
+        store = await self.connect()
+        return await Copy(source_bucket, source_key, bucket, key, config=self.config,
+                          store=store, journal=self.journal, scheduler=self.scheduler,
+                          progress=progress, version_id=version_id,
+                          follow_source_checksum=follow_source_checksum,
+                          restart=restart).run()
+
+    async def plan_copy(self, source_bucket: str, source_key: str, bucket: str, key: str, *,
+                        version_id: str | None = None,
+                        follow_source_checksum: bool = True) -> CopyJob:
+        """What ``copy_object`` would do (a HEAD of the source, nothing written): the plan,
+        the algorithm, the options."""
+        store = await self.connect()
+        if not isinstance(store, CopyStore):
+            raise ConfigError(f"{store.endpoint}: this store cannot copy server-side")
+        return await plan_copy_job(store, self.scheduler, source_bucket, source_key, bucket,
+                                   key, self.config, version_id=version_id,
+                                   follow_source_checksum=follow_source_checksum)
+
+    async def resume_copy(self, record: UploadRecord, *,
+                          progress: Progress | None = None) -> UploadResult:
+        """Finish one journalled multipart copy (``bigupload resume``): an old intent, which
+        completes the journalled copy (of the journalled version, if the source has
+        versions) and never starts a new one."""
+        source = record.copy_source
+        if source is None:
+            raise ValueError(f"journal row {record.id} is a file's upload, not a copy")
+        store = await self.connect()
+        return await Copy(source.bucket, source.key, record.bucket, record.key,
+                          config=self.config, store=store, journal=self.journal,
+                          scheduler=self.scheduler, progress=progress,
+                          from_journal=True).run()
+
+    async def list_copies(self, source_bucket: str, source_prefix: str, bucket: str,
+                          prefix: str, *, include: Sequence[str] = (),
+                          exclude: Sequence[str] = ()) -> tuple[list[Entry], int]:
+        """The objects a prefix copy would copy (one listing of the source prefix), and
+        how many ``include``/``exclude`` left out. Prefixes are taken as directories:
+        ``photos`` is ``photos/``."""
+        store = await self.connect()
+        return await list_prefix(store, self.scheduler, source_bucket,
+                                 destination_prefix(source_prefix), bucket,
+                                 destination_prefix(prefix), include=include, exclude=exclude)
+
+    async def copy_prefix(
+        self,
+        source_bucket: str,
+        source_prefix: str,
+        bucket: str,
+        prefix: str,
+        *,
+        include: Sequence[str] = (),
+        exclude: Sequence[str] = (),
+        skip_existing: bool = False,
+        fail_fast: bool = False,
+        progress: BatchProgress | None = None,
+        follow_source_checksum: bool = True,
+        entries: Iterable[Entry] | None = None,
+    ) -> BatchResult:
+        """Copy every object under ``s3://source_bucket/source_prefix`` to the same relative
+        key under ``s3://bucket/prefix``, server-side, as one resumable job (the same call
+        again, or ``resume_job``, continues it and adds objects that appeared). Each object
+        goes as ``copy_object`` would take it; ``entries`` are ``list_copies``' if already
+        listed."""
+        if self.config.sse_c_key is not None:
+            raise ConfigError("server-side copies do not take --sse-c-key-file")
+        source_prefix, prefix = destination_prefix(source_prefix), destination_prefix(prefix)
+        if entries is None:
+            entries, _ = await self.list_copies(source_bucket, source_prefix, bucket, prefix,
+                                                include=include, exclude=exclude)
+        origin = {"source_bucket": source_bucket, "source_prefix": source_prefix,
+                  "bucket": bucket, "prefix": prefix, "include": list(include),
+                  "exclude": list(exclude), "follow_source_checksum": follow_source_checksum}
+        return await self.upload_job(PREFIX, origin, entries, skip_existing=skip_existing,
+                                     fail_fast=fail_fast, progress=progress)
+
     async def upload_many(
         self,
         items: Iterable[BatchItem | tuple[str, str, str]],
@@ -369,7 +470,10 @@ class Uploader:
         log.info("resuming %s -> s3://%s/%s", record.fingerprint.path, record.bucket, record.key)
         try:
             async with self._elsewhere(record.endpoint, part_size=record.part_size) as there:
-                result = await there.resume_upload(record, progress=progress)
+                if record.copy_source is not None:
+                    result = await there.resume_copy(record, progress=progress)
+                else:
+                    result = await there.resume_upload(record, progress=progress)
         except Cancelled:
             raise
         except BigUploadError as exc:

@@ -3,6 +3,8 @@ pure modules (planning, reconciliation, verification, the upload machines) impor
 
 - the plan: ``Part``, ``Plan``, and a stream's ``StreamPlan`` (``plan.py`` makes them);
 - the file: ``Fingerprint`` (``source.py`` takes it);
+- a server-side copy's source: ``CopySource`` (its identity, journalled) and
+  ``CopySourceInfo`` (what its HEAD tells);
 - the journal's part of a row: ``PartRecord``, ``DestinationGuard``;
 - the wire: what a store is told (``ObjectOptions``, ``Precondition``, ``CompletedPart``)
   and what it answers (``PartReceipt``, ``RemotePart``, ``PartListing``, ``ObjectInfo``,
@@ -19,6 +21,7 @@ import base64
 import dataclasses
 import datetime
 import hashlib
+import json
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
@@ -315,6 +318,7 @@ class ObjectOptions:
     sse_c_key: bytes | None = dataclasses.field(default=None, repr=False)
     request_payer: bool = False
     expected_bucket_owner: str | None = None
+    tagging: str | None = None  # URL-encoded tags (a multipart copy carries its source's)
 
     @classmethod
     def from_config(cls, config: UploadConfig, content_type: str | None) -> ObjectOptions:
@@ -402,4 +406,97 @@ OBJECT_OPTIONS = (
     _Option("sse", "ServerSideEncryption", "x-amz-server-side-encryption", False),
     _Option("sse_kms_key_id", "SSEKMSKeyId", "x-amz-server-side-encryption-aws-kms-key-id",
             False),
+    _Option("tagging", "Tagging", "x-amz-tagging", False),
 )
+
+
+# a server-side copy's source
+
+
+@dataclasses.dataclass(frozen=True)
+class CopySource:
+    """The object a server-side copy reads, as it was when the copy began: where it is,
+    and the identity a resumed copy must find again (size, ETag, LastModified, version
+    id). Every request that reads it is conditional on ``etag``
+    (``x-amz-copy-source-if-match``) and names ``version_id`` when there is one, so a copy
+    is never stitched from two versions.
+
+    In the journal: the ``copy_source`` column, as JSON (``to_column``); a file's upload
+    has NULL there. The file columns hold ``fingerprint()``, so status lines and the
+    destination's row lookup work for copies as for files."""
+
+    bucket: str
+    key: str
+    size: int
+    etag: str
+    last_modified: datetime.datetime | None = None
+    version_id: str | None = None
+
+    @property
+    def url(self) -> str:
+        return f"s3://{self.bucket}/{self.key}"
+
+    def differences(self, now: CopySource) -> list[str]:
+        """What changed from ``self`` to ``now``, in words; empty when it is the same object."""
+        changes = []
+        if self.version_id != now.version_id:
+            changes.append(f"version {self.version_id} -> {now.version_id}")
+        if self.size != now.size:
+            changes.append(f"size {self.size} -> {now.size} bytes")
+        if self.etag != now.etag:
+            changes.append(f"ETag {self.etag} -> {now.etag}")
+        if _stamp(self.last_modified) != _stamp(now.last_modified):
+            changes.append("modification time")
+        return changes
+
+    def fingerprint(self) -> Fingerprint:
+        """The journal's file columns for this source: its URL as the path, its size, its
+        LastModified as the mtime, its ETag as the content digest; no inode or device."""
+        return Fingerprint(self.url, self.size, _stamp(self.last_modified), 0, 0, self.etag)
+
+    def to_column(self) -> str:
+        return json.dumps({"bucket": self.bucket, "key": self.key, "size": self.size,
+                           "etag": self.etag, "version_id": self.version_id,
+                           "last_modified": self.last_modified.isoformat()
+                           if self.last_modified else None}, sort_keys=True)
+
+    @classmethod
+    def from_column(cls, text: str) -> CopySource:
+        value = json.loads(text)
+        modified = value.get("last_modified")
+        return cls(bucket=str(value["bucket"]), key=str(value["key"]), size=int(value["size"]),
+                   etag=str(value["etag"]), version_id=value.get("version_id"),
+                   last_modified=datetime.datetime.fromisoformat(modified) if modified else None)
+
+
+def _stamp(moment: datetime.datetime | None) -> int:
+    """Nanoseconds since the epoch (a naive time is UTC, as botocore's are); 0 for none."""
+    if moment is None:
+        return 0
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=datetime.timezone.utc)
+    return int(moment.timestamp()) * 1_000_000_000 + moment.microsecond * 1000
+
+
+@dataclasses.dataclass(frozen=True)
+class CopySourceInfo:
+    """A HEAD of a copy's source: its identity, what a copy carries over by default (its
+    content type, user metadata and, when it has any, its tags), and the checksum the
+    server reports for it (which the copy's own may be compared with)."""
+
+    source: CopySource
+    content_type: str | None = None
+    metadata: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    tag_count: int = 0
+    checksum: str | None = None  # "b64", or "b64-N" for a composite one
+    checksum_type: str | None = None  # COMPOSITE or FULL_OBJECT
+    checksum_algorithm: str | None = None  # S3's name
+
+    def full_object_checksum(self, algorithm: str) -> str | None:
+        """The source's whole-object checksum in ``algorithm`` (S3's name), if it reports
+        one: a FULL_OBJECT checksum, or a single-request object's (no part count)."""
+        if self.checksum is None or self.checksum_algorithm != algorithm:
+            return None
+        if self.checksum_type == "COMPOSITE" or "-" in self.checksum:
+            return None
+        return self.checksum

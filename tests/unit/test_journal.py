@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import datetime
 import os
 import sqlite3
 import stat
@@ -23,6 +24,7 @@ from bigupload.journal import (
     UploadState,
 )
 from bigupload.source import Fingerprint
+from bigupload.values import CopySource
 
 FP = Fingerprint("/data/x.bin", 100, 1, 2, 3, "abc")
 
@@ -236,7 +238,36 @@ def test_old_journal_is_migrated_and_reads_back(tmp_path: Path, version: int) ->
         j.set_guard(7, DestinationGuard.present('"old"'))
         assert j.get(7).guard.etag == '"old"'
     db = sqlite3.connect(path)
-    assert db.execute("SELECT value FROM meta WHERE name='schema_version'").fetchone()[0] == "3"
+    assert db.execute("SELECT value FROM meta WHERE name='schema_version'").fetchone()[0] == "4"
+    db.close()
+
+
+def test_version_3_journal_is_migrated_to_copy_sources(tmp_path: Path) -> None:
+    """A journal as version 3 wrote it (with checksum types and guards) gains the
+    copy_source column: its rows are file uploads (no copy source) with what they had,
+    and a copy's row written afterwards reads back with its source."""
+    path = old_journal(tmp_path / "journal.sqlite3", 2)
+    db = sqlite3.connect(path)
+    db.execute("ALTER TABLE uploads ADD COLUMN checksum_type TEXT NOT NULL DEFAULT 'COMPOSITE'")
+    db.execute("ALTER TABLE uploads ADD COLUMN guard TEXT")
+    db.execute("UPDATE uploads SET checksum_type='FULL_OBJECT', guard='' WHERE id=7")
+    db.execute("UPDATE meta SET value='3' WHERE name='schema_version'")
+    db.commit()
+    db.close()
+    source = CopySource("src", "a/b", 12 << 20, '"e-2"',
+                        datetime.datetime(2026, 1, 2, 3, 4, 5, tzinfo=datetime.timezone.utc),
+                        version_id="v1")
+    with Journal(path) as j:
+        rec = j.get(7)
+        assert rec.copy_source is None and rec.fingerprint == FP
+        assert rec.checksum_type == "FULL_OBJECT" and rec.guard == DestinationGuard.absent()
+        row = j.start_upload(source.fingerprint(), "http://e", "dst", "k", 5 << 20, 3, "crc32c",
+                             None, copy_source=source)
+        copy = j.find_active("s3://src/a/b", "http://e", "dst", "k")
+        assert copy is not None and copy.id == row and copy.copy_source == source
+        assert copy.fingerprint.size == 12 << 20 and copy.fingerprint.sample_hash == '"e-2"'
+    db = sqlite3.connect(path)
+    assert db.execute("SELECT value FROM meta WHERE name='schema_version'").fetchone()[0] == "4"
     db.close()
 
 
@@ -253,6 +284,7 @@ def test_migration_is_one_transaction(tmp_path: Path) -> None:
     db = sqlite3.connect(path)
     columns = {r[1] for r in db.execute("PRAGMA table_info(uploads)")}
     assert "checksum_type" not in columns and "guard" not in columns
+    assert "copy_source" not in columns
     assert db.execute("SELECT value FROM meta WHERE name='schema_version'").fetchone()[0] == "2"
     db.close()
 
@@ -457,3 +489,18 @@ def test_version_1_journal_is_migrated(tmp_path: Path) -> None:
     db = sqlite3.connect(path)
     assert db.execute("SELECT value FROM meta WHERE name='schema_version'").fetchone()[0] == str(SCHEMA_VERSION)
     db.close()
+
+
+def test_a_copy_source_is_the_same_object_only_if_nothing_changed() -> None:
+    """A copy's source is compared on its version, size, ETag and LastModified; its JSON
+    column reads back as the same value (a naive LastModified is UTC)."""
+    when = datetime.datetime(2026, 1, 2, 3, 4, 5, 600000, tzinfo=datetime.timezone.utc)
+    source = CopySource("b", "k", 10, '"abc"', when)
+    assert source.differences(CopySource("b", "k", 10, '"abc"', when.replace(tzinfo=None))) == []
+    assert source.differences(CopySource("b", "k", 11, '"abd"', when, "v2")) == [
+        "version None -> v2", "size 10 -> 11 bytes", 'ETag "abc" -> "abd"']
+    later = CopySource("b", "k", 10, '"abc"', when + datetime.timedelta(seconds=1))
+    assert source.differences(later) == ["modification time"]
+    assert CopySource.from_column(source.to_column()) == source
+    assert CopySource.from_column(CopySource("b", "k", 0, '"e"').to_column()).last_modified is None
+    assert source.fingerprint() == Fingerprint("s3://b/k", 10, 1767323045_600000000, 0, 0, '"abc"')

@@ -124,7 +124,8 @@ def test_nothing_is_kept_once_a_bucket_is_settled() -> None:
 
     anyio.run(go)
     assert client.sent == 50 and captured == [None] * 50
-    assert vars(lean).keys() == {"_session", "_credentials", "_region", "_bases", "_sender"}
+    assert vars(lean).keys() == {"_session", "_credentials", "_region", "_bases", "_sender",
+                                 "_timeouts"}
 
 
 def client_error(code: str, message: str, status: int, operation: str = "PutObject") -> bce.ClientError:

@@ -19,7 +19,7 @@ ENGINE = Path(scheduler.__file__).parent
 PURE = {"bigupload.values", "bigupload.plan", "bigupload.resume", "bigupload.verify",
         "bigupload.upload.machine", "bigupload.upload.put_machine",
         "bigupload.upload.multipart_machine", "bigupload.upload.stream_machine",
-        "bigupload.upload.result"}
+        "bigupload.upload.result", "bigupload.upload.copy_machine"}
 LEAVES = {"bigupload.config", "bigupload.errors", "bigupload.checksum", "bigupload._native"}
 
 

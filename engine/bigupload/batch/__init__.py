@@ -14,13 +14,16 @@ Where each concern lives:
 - ``policy``: whether a file's failure is recorded or stops the job;
 - ``existing``: ``--skip-existing`` and ``--no-overwrite`` (is the object there this file?);
 - ``results``: ``ItemResult``, ``BatchResult`` and the ``BatchProgress`` protocol;
-- ``runner``: ``JobRunner``, which runs a job's files here or in shards on a cluster.
+- ``runner``: ``JobRunner``, which runs a job's files here or in shards on a cluster;
+- ``copies``: prefix copies (``s3://a/p/`` to ``s3://b/p/``), jobs whose objects are
+  copied server-side: their listing, and ``--skip-existing`` for a copy.
 
 This module re-exports the names callers use; the tunables (page and shard sizes, how
 often outcomes are committed) live in ``runner`` and are read from there."""
 
 from __future__ import annotations
 
+from .copies import PREFIX, check_prefixes, copied_already, list_prefix
 from .existing import ExistingObjects, same_object
 from .policy import FailurePolicy, is_fatal
 from .results import BatchProgress, BatchResult, ItemResult, NullBatchProgress
@@ -57,15 +60,19 @@ __all__ = [
     "ItemResult",
     "JobRunner",
     "NullBatchProgress",
+    "PREFIX",
     "WalkReport",
     "check_key",
+    "check_prefixes",
     "config_for_job",
+    "copied_already",
     "describe",
     "destination_prefix",
     "entries_to_files",
     "entry_for",
     "is_fatal",
     "job_options",
+    "list_prefix",
     "make_spec",
     "matches",
     "open_job",

@@ -1,7 +1,8 @@
 """Running a batch job: ``JobRunner`` takes a job's unfinished files from the journal and
 sends each through the same ``Transfer`` as a single file (multipart above the threshold,
 one PutObject below), with the uploader's store, journal and scheduler, so every request
-shares the scheduler's connection and memory bounds.
+shares the scheduler's connection and memory bounds. A prefix copy's objects (``copies``)
+go through the same ``Copy`` as a single object's server-side copy instead.
 
 Small and large files run side by side: ``LARGE_FILES_AT_ONCE`` large files (each already
 parallel over its parts) and many small ones. With a cluster executor (``--dask``) small
@@ -21,11 +22,12 @@ import json
 import logging
 import os
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import anyio
 
-from ..client import ObjectOptions, ObjectStore
+from ..client import CopyStore, ObjectInfo, ObjectOptions, ObjectStore
 from ..config import UploadConfig
 from ..errors import (
     BigUploadError,
@@ -47,9 +49,13 @@ from ..plan import plan
 from ..remote import Executor, FileTask
 from ..scheduler import Scheduler, task_group
 from ..source import SourceFile, check_regular_file
-from ..transfer import Transfer, UploadResult
+from ..transfer import Copy, Transfer, UploadResult
+from ..upload.copy import describe_source
+from ..upload.copy_machine import plan_copy
 from ..upload.listing import confirm_aborted
 from ..upload.parts import abort_upload
+from ..values import Plan
+from .copies import PREFIX, copied_already, split_source
 from .existing import EXISTS, SAME, ExistingObjects
 from .policy import FailurePolicy, is_fatal
 from .results import BatchProgress, BatchResult, ItemResult, NullBatchProgress
@@ -73,11 +79,13 @@ class FileQueue:
     (one PutObject) and large (multipart) queues."""
 
     def __init__(self, journal: Journal, job_id: int, states: tuple[FileState, ...],
-                 config: UploadConfig) -> None:
+                 config: UploadConfig, planner: Callable[[int, UploadConfig], Plan] = plan,
+                 ) -> None:
         self._journal = journal
         self._job_id = job_id
         self._states = states
         self._config = config
+        self._plan = planner  # plan_copy for a prefix copy: one CopyObject up to 5 GiB
         self._after = -1
         self._done = False
         self.queues: dict[bool, collections.deque[JobFile]] = {True: collections.deque(),
@@ -85,7 +93,7 @@ class FileQueue:
 
     def is_large(self, f: JobFile) -> bool:
         try:
-            return plan(f.size, self._config).multipart
+            return self._plan(f.size, self._config).multipart
         except ConfigError:
             return False  # too big for S3: the transfer says so, as that file's failure
 
@@ -136,6 +144,7 @@ class JobRunner:
         self.results: list[ItemResult] = []
         self.sent_bytes = 0
         self._existing: ExistingObjects | None = None
+        self.copies = spec["kind"] == PREFIX  # objects copied server-side, not files
         self._marks: list[JobFile] = []
         self._marked_at = time.monotonic()
 
@@ -147,7 +156,8 @@ class JobRunner:
             self._existing = ExistingObjects(self.store, self.scheduler, self._common_prefixes(),
                                              totals.files,
                                              skip_existing=bool(self.spec.get("skip_existing")))
-        files = FileQueue(self.journal, self.job.id, states, self.config)
+        files = FileQueue(self.journal, self.job.id, states, self.config,
+                          plan_copy if self.copies else plan)
         self.progress.start_job(self.job.id, totals.files, totals.bytes, totals.done_files,
                                 totals.done_bytes)
         try:
@@ -167,7 +177,7 @@ class JobRunner:
             async with task_group() as tg:
                 for _ in range(LARGE_FILES_AT_ONCE):
                     tg.start_soon(self._worker, files, True)
-                if self.executor is None:
+                if self.executor is None or self.copies:
                     for _ in range(max(4, 2 * self.config.concurrency)):
                         tg.start_soon(self._worker, files, False)
                 else:
@@ -215,6 +225,9 @@ class JobRunner:
         return dataclasses.replace(self.config, **json.loads(f.settings))
 
     async def _run_file(self, f: JobFile, large: bool) -> None:
+        if self.copies:
+            await self._copy_object(f, large)
+            return
         item = BatchItem(f.source, f.bucket, f.key)
         try:
             config = self._usable(f)
@@ -236,6 +249,53 @@ class JobRunner:
             self._failed(f, exc)
             return
         self._uploaded(f, result)
+
+    # objects of a prefix copy, server-side
+
+    async def _copy_object(self, f: JobFile, large: bool) -> None:
+        source_bucket, source_key = split_source(f.source)
+        try:
+            config = self._usable(f)
+            if self._existing is not None and (why := await self._copy_skip(f, config)):
+                self._skipped(f, why)
+                return
+            progress = self.progress.file_progress(BatchItem(f.source, f.bucket, f.key),
+                                                   f.size, large)
+            result = await Copy(
+                source_bucket, source_key, f.bucket, f.key, config=config, store=self.store,
+                journal=self.journal, scheduler=self.scheduler, progress=progress,
+                follow_source_checksum=bool(self.spec["origin"].get("follow_source_checksum")),
+            ).run()
+        except ExistsError:  # --no-overwrite: someone wrote the key in the meantime
+            self._skipped(f, EXISTS)
+            return
+        except BigUploadError as exc:
+            self._failed(f, exc)
+            return
+        self._uploaded(f, result)
+
+    async def _copy_skip(self, f: JobFile, config: UploadConfig) -> str | None:
+        """Why the object need not be copied: ``SAME`` (--skip-existing: the object there
+        is a copy of the source), ``EXISTS`` (--no-overwrite: an object is there), or None."""
+        assert self._existing is not None
+        options = ObjectOptions.from_config(config, None)
+        remote = await self._existing.lookup(f.bucket, f.key, options)
+        if remote is None:
+            return None
+        if self.spec.get("skip_existing"):
+            source_bucket, source_key = split_source(f.source)
+            origin = await describe_source(self.store, self.scheduler, source_bucket,
+                                           source_key, None, options) \
+                if isinstance(self.store, CopyStore) else None
+
+            def head() -> Awaitable[ObjectInfo | None]:
+                return self.scheduler.retrying(
+                    f"HeadObject s3://{f.bucket}/{f.key}",
+                    lambda n: self.store.head(f.bucket, f.key, options))
+
+            if origin is not None and await copied_already(remote, origin, head):
+                return SAME
+        return EXISTS if config.no_overwrite else None
 
     # small files in shards, on the cluster
 

@@ -75,6 +75,9 @@ def describe(spec: dict[str, Any]) -> str:
         return f"{origin['root']} -> s3://{origin['bucket']}/{origin['prefix']}"
     if spec["kind"] == "manifest":
         return f"manifest {origin['manifest']}"
+    if spec["kind"] == "prefix":
+        return (f"s3://{origin['source_bucket']}/{origin['source_prefix']} -> "
+                f"s3://{origin['bucket']}/{origin['prefix']} (server-side)")
     return f"{origin['count']} item(s)"
 
 

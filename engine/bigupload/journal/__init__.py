@@ -27,6 +27,7 @@ from collections.abc import Collection, Iterator
 from pathlib import Path
 
 from ..source import Fingerprint
+from ..values import CopySource
 from .db import Database, default_path
 from .jobs import JobRepository
 from .records import (
@@ -117,10 +118,12 @@ class Journal:
     def start_upload(self, fingerprint: Fingerprint, endpoint: str, bucket: str, key: str,
                      part_size: int, part_count: int, checksum_algorithm: str,
                      sse_c_key_hash: str | None, *, checksum_type: str = "COMPOSITE",
-                     guard: DestinationGuard = UNKNOWN_GUARD) -> int:
+                     guard: DestinationGuard = UNKNOWN_GUARD,
+                     copy_source: CopySource | None = None) -> int:
         return self.upload_rows.start(fingerprint, endpoint, bucket, key, part_size, part_count,
                                       checksum_algorithm, sse_c_key_hash,
-                                      checksum_type=checksum_type, guard=guard)
+                                      checksum_type=checksum_type, guard=guard,
+                                      copy_source=copy_source)
 
     def set_upload_id(self, upload_row: int, upload_id: str) -> None:
         self.upload_rows.set_upload_id(upload_row, upload_id)

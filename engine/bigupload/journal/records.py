@@ -14,8 +14,8 @@ import enum
 import sqlite3
 
 # the guard and the part record are the engine's values (values.py), journalled here
+from ..values import CopySource, Fingerprint
 from ..values import DestinationGuard as DestinationGuard
-from ..values import Fingerprint
 from ..values import PartRecord as PartRecord
 
 
@@ -96,6 +96,9 @@ class UploadRecord:
     error: str | None  # why it closed other than completed: the error (FAILED) or the reason
     checksum_type: str = "COMPOSITE"  # or "FULL_OBJECT": what CreateMultipartUpload asked for
     guard: DestinationGuard = UNKNOWN_GUARD
+    # a server-side copy's source as the copy began (its ``fingerprint()`` fills the file
+    # columns); None for a file's upload
+    copy_source: CopySource | None = None
 
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> UploadRecord:
@@ -119,6 +122,8 @@ class UploadRecord:
             error=text(row["error"]),
             checksum_type=str(row["checksum_type"]),
             guard=DestinationGuard.from_column(text(row["guard"])),
+            copy_source=CopySource.from_column(str(row["copy_source"]))
+            if row["copy_source"] is not None else None,
         )
 
 

@@ -11,9 +11,10 @@ import os
 import sqlite3
 from pathlib import Path
 
-# 2 added jobs and job_files; 3 added uploads.checksum_type and uploads.guard. An older
-# journal is migrated on open, in one transaction.
-SCHEMA_VERSION = 3
+# 2 added jobs and job_files; 3 added uploads.checksum_type and uploads.guard; 4 added
+# uploads.copy_source (a server-side copy's source). An older journal is migrated on open,
+# in one transaction.
+SCHEMA_VERSION = 4
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -39,7 +40,8 @@ CREATE TABLE IF NOT EXISTS uploads (
     etag TEXT,
     error TEXT,
     checksum_type TEXT NOT NULL DEFAULT 'COMPOSITE',
-    guard TEXT
+    guard TEXT,
+    copy_source TEXT
 );
 CREATE INDEX IF NOT EXISTS uploads_destination
     ON uploads (source_path, endpoint, bucket, key, state);
@@ -86,6 +88,9 @@ UPLOADS_V3 = (
     "checksum_type TEXT NOT NULL DEFAULT 'COMPOSITE'",
     "guard TEXT",
 )
+# Version 4: a server-side copy's source (``values.CopySource`` as JSON); NULL, as every
+# migrated row gets, is a file's upload.
+UPLOADS_V4 = ("copy_source TEXT",)
 
 
 def create(path: Path) -> None:
@@ -120,14 +125,14 @@ def version(db: sqlite3.Connection) -> int | None:
 
 
 def migrate(db: sqlite3.Connection, old: int) -> None:
-    """Bring a journal at version ``old`` up to date in one transaction. Version 3 added
-    columns to ``uploads``, with defaults that describe the rows already there; the other
-    changes only added tables, which the schema script (all ``IF NOT EXISTS``) makes."""
+    """Bring a journal at version ``old`` up to date in one transaction. Versions 3 and 4
+    added columns to ``uploads``, with defaults that describe the rows already there; the
+    other changes only added tables, which the schema script (all ``IF NOT EXISTS``) makes."""
     with db:
         db.execute("BEGIN IMMEDIATE")
-        if old < 3:
+        if old < 4:
             have = {r["name"] for r in db.execute("PRAGMA table_info(uploads)")}
-            for column in UPLOADS_V3:
+            for column in (UPLOADS_V3 if old < 3 else ()) + UPLOADS_V4:
                 if column.split()[0] not in have:
                     db.execute(f"ALTER TABLE uploads ADD COLUMN {column}")
         for statement in SCHEMA.split(";"):

@@ -14,6 +14,7 @@ from collections.abc import Collection
 
 from ..errors import ResumeError
 from ..source import Fingerprint
+from ..values import CopySource
 from .db import Database, now
 from .records import (
     CHECKSUM_TYPES,
@@ -117,17 +118,20 @@ class UploadRepository:
         *,
         checksum_type: str = "COMPOSITE",
         guard: DestinationGuard = UNKNOWN_GUARD,
+        copy_source: CopySource | None = None,
     ) -> int:
         """Record a new upload before CreateMultipartUpload is sent; returns its row id.
         ``checksum_type`` is the one Create will ask for (a resume must keep it); ``guard``
-        is the destination's state, if already looked at (else ``set_guard`` later)."""
+        is the destination's state, if already looked at (else ``set_guard`` later);
+        ``copy_source`` the source of a server-side copy (``fingerprint`` is its
+        ``fingerprint()``)."""
         _check_type(checksum_type)
         stamp = now()
         cur = self.db.execute(
             "INSERT INTO uploads (state, source_path, size, mtime_ns, inode, device, sample_hash,"
             " endpoint, bucket, key, upload_id, part_size, part_count, checksum_algorithm,"
-            " sse_c_key_hash, created_at, updated_at, checksum_type, guard)"
-            " VALUES (?,?,?,?,?,?,?,?,?,?,NULL,?,?,?,?,?,?,?,?)",
+            " sse_c_key_hash, created_at, updated_at, checksum_type, guard, copy_source)"
+            " VALUES (?,?,?,?,?,?,?,?,?,?,NULL,?,?,?,?,?,?,?,?,?)",
             (
                 UploadState.ACTIVE.value,
                 fingerprint.path,
@@ -147,6 +151,7 @@ class UploadRepository:
                 stamp,
                 checksum_type,
                 guard.to_column(),
+                copy_source.to_column() if copy_source is not None else None,
             ),
         )
         assert cur.lastrowid is not None

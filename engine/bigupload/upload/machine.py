@@ -22,9 +22,10 @@ the scheduler; machines hold none of them, so every decision is a unit test::
                      --goes on--> CREATE -> PARTS(read and send until it ends) -> COMPLETE ...
         any failure -> ABORT: a stream cannot be read again, so nothing can be resumed
 
-A new kind of source (a server-side copy) is another machine with its own steps and
-another driver that executes them: ``choose_kind`` is the one place that picks a file's
-kind; a stream is a kind by its source, not by its plan.
+A new kind of source is another machine with its own steps and another driver that
+executes them: ``choose_kind`` is the one place that picks for a file,
+``copy_machine.choose_copy_kind`` for a server-side copy; a stream is a kind by its
+source (one kind, whose machine chooses one request or parts once it has read).
 
 What a store's answer means is classify.py's (``StoreError``'s attributes); the
 transitions read it, and nothing here compares error codes."""
@@ -49,6 +50,7 @@ class Phase(enum.Enum):
     PARTS = "parts"
     COMPLETE = "complete"
     PUT = "put"
+    COPY = "copy"  # one CopyObject (copy_machine)
     VERIFY = "verify"
     DONE = "done"
     ABORT = "abort"
@@ -66,6 +68,7 @@ class Step(enum.Enum):
     SEND = "send"  # the parts still missing, then the listing check before completing
     COMPLETE = "complete"  # CompleteMultipartUpload under the destination's guard
     CONTESTED = "contested"  # 412 at completion: HEAD, is the object there ours?
+    COPY = "copy"  # CopyObject, conditional on the source's ETag (copy_machine)
     VERIFY = "verify"  # HEAD, and compare with what was sent
     DONE = "done"
 
@@ -73,6 +76,8 @@ class Step(enum.Enum):
 class Kind(enum.Enum):
     PUT = "put"  # one PutObject, no journal row
     MULTIPART = "multipart"  # a journalled, resumable multipart upload
+    COPY = "copy"  # one CopyObject, server-side (copy_machine)
+    MULTIPART_COPY = "multipart copy"  # UploadPartCopy parts, journalled and resumable
     STREAM = "stream"  # a source read once: one PutObject or parts, never resumed
 
 

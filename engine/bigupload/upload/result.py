@@ -31,3 +31,7 @@ class UploadResult:
     verified: bool = True  # False: only the size could be compared (--checksum none, ...)
     checksum_type: str | None = None  # FULL_OBJECT or COMPOSITE (multipart), as uploaded
     notices: tuple[str, ...] = ()  # what differs from what was asked (a resume's settings)
+    # a server-side copy's source (s3://bucket/key): ``sent_bytes`` then counts what the
+    # server copied this run, none of which passed through the client; ``verified`` says
+    # whether the copy was compared with the source (its checksum, or its MD5 ETag)
+    copied_from: str | None = None
