@@ -15,7 +15,7 @@ from typing import Any
 import anyio
 import pytest
 
-from bigupload import ChecksumAlgorithm, UploadConfig, Uploader
+from bigupload import ChecksumAlgorithm, ServerSideEncryption, UploadConfig, Uploader
 from bigupload import checksum as ck
 from bigupload.errors import AuthError, ExistsError, SourceError, StoreError
 from bigupload.journal import Journal, UploadState
@@ -313,22 +313,32 @@ def test_no_overwrite_guards_the_write_itself(tmp_path: Path, size: int) -> None
     assert stored(store) == b"other" and store.uploads == {}
 
 
-def test_object_options_reach_the_object(tmp_path: Path) -> None:
+@pytest.mark.parametrize("size", [3, 6 * MiB])
+def test_object_options_reach_the_object(tmp_path: Path, size: int) -> None:
+    """Content type, metadata, storage class and SSE, on CreateMultipartUpload or on the
+    one PutObject."""
     seen: list[Any] = []
     store = FakeStore()
-    original = store.create_multipart
+    create, put = store.create_multipart, store.put_object
 
-    async def create(bucket: str, key: str, options: Any) -> str:
+    async def recording_create(bucket: str, key: str, options: Any) -> str:
         seen.append(options)
-        return await original(bucket, key, options)
+        return await create(bucket, key, options)
 
-    store.create_multipart = create  # type: ignore[method-assign]
-    anyio.run(lambda: stream(chunks(data(6 * MiB)), store, tmp_path / "j.db",
+    async def recording_put(bucket: str, key: str, body: Any, checksum: Any, options: Any,
+                            **kwargs: Any) -> Any:
+        seen.append(options)
+        return await put(bucket, key, body, checksum, options, **kwargs)
+
+    store.create_multipart = recording_create  # type: ignore[method-assign]
+    store.put_object = recording_put  # type: ignore[method-assign]
+    anyio.run(lambda: stream(chunks(data(size)), store, tmp_path / "j.db",
                              cfg=config(content_type="application/x-tar",
-                                        metadata={"a": "b"}, storage_class="STANDARD_IA")))
+                                        metadata={"a": "b"}, storage_class="STANDARD_IA",
+                                        sse=ServerSideEncryption.AES256)))
     [options] = seen
-    assert (options.content_type, dict(options.metadata), options.storage_class) == (
-        "application/x-tar", {"a": "b"}, "STANDARD_IA")
+    assert (options.content_type, dict(options.metadata), options.storage_class,
+            options.sse) == ("application/x-tar", {"a": "b"}, "STANDARD_IA", "AES256")
 
 
 def test_the_next_stream_aborts_what_a_killed_one_left(tmp_path: Path) -> None:
