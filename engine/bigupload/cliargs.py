@@ -68,7 +68,8 @@ class VersionAction(argparse.Action):
 
         lines = [f"bigupload {__version__}"]
         lines += [f"  {name:<10} {backend}" for name, backend in backends().items()]
-        parser.exit(0, "\n".join(lines) + "\n")
+        print("\n".join(lines))  # stdout, as --help: `bigupload --version | head -1` works
+        parser.exit(0)
 
 
 T = TypeVar("T")
