@@ -327,12 +327,12 @@ def build_parser() -> argparse.ArgumentParser:
         "       bigupload cp [options] DIR s3://bucket/prefix/ --recursive\n"
         "       bigupload cp [options] --manifest FILE [s3://bucket/prefix/]\n"
         "       bigupload cp [options] s3://bucket/key s3://bucket/key   (server-side)",
-        "upload a file, a stream, a directory (-r) or a manifest, or copy an object; or resume",
-        "Upload a file, a stream (-: standard input), a directory (-r) or a manifest, or copy\n"
-        "an object server-side; or resume it. A copy uses the source's CRC algorithm unless\n"
-        "--checksum is given. A stream cannot be resumed.")
+        "upload a file, a stream, a directory or a manifest, or copy an object",
+        "Upload a file, a stream (- reads standard input), a directory (-r) or a\n"
+        "manifest, or copy an object server-side; or resume it. A copy uses the source's\n"
+        "CRC algorithm unless --checksum is given. A stream cannot be resumed.")
     cp.add_argument("paths", nargs="*", metavar="SOURCE DESTINATION",
-                    help="FILE, -, DIR or s3://b/k, then s3://bucket/key[/]")
+                    help="FILE, -, DIR or s3://b/k; s3://bucket/key[/]")
     g = cp.add_argument_group("this run")
     g.add_argument("--dry-run", action="store_true", help="print the plan; send nothing")
     g.add_argument("--restart", action="store_true", help="abort the unfinished upload; start over")
