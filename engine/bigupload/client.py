@@ -22,6 +22,7 @@ import dataclasses
 import logging
 import os
 import ssl
+import sys
 from urllib.parse import quote, urlsplit
 from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any, Protocol, runtime_checkable
@@ -302,9 +303,12 @@ def _origin(exc: BaseException) -> str:
     return f"https://{host}:{port}" if host else "the endpoint"
 
 
-def _our_error(exc: BaseException) -> BigUploadError | None:
-    """Our own error, when aiohttp wrapped one raised by the body writer (``httpbody``)."""
-    seen: set[int] = set()
+def _our_error(exc: BaseException, handled: BaseException | None) -> BigUploadError | None:
+    """Our own error, when aiohttp wrapped one raised by the body writer (``httpbody``).
+    ``handled`` is the exception already being handled when the request began: a request
+    sent from an ``except`` block carries it as context, and it is no part of this request's
+    failure (a handled NoSuchUpload must not come back when the next request fails)."""
+    seen: set[int] = set() if handled is None else {id(handled)}
     current: BaseException | None = exc
     while current is not None and id(current) not in seen:
         if isinstance(current, BigUploadError):
@@ -465,6 +469,7 @@ class LeanPut:
             frozen = await frozen
         signed = sigv4.sign("PUT", split.netloc, split.path, headers, access_key=frozen.access_key,
                             secret_key=frozen.secret_key, token=frozen.token, region=self._region)
+        handling = sys.exc_info()[1]
         try:
             if self._sender is not None and url.startswith("https://") and isinstance(body, FileRange):
                 sent = await self._sender.exchange("PUT", url, signed, body)
@@ -480,7 +485,7 @@ class LeanPut:
         except (BigUploadError, asyncio.CancelledError):
             raise
         except Exception as exc:
-            if (ours := _our_error(exc)) is not None:
+            if (ours := _our_error(exc, handling)) is not None:
                 raise ours from exc
             raise map_error(exc, "PutObject", bucket, key, timeouts=self._timeouts) from exc
         if status >= 300:
@@ -615,13 +620,14 @@ class AioS3Store:
         """Call botocore's ``operation`` (its method name); errors are ours, named with
         S3's operation name, and unknown exceptions pass through unchanged."""
         method = getattr(self._client, operation)
+        handling = sys.exc_info()[1]
         try:
             result: dict[str, Any] = await method(Bucket=bucket, **params)
             return result
         except (BigUploadError, asyncio.CancelledError):
             raise
         except Exception as exc:
-            if (ours := _our_error(exc)) is not None:
+            if (ours := _our_error(exc, handling)) is not None:
                 raise ours from exc  # e.g. the file shrank while aiohttp was sending it
             raise map_error(exc, S3_OPERATIONS.get(operation, operation), bucket, key, upload_id,
                             part_number, timeouts=self._timeouts) from exc
@@ -719,6 +725,7 @@ class AioS3Store:
                 "list_parts", bucket, key, upload_id=upload_id,
                 Key=key, UploadId=upload_id, PartNumberMarker=marker, **params,
             )
+            _required(response, "UploadId", "ListParts", bucket, key)
             pages.append(response)
             declared = next((str(page["ChecksumAlgorithm"]) for page in pages
                              if page.get("ChecksumAlgorithm")), None)
@@ -726,7 +733,7 @@ class AioS3Store:
                       for p in response.get("Parts", [])]
             if one_page or not response.get("IsTruncated"):
                 return answers.part_listing(pages, parts, bucket, key, upload_id, marker,
-                                     truncated=one_page and bool(response.get("IsTruncated")))
+                                            truncated=one_page and bool(response.get("IsTruncated")))
             next_marker = answers.whole(response.get("NextPartNumberMarker")) or 0
             if next_marker <= marker:  # a server that would loop forever
                 raise StoreError(f"ListParts s3://{bucket}/{key}: truncated page without progress",
@@ -765,6 +772,19 @@ class AioS3Store:
         params = options.every_request(sse_c=False)
         response = await self._call("abort_multipart_upload", bucket, key, upload_id=upload_id,
                                     Key=key, UploadId=upload_id, **params)
+        # S3 answers 204 and no body (moto even labels it text/html, so the content type
+        # proves nothing); a 2xx with a body is a web server answering anything, and
+        # "aborted" would tell the user billing stopped when nothing was sent to S3
+        meta = response.get("ResponseMetadata", {})
+        length = str(meta.get("HTTPHeaders", {}).get("content-length") or "0")
+        if meta.get("HTTPStatusCode") != 204 and length.isdigit() and int(length) > 0:
+            raise StoreError(
+                f"AbortMultipartUpload s3://{bucket}/{key}: HTTP {meta.get('HTTPStatusCode')} with a "
+                "body instead of 204 No Content; the endpoint does not look like an S3 API "
+                "(check --endpoint-url)",
+                operation="AbortMultipartUpload", bucket=bucket, key=key, upload_id=upload_id,
+                code="NotS3", retryable=False,
+            )
         return answers.text(response.get("RequestCharged"))
 
     async def put_object(self, bucket: str, key: str, body: Any, checksum: str | None,
@@ -839,6 +859,7 @@ class AioS3Store:
             params.update(options.every_request(sse_c=False))
         while True:
             response = await self._call("list_multipart_uploads", bucket, prefix, **params)
+            _required(response, "Bucket", "ListMultipartUploads", bucket, prefix)
             uploads += [answers.multipart_upload(u) for u in response.get("Uploads", [])]
             if not response.get("IsTruncated"):
                 return uploads

@@ -118,6 +118,16 @@ class SourceFile:
                                   inode=st.st_ino, device=st.st_dev)
         return fingerprint.differences(now)
 
+    def changes(self, fingerprint: Fingerprint) -> list[str]:
+        """How the file at the path differs from ``fingerprint`` now, in words ("deleted"
+        when nothing is there any more); SourceError when it is there but cannot be read."""
+        try:
+            return fingerprint.differences(self.fingerprint())
+        except SourceError as exc:
+            if isinstance(exc.__cause__, FileNotFoundError):
+                return ["deleted"]
+            raise
+
     def fingerprint(self) -> Fingerprint:
         """Fingerprint of the file as it is now (re-stats the path, so a replaced file shows)."""
         try:

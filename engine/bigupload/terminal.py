@@ -52,7 +52,10 @@ class Output:
         self.stream = stream or sys.stdout
 
     def emit(self, event: str, text: str, **fields: Any) -> None:
-        line = json.dumps({"event": event, **fields}, default=str) if self.as_json else text
+        # a file name that is not UTF-8 shows escaped (bad\udcffname), as JSON has it: its
+        # surrogate escapes would fail a strict stdout, or write bytes a terminal cannot show
+        line = (json.dumps({"event": event, **fields}, default=str) if self.as_json
+                else text.encode("utf-8", "backslashreplace").decode("utf-8"))
         try:
             self.stream.write(redact(line) + "\n")
             self.stream.flush()

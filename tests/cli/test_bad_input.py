@@ -172,6 +172,26 @@ def test_endpoint_that_does_not_speak_s3(make_file: Any, size: int) -> None:
     assert_one_line_error(result, result.returncode, "does not look like an S3")
 
 
+@pytest.mark.parametrize("argv", [
+    ["abort", "s3://bucket/k", "--upload-id", "abc"],
+    ["ls-uploads", "s3://bucket"],
+    ["parts", "s3://bucket/k", "--upload-id", "abc"],
+])
+def test_housekeeping_against_an_endpoint_that_does_not_speak_s3(argv: list[str]) -> None:
+    """A wrong port must not read as success: "aborted abc" would tell the user billing
+    stopped, "0 unfinished upload(s)" that there is nothing to clean up."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), NotS3)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        result = cli(*argv, "--endpoint-url", f"http://127.0.0.1:{server.server_address[1]}")
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert_one_line_error(result, 7, "does not look like an S3 API")
+    assert result.stdout == ""
+
+
 def test_journal_in_an_unusable_place(tmp_path: Path, make_file: Any) -> None:
     blocker = tmp_path / "file"
     blocker.write_text("x")

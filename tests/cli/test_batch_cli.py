@@ -223,3 +223,42 @@ def test_filters_and_skip_existing(seaweed: SeaweedServer, seaweed_bucket: str, 
     assert (summary["uploaded"], summary["skipped"]) == (1, len(files) - 1)
     assert summary["sent_bytes"] == len(b"changed, and another size")
     assert_objects(seaweed, seaweed_bucket, "f/", files)
+
+
+def test_a_name_that_is_not_utf8_stays_failed_on_resume_and_no_other_file_stands_in(
+        seaweed: SeaweedServer, seaweed_bucket: str, tmp_path: Path) -> None:
+    """A file named with byte 0xff beside one literally named ``bad\\udcffname.txt`` (what
+    an escaped form of the first would look like): retrying the first must neither send
+    the second in its place nor lose why it failed."""
+    tree = tmp_path / "e"
+    tree.mkdir()
+    (tree / "bad\\udcffname.txt").write_bytes(b"REAL")
+    with open(os.fsencode(tree) + b"/bad\xffname.txt", "wb") as f:
+        f.write(b"NONUTF")
+    journal = tmp_path / "journal.sqlite3"
+    common = ["--endpoint-url", seaweed.endpoint_url, "--journal", str(journal)]
+    first = cli("cp", str(tree), f"s3://{seaweed_bucket}/e/", "-r", "--json", *common)
+    assert first.returncode == 9, first.stderr
+    summary = events(first.stdout)[-1]
+    assert (summary["uploaded"], summary["failed"]) == (1, 1)
+    (failure,) = summary["failures"]
+    assert "not valid UTF-8" in failure["error"]
+
+    def uploaded_keys() -> set[str]:
+        listing = seaweed.boto3_client().list_objects_v2(Bucket=seaweed_bucket, Prefix="e/")
+        return {o["Key"] for o in listing.get("Contents", [])}
+
+    assert len(uploaded_keys()) == 1  # SeaweedFS lists a "\\" in a key as "/"
+    for _ in range(2):  # each retry keeps the reason
+        again = cli("resume", str(summary["job_id"]), "--json", "--journal", str(journal))
+        assert again.returncode == 9, again.stderr
+        result = events(again.stdout)[-1]
+        assert (result["files"], result["uploaded"], result["failed"]) == (2, 1, 1), result
+        (failure,) = result["failures"]
+        assert "not valid UTF-8" in failure["error"], failure
+        assert os.fsencode(failure["source"]).endswith(b"/bad\xffname.txt"), failure
+        assert result["sent_bytes"] == 0  # nothing was sent in the bad file's place
+    assert len(uploaded_keys()) == 1
+    assert read_object(seaweed, seaweed_bucket, "e/bad\\udcffname.txt") == b"REAL"
+    status = cli("status", str(summary["job_id"]), "--journal", str(journal))
+    assert "[partial]" in status.stdout, status.stdout

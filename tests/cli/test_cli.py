@@ -216,3 +216,30 @@ def test_second_process_on_the_same_destination_is_refused(seaweed: SeaweedServe
     assert json.loads(out)["resumed_parts"] == 0
     assert read_object(seaweed, seaweed_bucket, "twice.bin") == path.read_bytes()
     assert not list_uploads(seaweed, seaweed_bucket)
+
+
+@pytest.mark.integration
+def test_upload_aborted_by_another_tool_is_started_over(seaweed: SeaweedServer, seaweed_bucket: str,
+                                                        make_file: Any, tmp_path: Path) -> None:
+    """Killed midway, its upload then aborted behind our back (the key never existed): the
+    re-run finds NoSuchUpload, says so and starts a new upload. The HeadObject 404 it sends
+    while starting over must not bring the handled ListParts error back (it did: exit 7)."""
+    path = make_file(12 * MiB + 123)
+    journal = tmp_path / "journal.sqlite3"
+    argv = ["cp", str(path), f"s3://{seaweed_bucket}/ns2.bin", "--endpoint-url",
+            seaweed.endpoint_url, "--part-size", "5MiB", "--concurrency", "1", "--journal",
+            str(journal)]
+    # slowed down so that the kill lands while parts remain to be sent
+    returncode, _ = _start_and_stop_midway([*argv, "--max-bandwidth", "2MB/s"], journal,
+                                           signal.SIGKILL, min_parts=1)
+    assert returncode == -signal.SIGKILL
+    uploads = [u for u in list_uploads(seaweed, seaweed_bucket) if u["Key"] == "ns2.bin"]
+    assert len(uploads) == 1
+    seaweed.boto3_client().abort_multipart_upload(Bucket=seaweed_bucket, Key="ns2.bin",
+                                                  UploadId=uploads[0]["UploadId"])
+
+    result = cli(*argv)
+    assert result.returncode == 0, result.stderr
+    assert "starting a new one" in result.stderr
+    assert read_object(seaweed, seaweed_bucket, "ns2.bin") == path.read_bytes()
+    assert not list_uploads(seaweed, seaweed_bucket)

@@ -292,3 +292,65 @@ def test_a_row_without_a_guard_completes_on_a_server_without_conditional_writes(
     assert stored(store) == path.read_bytes()
     assert states(journal) == [UploadState.COMPLETED]
     assert store.calls["refused_condition"] == 1
+
+
+def only_row(journal: Path) -> Any:
+    with Journal(journal) as j:
+        (row,) = j.uploads()
+        return row
+
+
+@pytest.mark.parametrize("how", ["shrink", "delete"])
+def test_a_file_that_shrinks_or_vanishes_mid_upload_aborts_it(
+        make_file: Any, tmp_path: Path, how: str) -> None:
+    """Outside tester: a file truncated during the upload (a short read while parts are
+    sent) or deleted (found when the file is checked after the last part) can never
+    complete the upload: it is aborted, nothing is left on the server and the journal row
+    is closed, like a file rewritten in place; it used to stay active and billed."""
+    path = make_file(16 * MiB)
+    store, journal = FakeStore(), tmp_path / "j.db"
+    done = {"changed": False}
+
+    def change(op: str, ctx: dict[str, Any]) -> None:
+        if op == "upload_part" and ctx["number"] == 2 and not done["changed"]:
+            done["changed"] = True
+            if how == "shrink":
+                os.truncate(path, 6 * MiB)
+            else:
+                os.remove(path)
+
+    store.faults.append(change)
+    aborted = "the upload was aborted and no object was written"
+    with pytest.raises(SourceError, match=aborted) as caught:
+        run(lambda: upload(path, store, journal))
+    assert ("shrank" if how == "shrink" else "deleted") in str(caught.value)
+    assert done["changed"] and not store.uploads and (BUCKET, KEY) not in store.objects
+    row = only_row(journal)
+    assert row.state is UploadState.ABORTED and "source changed" in (row.error or "")
+
+
+def test_a_read_error_on_an_unchanged_file_keeps_the_upload_resumable(
+        make_file: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The other side: a read that fails while the file is still the one planned (an I/O
+    error) leaves the upload and its row for the next run, which completes it."""
+    path = make_file(16 * MiB)
+    store, journal = FakeStore(), tmp_path / "j.db"
+    from bigupload.source import SourceFile
+
+    real_scan = SourceFile.scan
+    calls = {"n": 0}
+
+    def failing_scan(self: SourceFile, part: Any, consume: Any) -> None:
+        calls["n"] += 1
+        if part.number == 2:
+            raise SourceError(f"{self.path}: read failed: Input/output error")
+        real_scan(self, part, consume)
+
+    monkeypatch.setattr(SourceFile, "scan", failing_scan)
+    with pytest.raises(SourceError, match="read failed"):
+        run(lambda: upload(path, store, journal))
+    assert len(store.uploads) == 1 and only_row(journal).state is UploadState.ACTIVE
+    monkeypatch.setattr(SourceFile, "scan", real_scan)
+    run(lambda: upload(path, store, journal))
+    assert stored(store) == path.read_bytes() and not store.uploads
+    assert states(journal) == [UploadState.COMPLETED]

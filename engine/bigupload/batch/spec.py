@@ -82,12 +82,6 @@ def describe(spec: dict[str, Any]) -> str:
     return f"{origin['count']} item(s)"
 
 
-def _storable(text: str) -> str:
-    """A file name that is not UTF-8 (surrogate escapes) cannot be stored as text: keep a
-    readable escaped form (such a file is a failure anyway, since keys are UTF-8)."""
-    return text.encode("utf-8", "backslashreplace").decode("utf-8")
-
-
 def entries_to_files(entries: Iterable[Entry], first_seq: int) -> list[JobFile]:
     """Journal rows for entries; an entry with an error stays pending with it, so the run
     reports it among the job's failures."""
@@ -95,8 +89,7 @@ def entries_to_files(entries: Iterable[Entry], first_seq: int) -> list[JobFile]:
     for seq, e in enumerate(entries, first_seq):
         settings = e.item.settings()
         files.append(JobFile(
-            seq=seq, source=_storable(e.item.source), bucket=e.item.bucket,
-            key=_storable(e.item.key), size=e.size,
+            seq=seq, source=e.item.source, bucket=e.item.bucket, key=e.item.key, size=e.size,
             settings=json.dumps(settings, sort_keys=True) if settings else None,
             state=FileState.PENDING, error=e.error,
         ))

@@ -12,7 +12,17 @@ import contextlib
 from collections.abc import Collection
 
 from .db import JOB_RESUMES, NOTHING_SENT, Database, now
-from .records import FileState, JobFile, JobRecord, JobState, JobTotals, KeyRange
+from .records import (
+    FileState,
+    JobFile,
+    JobRecord,
+    JobState,
+    JobTotals,
+    KeyRange,
+    message_column,
+    name,
+    name_column,
+)
 
 
 class JobRepository:
@@ -43,7 +53,7 @@ class JobRepository:
     def keys(self, job_id: int) -> set[tuple[str, str]]:
         """The (bucket, key) of every file of the job."""
         rows = self.db.execute("SELECT bucket, key FROM job_files WHERE job=?", (job_id,))
-        return {(str(r["bucket"]), str(r["key"])) for r in rows}
+        return {(str(r["bucket"]), name(r["key"])) for r in rows}
 
     def next_seq(self, job_id: int) -> int:
         row = self.db.execute("SELECT COALESCE(MAX(seq) + 1, 0) AS seq FROM job_files "
@@ -88,9 +98,11 @@ class JobRepository:
         return {FileState(r["state"]): int(r["files"]) for r in rows}
 
     def key_range(self, job_id: int) -> dict[str, KeyRange]:
-        """Per bucket, the smallest and largest key of the job."""
+        """Per bucket, the smallest and largest key of the job (of those that can be keys:
+        a name that is not UTF-8, stored as a BLOB, sorts after every text)."""
         rows = self.db.execute("SELECT bucket, MIN(key) AS low, MAX(key) AS high "
-                               "FROM job_files WHERE job=? GROUP BY bucket", (job_id,))
+                               "FROM job_files WHERE job=? AND typeof(key)='text' "
+                               "GROUP BY bucket", (job_id,))
         return {str(r["bucket"]): KeyRange(str(r["low"]), str(r["high"])) for r in rows}
 
     def in_job(self, source: str, bucket: str, key: str, *, unfinished: bool = True) -> bool:
@@ -135,8 +147,8 @@ class JobRepository:
             self.db.executemany(
                 "INSERT INTO job_files (job, seq, source, bucket, key, size, settings, state, "
                 "error) VALUES (?,?,?,?,?,?,?,?,?)",
-                [(job_id, f.seq, f.source, f.bucket, f.key, f.size, f.settings, f.state.value,
-                  f.error) for f in files],
+                [(job_id, f.seq, name_column(f.source), f.bucket, name_column(f.key), f.size,
+                  f.settings, f.state.value, message_column(f.error)) for f in files],
                 failure=NOTHING_SENT,
             )
 
@@ -146,7 +158,8 @@ class JobRepository:
         with self.db.transaction(failure=JOB_RESUMES):
             self.db.executemany(
                 "UPDATE job_files SET state=?, etag=?, error=?, exit_code=? WHERE job=? AND seq=?",
-                [(f.state.value, f.etag, f.error, f.exit_code, job_id, f.seq) for f in files],
+                [(f.state.value, f.etag, message_column(f.error), f.exit_code, job_id, f.seq)
+                 for f in files],
                 failure=JOB_RESUMES)
             self.db.execute("UPDATE jobs SET updated_at=? WHERE id=?", (now(), job_id),
                             failure=JOB_RESUMES)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import os
 import sqlite3
 
 # the guard and the part record are the engine's values (values.py), journalled here
@@ -54,6 +55,32 @@ CHECKSUM_TYPES = ("COMPOSITE", "FULL_OBJECT")
 def text(value: object) -> str | None:
     """A nullable TEXT column."""
     return None if value is None else str(value)
+
+
+def name_column(path: str) -> str | bytes:
+    """A job file's source or key as stored: the text, or, for a file name that is not
+    UTF-8 (Python's surrogate escapes, which SQLite text cannot hold), its bytes as a BLOB,
+    so that ``name`` reads back exactly (never as an escaped form that may name another
+    file)."""
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:
+        return os.fsencode(path)
+    return path
+
+
+def name(value: object) -> str:
+    """The source or key of a ``name_column``."""
+    return os.fsdecode(value) if isinstance(value, bytes) else str(value)
+
+
+def message_column(message: str | None) -> str | None:
+    """An error message as stored: one about a file name that is not UTF-8 keeps a
+    readable escaped form of it (a message is for reading, and SQLite text cannot hold
+    surrogate escapes)."""
+    if message is None:
+        return None
+    return message.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 UNKNOWN_GUARD = DestinationGuard.unknown()
@@ -174,8 +201,8 @@ class JobFile:
 
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> JobFile:
-        return cls(seq=int(row["seq"]), source=str(row["source"]), bucket=str(row["bucket"]),
-                   key=str(row["key"]), size=int(row["size"]), settings=text(row["settings"]),
+        return cls(seq=int(row["seq"]), source=name(row["source"]), bucket=str(row["bucket"]),
+                   key=name(row["key"]), size=int(row["size"]), settings=text(row["settings"]),
                    state=FileState(row["state"]), etag=text(row["etag"]),
                    error=text(row["error"]),
                    exit_code=None if row["exit_code"] is None else int(row["exit_code"]))

@@ -13,7 +13,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, NoReturn
 
-from ..errors import ClusterError, NotFoundError, StoreError
+from ..errors import ClusterError, NotFoundError, SourceError, StoreError
 from ..journal import UploadState
 from ..remote import PartsTask
 from ..values import Part, PartRecord, sse_c_key_hash
@@ -146,6 +146,7 @@ class MultipartDriver(Driver):
         m = self.machine
         journalled = self.journal.parts(m.row)
         await wait_for_listing(m.last_write)
+        reaction: Reaction | Close | None
         try:
             listed = await self.listing.parts(journalled)
         except NotFoundError as exc:
@@ -154,8 +155,13 @@ class MultipartDriver(Driver):
                 await self.close(reaction)
             if reaction is Reaction.RAISE:
                 raise
-            if reaction is Reaction.START_OVER:
-                await self._start_over()
+        else:
+            reaction = None
+        # acted on outside the handler: the requests starting over sends would otherwise
+        # carry the handled ListParts error as their context
+        if reaction is Reaction.START_OVER:
+            await self._start_over()
+        if reaction is not None:
             return
         await self.listing.settle(journalled, listed)
         m.listed()
@@ -217,10 +223,15 @@ class MultipartDriver(Driver):
             if decision is None:
                 raise
             await self.close(decision)
+        except SourceError as exc:  # a short read: did the file shrink, or vanish?
+            changes = await self.scheduler.in_thread(self.source.changes, self.job.fingerprint)
+            if (decision := m.source_failed(exc, changes)) is None:
+                raise
+            await self.close(decision)
         finally:
             self.progress.close()
-        after = await self.scheduler.in_thread(self.source.fingerprint)
-        decision = m.source_checked(self.job.fingerprint.differences(after), self.source.path)
+        changes = await self.scheduler.in_thread(self.source.changes, self.job.fingerprint)
+        decision = m.source_checked(changes, self.source.path)
         if decision is not None:
             await self.close(decision)
 

@@ -324,6 +324,18 @@ class MultipartMachine(MultipartState):
             ), cause=exc)
         return None
 
+    def source_failed(self, exc: SourceError, changes: list[str]) -> Close | None:
+        """Reading the file failed while parts were being sent (a short read, say);
+        ``changes``: how the file now differs from its plan. A file that shrank, changed
+        or was deleted can never complete this upload: end it, as ``source_checked``
+        does, but confirm the abort (parts were in flight when the read failed). An
+        unchanged file (an I/O error) leaves the error standing: running again may work."""
+        if not changes:
+            return None
+        return self.close(Outcome.ABORTED, f"source changed during the upload "
+                          f"({', '.join(changes)})", SourceError(
+            f"{exc}; the upload was aborted and no object was written"), confirm=True, cause=exc)
+
     def source_checked(self, changes: list[str], path: str) -> Close | None:
         """Every part is on the server; ``changes``: how the file differs from its plan."""
         if changes:
