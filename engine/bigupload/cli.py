@@ -27,6 +27,7 @@ from .cliargs import (
     UsageError,
     build_parser,
     connection_config,
+    expected_size,
     keep_negative_values,
     make_config,
     parse_age,
@@ -35,11 +36,12 @@ from .cliargs import (
 )
 from .config import format_size
 from .errors import BigUploadError, Cancelled, SourceError
-from .plan import plan
+from .plan import plan, plan_stream
 from .redact import RedactingFormatter, add_secret, redact
 from .reports import ResumedFile, ResumedJob
 from .scheduler import task_group
 from .source import check_regular_file
+from .stream import is_stream_path, stdin_file
 from .terminal import (
     BatchReporter,
     Output,
@@ -90,6 +92,16 @@ async def cmd_cp(args: argparse.Namespace, out: Output) -> int:
     source, destination = args.paths
     if source.startswith("s3://") or re.match(r"https?://", source):
         return await cmd_copy(args, out, source, destination)
+    if source == "-":  # standard input: a file given with `<` is that file, resumable
+        source = stdin_file() or "-"
+        if source != "-" and args.expected_size is not None:
+            log.info("standard input is the file %s: its own size is used, not "
+                     "--expected-size", source)
+            args.expected_size = None
+    if source == "-" or is_stream_path(source):
+        return await cmd_stream(args, out, source, destination)
+    if args.expected_size is not None:
+        raise UsageError("--expected-size applies to streams (-, a FIFO): a file's size is known")
     if os.path.isdir(source):
         if not args.recursive:
             raise SourceError(f"{source}: is a directory (use --recursive to upload what it "
@@ -128,6 +140,49 @@ async def cmd_cp(args: argparse.Namespace, out: Output) -> int:
     return 0
 
 
+async def cmd_stream(args: argparse.Namespace, out: Output, source: str,
+                     destination: str) -> int:
+    """Standard input (``-``), or a FIFO or device, read once and uploaded as it comes."""
+    args.stream = True  # an interruption's message says that nothing is kept
+    if args.include or args.exclude or args.skip_existing or args.recursive:
+        raise UsageError("--recursive, --include, --exclude and --skip-existing apply to "
+                         "directories and manifests, not to a stream")
+    if args.restart or args.upload_id:
+        raise UsageError("--restart and --upload-id apply to files: a stream cannot be resumed")
+    bucket, key = parse_s3_url(destination, key_required=True)
+    if key.endswith("/"):
+        raise UsageError(f"a stream has no name to add to {destination}: give the whole key "
+                         "(s3://bucket/key)")
+    name = "standard input" if source == "-" else source
+    config = make_config(args)
+    expected = expected_size(args)
+    the_plan = plan_stream(config, expected)
+    if args.dry_run:
+        growth = ("" if the_plan.largest == the_plan.start else
+                  f", growing after part {the_plan.steady:,} up to {format_size(the_plan.largest)}")
+        out.emit("plan", f"{name} -> s3://{bucket}/{key}: a stream"
+                 + (f" of about {format_size(expected)}" if expected is not None else "")
+                 + f", parts of {format_size(the_plan.start)}{growth}, at most "
+                 f"{format_size(the_plan.capacity())}, checksum {config.checksum.value}, "
+                 f"concurrency {config.concurrency}"
+                 + (f", {limit_text(config.max_bandwidth)}" if config.max_bandwidth else ""),
+                 source=source, bucket=bucket, key=key, size=expected, multipart=None,
+                 part_size=the_plan.start, parts=None, checksum=config.checksum.value,
+                 stream=True, largest_part_size=the_plan.largest,
+                 capacity=the_plan.capacity(), max_bandwidth=config.max_bandwidth)
+        return 0
+    if source == "-" and sys.stdin is not None and sys.stdin.isatty():
+        log.info("reading standard input from the terminal (end it with Ctrl-D)")
+    async with Uploader(config, journal=args.journal, executor=args.dask) as uploader:
+        await uploader.connect()
+        freeze_gc()
+        result = await uploader.upload_stream(
+            0 if source == "-" else source, bucket, key, expected_size=expected, name=name,
+            progress=TqdmProgress(config.max_bandwidth) if show_progress(args) else None)
+    show_uploaded(out, name, bucket, key, result)
+    return 0
+
+
 async def cmd_copy(args: argparse.Namespace, out: Output, source: str, destination: str) -> int:
     """A server-side copy: ``s3://a/k`` to ``s3://b/k`` on the one endpoint."""
     if not source.startswith("s3://"):
@@ -137,7 +192,8 @@ async def cmd_copy(args: argparse.Namespace, out: Output, source: str, destinati
         raise UsageError(f"{destination}: a copy's destination is s3://bucket/key (downloads "
                          "are not supported)")
     for option, given in (("--upload-id", args.upload_id), ("--dask", args.dask),
-                          ("--content-md5", args.content_md5)):  # no body is sent
+                          ("--content-md5", args.content_md5),  # no body is sent
+                          ("--expected-size", args.expected_size)):
         if given:
             raise UsageError(f"{option} does not apply to a server-side copy")
     if args.recursive:
@@ -364,6 +420,9 @@ COMMANDS: dict[str, Callable[[argparse.Namespace, Output], Awaitable[int]]] = {
 
 
 def _interrupted(args: argparse.Namespace) -> str:
+    if args.command == "cp" and getattr(args, "stream", False):
+        return ("interrupted; a stream cannot be resumed: nothing was written (the upload it "
+                "began was aborted)")
     if args.command == "cp" and (args.manifest or args.recursive):
         return ("interrupted; the job is saved: run the same command again, or bigupload "
                 "resume, to continue it")

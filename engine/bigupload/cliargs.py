@@ -68,7 +68,8 @@ class VersionAction(argparse.Action):
 
         lines = [f"bigupload {__version__}"]
         lines += [f"  {name:<10} {backend}" for name, backend in backends().items()]
-        parser.exit(0, "\n".join(lines) + "\n")
+        print("\n".join(lines))  # stdout, as --help: `bigupload --version | head -1` works
+        parser.exit(0)
 
 
 T = TypeVar("T")
@@ -212,7 +213,7 @@ def parse_row_ids(words: list[str]) -> tuple[list[int], list[int]]:
 
 
 SIZED_OPTIONS = ("--part-size", "--multipart-threshold", "--memory-limit", "--concurrency",
-                 "--max-attempts", "--connect-timeout", "--read-timeout")
+                 "--max-attempts", "--connect-timeout", "--read-timeout", "--expected-size")
 
 
 def keep_negative_values(argv: Sequence[str]) -> list[str]:
@@ -322,14 +323,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     cp = command(
         "cp", "bigupload cp [options] FILE s3://bucket/key\n"
+        "       bigupload cp [options] - s3://bucket/key   (standard input, a stream)\n"
         "       bigupload cp [options] DIR s3://bucket/prefix/ --recursive\n"
         "       bigupload cp [options] --manifest FILE [s3://bucket/prefix/]\n"
         "       bigupload cp [options] s3://bucket/key s3://bucket/key   (server-side)",
-        "upload a file, a directory (-r) or a manifest, or copy an object; or resume it",
-        "Upload a file, a directory (-r) or a manifest, or copy an object server-side;\n"
-        "or resume it. A copy uses the source's CRC algorithm unless --checksum is given.")
+        "upload a file, a stream, a directory (-r) or a manifest, or copy an object; or resume",
+        "Upload a file, a stream (-: standard input), a directory (-r) or a manifest, or copy\n"
+        "an object server-side; or resume it. A copy uses the source's CRC algorithm unless\n"
+        "--checksum is given. A stream cannot be resumed.")
     cp.add_argument("paths", nargs="*", metavar="SOURCE DESTINATION",
-                    help="FILE, DIR or s3://b/k, then s3://bucket/key[/]")
+                    help="FILE, -, DIR or s3://b/k, then s3://bucket/key[/]")
     g = cp.add_argument_group("this run")
     g.add_argument("--dry-run", action="store_true", help="print the plan; send nothing")
     g.add_argument("--restart", action="store_true", help="abort the unfinished upload; start over")
@@ -344,6 +347,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="full-object (default for CRCs) or composite")
     add(g, "--content-md5", env_flag, False, action="store_true",
         help="each part's MD5 as Content-MD5 (server checks)")
+    add(g, "--expected-size", env_size, metavar="SIZE",
+        help="a stream's size, if known: sizes its parts")
     g = cp.add_argument_group("directories and manifests (one resumable job)")
     g.add_argument("-r", "--recursive", action="store_true", help="upload a directory tree")
     add(g, "--manifest", metavar="FILE", help="lines of SOURCE<TAB>KEY, or JSON lines (README)")
@@ -516,6 +521,15 @@ def read_sse_c_key(args: argparse.Namespace) -> bytes | None:
     except OSError as exc:
         raise UsageError(f"cannot read --sse-c-key-file: {exc.strerror}") from exc
     return key[:32] if len(key) == 33 and key.endswith(b"\n") else key
+
+
+def expected_size(args: argparse.Namespace) -> int | None:
+    """``--expected-size``, parsed (a stream's; None when not given)."""
+    value = getattr(args, "expected_size", None)
+    try:
+        return None if value is None else parse_size(value)
+    except ConfigError as exc:
+        raise ConfigError(f"--expected-size: {exc}") from None
 
 
 def connection_config(args: argparse.Namespace) -> UploadConfig:

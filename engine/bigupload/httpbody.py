@@ -9,8 +9,13 @@ uvloop, which has no sendfile) it reads the range in ``FALLBACK_CHUNK`` pieces i
 thread and writes them, waiting for the transport to drain, so at most a few chunks are
 held at a time.
 
+A stream's part is in a buffer already (``stream.BufferBody``): ``BufferPayload`` writes
+it from there in ``BUFFER_CHUNK`` slices, waiting for the transport to drain after each,
+so the transport never holds more than a slice of it (asyncio's transport copies what
+the socket does not take at once).
+
 With ``--max-bandwidth`` (the bucket in ``bandwidth.CURRENT``, set by the scheduler around
-each attempt), both paths send the range in slices of ``TokenBucket.slice`` bytes, taking
+each attempt), every path sends the body in slices of ``TokenBucket.slice`` bytes, taking
 the slice's tokens before each: sendfile is called once per slice instead of once per part.
 
 Imported lazily by the aiobotocore adapter, so ``bigupload --help`` never loads aiohttp."""
@@ -28,9 +33,11 @@ import anyio
 from . import bandwidth
 from .errors import SourceError
 from .source import FileRange
+from .stream import BufferBody
 
 FALLBACK_CHUNK = 4 << 20
 SEND_BUFFER = 4 << 20
+BUFFER_CHUNK = 1 << 20
 
 
 class FileRangePayload(aiohttp.payload.Payload):
@@ -130,12 +137,52 @@ async def _write_chunks(writer: Any, body: FileRange, length: int,
         done += len(chunk)
 
 
+class BufferPayload(aiohttp.payload.Payload):
+    """aiohttp payload for a ``BufferBody``: the part's bytes, written from its buffer."""
+
+    _autoclose = True
+
+    def __init__(self, value: BufferBody, *args: Any, **kwargs: Any) -> None:
+        super().__init__(value, *args, **kwargs)
+        self._size = len(value)
+
+    def decode(self, encoding: str = "utf-8", errors: str = "strict") -> str:
+        raise TypeError("a part is binary")
+
+    async def write(self, writer: Any) -> None:
+        await self.write_with_length(writer, None)
+
+    async def write_with_length(self, writer: Any, content_length: int | None) -> None:
+        view = self._value.view
+        length = len(view) if content_length is None else min(len(view), content_length)
+        if length <= 0:
+            return
+        writer.send_headers()
+        transport = writer.transport
+        if transport is None or transport.is_closing():
+            raise ConnectionResetError("connection closed before the body was sent")
+        _widen_send_buffer(transport)
+        bucket = bandwidth.CURRENT.get()  # --max-bandwidth, as for a file range
+        step = BUFFER_CHUNK if bucket is None else bucket.slice
+        try:
+            for start in range(0, length, step):
+                end = min(length, start + step)
+                if bucket is not None:
+                    await bucket.take(end - start)
+                await writer.write(view[start:end])
+                await writer.drain()
+        except BaseException:
+            transport.abort()  # as for a file range: the request can never be completed
+            raise
+
+
 _registered = False
 
 
 def register() -> None:
-    """Teach aiohttp to send ``FileRange`` bodies (idempotent)."""
+    """Teach aiohttp to send ``FileRange`` and ``BufferBody`` bodies (idempotent)."""
     global _registered
     if not _registered:
         aiohttp.payload.register_payload(FileRangePayload, FileRange)
+        aiohttp.payload.register_payload(BufferPayload, BufferBody)
         _registered = True

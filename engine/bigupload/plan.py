@@ -1,9 +1,19 @@
-"""Pure part planning: ``plan(size, config) -> Plan``. Deterministic, so a resumed run
+"""Pure part planning: ``plan(size, config) -> Plan`` for a file, ``plan_stream(config,
+expected) -> StreamPlan`` for a stream of unknown size. Deterministic, so a resumed run
 splits the file exactly as the first run did. Touches neither files nor network.
 
 Rules (S3): parts of 5 MiB to 5 GiB except the last, which may be smaller; at most
 10,000 parts. Without an explicit part size the default grows (in whole MiB) until the
-file fits in 10,000 parts."""
+file fits in 10,000 parts.
+
+A stream's size is known only when it ends, so its part size grows as it goes: it
+doubles every 1,000 parts (``STREAM_GROWTH_EVERY``) from the starting size, up to 5 GiB
+or the explicit memory limit. From the default 32 MiB, 10,000 parts then carry about
+17.5 TiB (``StreamPlan.capacity``), against 312 GiB at a fixed 32 MiB. Reaching S3's
+largest object (10,000 parts of 5 GiB) would need 5 GiB parts from the start: only an
+expected size says that is worth the memory. With ``--expected-size`` the first parts are
+sized as for a file of that size, and growth starts only past it (if the stream turns
+out longer than said, it still goes on)."""
 
 from __future__ import annotations
 
@@ -18,9 +28,9 @@ from .config import (
     format_size,
 )
 from .errors import ConfigError
-from .values import Part, Plan
+from .values import STREAM_GROWTH_EVERY, Part, Plan, StreamPlan
 
-__all__ = ["Part", "Plan", "auto_part_size", "plan"]
+__all__ = ["Part", "Plan", "StreamPlan", "auto_part_size", "plan", "plan_stream"]
 
 
 def auto_part_size(size: int) -> int:
@@ -56,3 +66,19 @@ def plan(size: int, config: UploadConfig) -> Plan:
     # PutObject takes at most 5 GiB, whatever threshold was asked for.
     single_put_limit = min(threshold, MAX_PART_SIZE)
     return Plan(size=size, part_size=part_size, multipart=size > single_put_limit)
+
+
+def plan_stream(config: UploadConfig, expected_size: int | None = None) -> StreamPlan:
+    """The parts of a stream (see the module's docstring); ConfigError if the expected size
+    cannot be carried, or one part would not fit in the memory limit."""
+    if expected_size is None:
+        start = config.part_size if config.part_size is not None else DEFAULT_PART_SIZE
+        steady = STREAM_GROWTH_EVERY
+    else:
+        start = plan(expected_size, config).part_size  # the checks of a file that size
+        steady = max(STREAM_GROWTH_EVERY, min(MAX_PARTS, -(-expected_size // start)))
+    config.effective_memory_limit(start)  # a part must fit in the memory limit
+    largest = MAX_PART_SIZE
+    if config.memory_limit is not None:  # an explicit limit bounds the part size too
+        largest = max(start, min(MAX_PART_SIZE, config.memory_limit // MiB * MiB))
+    return StreamPlan(start=start, steady=steady, largest=largest, expected=expected_size)

@@ -7,8 +7,9 @@ from typing import Protocol
 
 
 class Progress(Protocol):
-    def start(self, description: str, total_bytes: int, done_bytes: int) -> None:
-        """An upload of ``total_bytes`` begins, ``done_bytes`` of them already on the server."""
+    def start(self, description: str, total_bytes: int | None, done_bytes: int) -> None:
+        """An upload of ``total_bytes`` begins, ``done_bytes`` of them already on the server
+        (``total_bytes`` None: a stream, whose size is known only when it ends)."""
 
     def advance(self, nbytes: int) -> None:
         """``nbytes`` more bytes were acknowledged by the server."""
@@ -20,7 +21,7 @@ class Progress(Protocol):
 class NullProgress:
     """Reports nothing."""
 
-    def start(self, description: str, total_bytes: int, done_bytes: int) -> None:
+    def start(self, description: str, total_bytes: int | None, done_bytes: int) -> None:
         pass
 
     def advance(self, nbytes: int) -> None:

@@ -27,7 +27,7 @@ from .journal import FileState, JobState, UploadState
 from .progress import NullProgress, Progress
 from .redact import redact
 from .reports import AbortReport, ForgetReport, ResumedFile, StatusReport, UploadStatus
-from .values import MultipartUpload, Owner, PartListing, RemotePart
+from .values import STREAM_SOURCE, MultipartUpload, Owner, PartListing, RemotePart
 
 if TYPE_CHECKING:
     from . import UploadResult
@@ -37,6 +37,8 @@ log = logging.getLogger("bigupload")
 EXIT_OUTPUT_CLOSED = 141  # 128 + SIGPIPE, what a Unix tool killed by it exits with
 BAR_FORMAT = ("{desc}: {percentage:3.0f}%|{bar}| {mib_n}/{mib_total} MiB "
               "[{elapsed}<{remaining}, {mib_rate} MiB/s{postfix}]")
+# a stream's size is known only when it ends: bytes and rate, no bar and no ETA
+STREAM_BAR_FORMAT = "{desc}: {mib_n} MiB [{elapsed}, {mib_rate} MiB/s{postfix}]"
 
 
 class OutputClosed(Exception):
@@ -105,10 +107,11 @@ def _bar_class() -> Any:
     return MiBBar
 
 
-def make_bar(description: str, total_bytes: int, done_bytes: int, **kwargs: Any) -> Any:
-    """A bar on stderr starting at ``done_bytes`` of ``total_bytes``."""
+def make_bar(description: str, total_bytes: int | None, done_bytes: int, **kwargs: Any) -> Any:
+    """A bar on stderr starting at ``done_bytes`` of ``total_bytes`` (None: a stream)."""
     return _bar_class()(total=total_bytes, initial=done_bytes, desc=description,
-                        bar_format=BAR_FORMAT, file=sys.stderr, dynamic_ncols=True, **kwargs)
+                        bar_format=BAR_FORMAT if total_bytes is not None else STREAM_BAR_FORMAT,
+                        file=sys.stderr, dynamic_ncols=True, **kwargs)
 
 
 def log_handler(bars: bool) -> logging.Handler:
@@ -136,13 +139,14 @@ def limit_text(limit: int | None) -> str:
 
 
 class TqdmProgress:
-    """``Progress`` as one bar on stderr: bytes, rate and ETA (and the bandwidth limit)."""
+    """``Progress`` as one bar on stderr: bytes, rate and ETA (a stream: bytes and rate),
+    and the bandwidth limit."""
 
     def __init__(self, limit: int | None = None) -> None:
         self._bar: Any = None
         self._limit = limit
 
-    def start(self, description: str, total_bytes: int, done_bytes: int) -> None:
+    def start(self, description: str, total_bytes: int | None, done_bytes: int) -> None:
         self._bar = make_bar(description, total_bytes, done_bytes)
         if self._limit:
             self._bar.set_postfix_str(limit_text(self._limit), refresh=False)
@@ -237,7 +241,7 @@ class _OverallOnly:
     def __init__(self, reporter: BatchReporter) -> None:
         self.reporter = reporter
 
-    def start(self, description: str, total_bytes: int, done_bytes: int) -> None:
+    def start(self, description: str, total_bytes: int | None, done_bytes: int) -> None:
         self.reporter.add_done(done_bytes)  # an earlier run sent these
 
     def advance(self, nbytes: int) -> None:
@@ -255,7 +259,7 @@ class _FileBar(_OverallOnly):
         self.position = position
         self.bar: Any = None
 
-    def start(self, description: str, total_bytes: int, done_bytes: int) -> None:
+    def start(self, description: str, total_bytes: int | None, done_bytes: int) -> None:
         super().start(description, total_bytes, done_bytes)
         self.bar = make_bar(description, total_bytes, done_bytes, position=self.position,
                             leave=False)
@@ -356,10 +360,12 @@ def show_status(out: Output, report: StatusReport, *, one_job: bool, closed: boo
         return
     for row in report.unfinished:
         pct = 100 * row.bytes_done / row.size if row.size else 100.0
+        done = (f"{row.parts_done}/{row.parts} parts, {format_size(row.bytes_done)} of "
+                f"{format_size(row.size)} ({pct:.0f}%)")
+        if row.source == STREAM_SOURCE:
+            done = "a stream whose run was killed (bigupload resume aborts it)"
         out.emit("unfinished",
-                 f"upload {row.id} [{row.state.value}] {_destination(row)}: {row.parts_done}/"
-                 f"{row.parts} parts, {format_size(row.bytes_done)} of {format_size(row.size)} "
-                 f"({pct:.0f}%), "
+                 f"upload {row.id} [{row.state.value}] {_destination(row)}: {done}, "
                  + (f"upload id {row.upload_id}" if row.upload_id else "no upload id recorded"),
                  id=row.id, state=row.state.value, source=row.source, bucket=row.bucket,
                  key=row.key, endpoint=row.endpoint, upload_id=row.upload_id,

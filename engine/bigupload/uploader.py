@@ -45,8 +45,12 @@ from .remote import Executor
 from .reports import AbortReport, ForgetReport, ResumedFile, ResumedJob, StatusReport
 from .scheduler import Scheduler
 from .source import SourceFile
+from .stream import StreamLike, open_stream
 from .transfer import Copy, Transfer, UploadResult
 from .upload.copy import CopyJob, plan_copy_job
+from .upload.stream import end_stream_row
+from .upload.stream_machine import NOT_RESUMABLE
+from .values import STREAM_SOURCE
 from .values import MultipartUpload, ObjectOptions, PartListing
 
 log = logging.getLogger("bigupload")
@@ -191,6 +195,34 @@ class Uploader:
                 adopt_upload_id=upload_id, executor=self.executor,
             )
             return await transfer.run()
+
+    async def upload_stream(
+        self,
+        data: StreamLike | str | os.PathLike[str],
+        bucket: str,
+        key: str,
+        *,
+        expected_size: int | None = None,
+        progress: Progress | None = None,
+        name: str | None = None,
+    ) -> UploadResult:
+        """Upload a stream, read once front to back: a path to a FIFO or device, a file
+        descriptor (left open), a binary file object (anything with ``readinto``), an
+        iterable or an async iterable of bytes. Its parts are read into reused buffers
+        and grow as it goes (``expected_size``, if known, sizes them up front); one that
+        ends inside its first part is one PutObject. A stream cannot be resumed: if the
+        upload stops, for any reason, it is aborted and the error says so. ``name`` names
+        the stream in messages and guesses the content type."""
+        store = await self.connect()
+        source = open_stream(data, name)
+        try:
+            transfer = Transfer(source, bucket, key, config=self.config, store=store,
+                                journal=self.journal, scheduler=self.scheduler,
+                                progress=progress, executor=self.executor,
+                                expected_size=expected_size)
+            return await transfer.run()
+        finally:
+            source.close()
 
     async def resume_upload(self, record: UploadRecord, *,
                             progress: Progress | None = None) -> UploadResult:
@@ -432,6 +464,14 @@ class Uploader:
         if given and given.rstrip("/") != record.endpoint.rstrip("/"):
             return dataclasses.replace(report, skipped=f"it uploads to {record.endpoint}, "
                                        f"not {given}")
+        if record.fingerprint.path == STREAM_SOURCE:  # a killed stream's row: end it
+            async with self._elsewhere(record.endpoint) as there:
+                await end_stream_row(record, there.store, there.scheduler, self.journal,
+                                     ObjectOptions(request_payer=self.config.request_payer))
+            return dataclasses.replace(
+                report, error=f"{NOT_RESUMABLE}: its upload, left by a run that was killed, "
+                "was aborted; send the stream again", error_type=ResumeError.__name__,
+                exit_code=ResumeError.exit_code)
         log.info("resuming %s -> s3://%s/%s", record.fingerprint.path, record.bucket, record.key)
         try:
             async with self._elsewhere(record.endpoint, part_size=record.part_size) as there:

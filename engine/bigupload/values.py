@@ -1,7 +1,7 @@
 """The value types the engine passes around, and nothing that does I/O: a leaf that the
 pure modules (planning, reconciliation, verification, the upload machines) import.
 
-- the plan: ``Part``, ``Plan`` (``plan.py`` makes them);
+- the plan: ``Part``, ``Plan``, and a stream's ``StreamPlan`` (``plan.py`` makes them);
 - the file: ``Fingerprint`` (``source.py`` takes it);
 - a server-side copy's source: ``CopySource`` (its identity, journalled) and
   ``CopySourceInfo`` (what its HEAD tells);
@@ -25,7 +25,7 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
 
-from .config import ChecksumAlgorithm, UploadConfig
+from .config import MAX_PARTS, ChecksumAlgorithm, UploadConfig
 
 MAX_KEY_BYTES = 1024
 
@@ -83,7 +83,50 @@ class Plan:
         return [self.part(n) for n in range(1, self.part_count + 1)]
 
 
+STREAM_GROWTH_EVERY = 1_000  # parts between two doublings of a stream's part size
+
+
+@dataclasses.dataclass(frozen=True)
+class StreamPlan:
+    """How a stream of unknown size is cut into parts: ``steady`` parts of ``start`` bytes,
+    then the part size doubles every ``STREAM_GROWTH_EVERY`` parts, up to ``largest``. A
+    part's size depends on its number alone, so the plan is whole before a byte is read,
+    and the last part is whatever is left when the stream ends."""
+
+    start: int
+    steady: int  # parts of ``start`` bytes before the size first doubles
+    largest: int  # 5 GiB, or less under an explicit memory limit
+    expected: int | None = None  # the size the user expects (--expected-size), if said
+
+    def part_size(self, number: int) -> int:
+        if number <= self.steady:
+            return self.start
+        doublings = 1 + (number - 1 - self.steady) // STREAM_GROWTH_EVERY
+        return min(self.largest, self.start << min(doublings, 40))
+
+    def capacity(self, parts: int = MAX_PARTS) -> int:
+        """What the first ``parts`` parts hold: with ``MAX_PARTS``, the longest stream the
+        plan can carry."""
+        return sum(self.part_size(n) for n in range(1, parts + 1))
+
+    def parts_for(self, size: int) -> int | None:
+        """How many parts a stream of ``size`` bytes takes (at least one: an empty stream
+        is one empty object), or None if more than S3 allows."""
+        count, held = 1, self.part_size(1)
+        while held < size:
+            count += 1
+            if count > MAX_PARTS:
+                return None
+            held += self.part_size(count)
+        return count
+
+
 # the file
+
+# The source of a stream's journal row. A file's row holds its absolute path; a stream
+# has none, and its row exists only so that an upload a killed run left can be found and
+# aborted (a stream is never resumed).
+STREAM_SOURCE = "<stream>"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -107,6 +150,11 @@ class Fingerprint:
         if self.sample_hash != other.sample_hash and self.size == other.size:
             changes.append("content")
         return changes
+
+    @classmethod
+    def of_stream(cls) -> Fingerprint:
+        """What a stream's journal row records in place of a file's fingerprint."""
+        return cls(STREAM_SOURCE, 0, 0, 0, 0, "")
 
 
 # the journal's part of an upload row

@@ -195,3 +195,13 @@ def test_a_resumed_jobs_summary_counts_this_runs_files() -> None:
     show_job_summary(Output(True, as_json), result)
     event = json.loads(as_json.getvalue())
     assert (event["uploaded"], event["uploaded_now"], event["sent_bytes"]) == (304, 2, 2 * MiB)
+
+
+def test_version_goes_to_stdout_with_each_checksum_backend() -> None:
+    """`bigupload --version | head -1` printed nothing: the version went to stderr."""
+    result = subprocess.run([sys.executable, "-m", "bigupload.cli", "--version"],
+                            capture_output=True, text=True)
+    assert result.returncode == 0 and result.stderr == ""
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("bigupload ")
+    assert {line.split()[0] for line in lines[1:]} >= {"crc32", "crc32c", "crc64nvme"}

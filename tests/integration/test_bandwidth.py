@@ -1,10 +1,13 @@
 """--max-bandwidth against SeaweedFS, over http (sendfile, and aiohttp's chunk path) and
-https (tlssend's worker threads, and aiohttp's TLS path), and for a batch of small files
-(LeanPut's PUTs): the upload takes at least (bytes / rate) * 0.9 — a lower bound, which
-load on the machine cannot break — and the objects are byte-identical."""
+https (tlssend's worker threads, and aiohttp's TLS path), for a batch of small files
+(LeanPut's PUTs) and for a stream (parts written from their buffers): the upload takes at
+least (bytes / rate) * 0.9 — a lower bound, which load on the machine cannot break — and
+the objects are byte-identical."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -88,3 +91,19 @@ def test_a_malformed_rate_is_one_line_and_exit_2(tmp_path: Path) -> None:
     assert result.returncode == 2, result.stderr
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "--max-bandwidth" in lines[0] and "50MB/s for bytes" in lines[0]
+
+
+def test_a_stream_keeps_to_the_limit(seaweed: SeaweedServer, seaweed_bucket: str,
+                                     tmp_path: Path) -> None:
+    """A stream's parts are written from their buffers (httpbody.BufferPayload)."""
+    data = random_file(tmp_path / "data.bin", 30 * MiB, seed=4).read_bytes()
+    start = time.monotonic()
+    result = subprocess.run(
+        [sys.executable, "-m", "bigupload.cli", "cp", "-", f"s3://{seaweed_bucket}/stream",
+         "--endpoint-url", seaweed.endpoint_url, "--part-size", "8MiB", "--max-bandwidth",
+         "10MiB/s", "--journal", str(tmp_path / "j.db")],
+        input=data, capture_output=True, env=_env(None), timeout=300)
+    elapsed = time.monotonic() - start
+    assert result.returncode == 0, result.stderr.decode()
+    assert elapsed >= len(data) / RATE * 0.9, elapsed
+    assert read_object(seaweed, seaweed_bucket, "stream") == data

@@ -13,6 +13,8 @@ import http.server
 import os
 import socket
 import ssl
+import subprocess
+import sys
 import threading
 import uuid
 from collections.abc import Iterator
@@ -103,6 +105,22 @@ def test_cli_uploads_over_https_are_byte_identical(
                      env=_env(ca, BIGUPLOAD_TLS_SEND=tls_send))
         assert result.returncode == 0, result.stderr
         assert _read(tls_seaweed, bucket, key) == path.read_bytes()
+
+
+def test_a_stream_over_https_is_byte_identical(
+        tls_seaweed: SeaweedServer, bucket: str, certificates: tuple[str, str, str],
+        tmp_path: Path) -> None:
+    """A stream's parts are sent from their buffers (``BufferBody``) by aiohttp's TLS
+    transport, not by tlssend, which sends file ranges."""
+    data = random_file(tmp_path / "data.bin", 11 * MiB + 7, seed=5).read_bytes()
+    for key, payload in (("parts", data), ("one", data[:1000])):
+        result = subprocess.run(
+            [sys.executable, "-m", "bigupload.cli", "cp", "-", f"s3://{bucket}/{key}",
+             "--endpoint-url", tls_seaweed.https_endpoint_url, "--part-size", "5MiB",
+             "--journal", str(tmp_path / "j.sqlite3"), "--progress", "never"],
+            input=payload, capture_output=True, env=_env(certificates[0]), timeout=300)
+        assert result.returncode == 0, result.stderr.decode()
+        assert _read(tls_seaweed, bucket, key) == payload
 
 
 def test_parts_and_puts_go_through_tlssend_with_trailing_checksums(

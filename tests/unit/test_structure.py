@@ -18,7 +18,8 @@ ENGINE = Path(scheduler.__file__).parent
 # modules that do no I/O, and the modules they may import
 PURE = {"bigupload.values", "bigupload.answers", "bigupload.plan", "bigupload.resume",
         "bigupload.verify", "bigupload.upload.machine", "bigupload.upload.put_machine",
-        "bigupload.upload.multipart_machine", "bigupload.upload.result",
+        "bigupload.upload.multipart_machine", "bigupload.upload.stream_machine",
+        "bigupload.upload.result",
         "bigupload.upload.copy_machine"}
 LEAVES = {"bigupload.config", "bigupload.errors", "bigupload.checksum", "bigupload._native"}
 

@@ -86,12 +86,11 @@ async def plan_job(source: SourceFile, bucket: str, key: str, config: UploadConf
 
 
 class Driver:
-    """Runs one machine to DONE. Subclasses give ``steps`` and ``upload``."""
+    """Runs one machine to DONE. Subclasses give ``steps`` and ``upload``, and keep their
+    own job (a file's ``Job``, a stream's ``StreamJob``)."""
 
-    def __init__(self, machine: UploadMachine, job: Job, services: Services) -> None:
+    def __init__(self, machine: UploadMachine, services: Services) -> None:
         self.machine = machine
-        self.job = job
-        self.source = job.source
         self.store = services.store
         self.scheduler = services.scheduler
         self.progress = services.progress

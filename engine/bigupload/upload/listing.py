@@ -8,7 +8,8 @@ never waits here. On it:
 
 - ``PartsListing``: ListParts of one upload, reconciled with the journal
   (``resume.reconcile``) and, for parts the journal does not confirm, with the local
-  bytes; and the sweep for uploads a lost CreateMultipartUpload answer left;
+  bytes;
+- ``sweep_lost_creates``: the uploads a lost CreateMultipartUpload answer left;
 - ``confirm_aborted``: after aborting, the uploads must no longer be listed."""
 
 from __future__ import annotations
@@ -131,41 +132,50 @@ class PartsListing:
         return record
 
     async def sweep(self, record: UploadRecord, *, keep: str | None, adopt: bool) -> str | None:
-        """Deal with uploads that our own CreateMultipartUpload calls made but whose answer
-        we never saw (a lost response that was retried, or a run killed mid-call); left
-        alone they would be billed forever. They are the uploads to this exact key that the
-        server initiated between the journal row's creation and its last Create attempt
-        (within ``CLOCK_SKEW_S``) and that no journal row knows; the destination lock keeps
-        other bigupload processes out of that window. With ``adopt`` the newest is returned
-        to be resumed (its parts are verified like any listed part); every other one,
-        except ``keep``, is aborted."""
-        m = self.machine
-        try:
-            uploads = await self.scheduler.retrying(
-                f"ListMultipartUploads {m.where}",
-                lambda n: self.store.list_uploads(m.bucket, m.key, m.options),
-            )
-        except StoreError as exc:
-            if exc.retryable:
-                raise  # the server cannot be reached: that is the error to report
-            log.warning("cannot list multipart uploads to look for one a lost "
-                        "CreateMultipartUpload answer may have left (%s); check with: "
-                        "bigupload ls-uploads %s", exc.code or exc, m.where)
-            return None
-        known = self.journal.known_upload_ids(self.store.endpoint, m.bucket, m.key)
-        ours = lost_creates(uploads, m.key, known=known, keep=keep,
-                            since=record.created_at - CLOCK_SKEW_S,
-                            until=record.updated_at + CLOCK_SKEW_S)
-        adopted = ours.pop().upload_id if adopt and ours else None
-        if adopted:
-            log.info("adopting upload %s, created by a run that stopped before journalling it",
-                     adopted)
-        for upload in ours:
-            await abort_upload(self.store, self.scheduler, m.bucket, m.key, upload.upload_id,
-                               m.options)
-            log.info("aborted upload %s, left by a CreateMultipartUpload whose answer was lost",
-                     upload.upload_id)
-        return adopted
+        """``sweep_lost_creates`` for this listing's upload."""
+        return await sweep_lost_creates(record, self.machine.options, store=self.store,
+                                        scheduler=self.scheduler, journal=self.journal,
+                                        keep=keep, adopt=adopt)
+
+
+async def sweep_lost_creates(record: UploadRecord, options: ObjectOptions, *,
+                             store: ObjectStore, scheduler: Scheduler, journal: Journal,
+                             keep: str | None, adopt: bool) -> str | None:
+    """Deal with uploads that our own CreateMultipartUpload calls made but whose answer
+    we never saw (a lost response that was retried, or a run killed mid-call); left
+    alone they would be billed forever. They are the uploads to this exact key that the
+    server initiated between the journal row's creation and its last Create attempt
+    (within ``CLOCK_SKEW_S``) and that no journal row knows; the destination lock keeps
+    other bigupload processes out of that window. With ``adopt`` the newest is returned
+    to be resumed (its parts are verified like any listed part); every other one,
+    except ``keep``, is aborted."""
+    where = f"s3://{record.bucket}/{record.key}"
+    try:
+        uploads = await scheduler.retrying(
+            f"ListMultipartUploads {where}",
+            lambda n: store.list_uploads(record.bucket, record.key, options),
+        )
+    except StoreError as exc:
+        if exc.retryable:
+            raise  # the server cannot be reached: that is the error to report
+        log.warning("cannot list multipart uploads to look for one a lost "
+                    "CreateMultipartUpload answer may have left (%s); check with: "
+                    "bigupload ls-uploads %s", exc.code or exc, where)
+        return None
+    known = journal.known_upload_ids(store.endpoint, record.bucket, record.key)
+    ours = lost_creates(uploads, record.key, known=known, keep=keep,
+                        since=record.created_at - CLOCK_SKEW_S,
+                        until=record.updated_at + CLOCK_SKEW_S)
+    adopted = ours.pop().upload_id if adopt and ours else None
+    if adopted:
+        log.info("adopting upload %s, created by a run that stopped before journalling it",
+                 adopted)
+    for upload in ours:
+        await abort_upload(store, scheduler, record.bucket, record.key, upload.upload_id,
+                           options)
+        log.info("aborted upload %s, left by a CreateMultipartUpload whose answer was lost",
+                 upload.upload_id)
+    return adopted
 
 
 async def confirm_aborted(store: ObjectStore, scheduler: Scheduler,

@@ -17,10 +17,15 @@ the scheduler; machines hold none of them, so every decision is a unit test::
         COMPLETE --501--> COMPLETE (a HEAD instead of a condition, for that endpoint)
         RECONCILE --NoSuchUpload--> VERIFY(ownership), or a new upload, or ABORT
         any phase -> ABORT, only when the upload cannot be resumed
+    stream          (stream_machine)
+        LOOK -> READ --ends in the first part--> PUT -> VERIFY -> DONE
+                     --goes on--> CREATE -> PARTS(read and send until it ends) -> COMPLETE ...
+        any failure -> ABORT: a stream cannot be read again, so nothing can be resumed
 
-A new kind of source (a stream, a server-side copy) is another machine with its own
-steps and another driver that executes them: ``choose_kind`` is the one place that picks
-for a file, ``copy_machine.choose_copy_kind`` for a server-side copy.
+A new kind of source is another machine with its own steps and another driver that
+executes them: ``choose_kind`` is the one place that picks for a file,
+``copy_machine.choose_copy_kind`` for a server-side copy; a stream is a kind by its
+source (one kind, whose machine chooses one request or parts once it has read).
 
 What a store's answer means is classify.py's (``StoreError``'s attributes); the
 transitions read it, and nothing here compares error codes."""
@@ -39,6 +44,7 @@ from .result import UploadResult
 
 
 class Phase(enum.Enum):
+    READ = "read"  # a stream: its first part being read, to choose one request or parts
     RECONCILE = "reconcile"
     CREATE = "create"
     PARTS = "parts"
@@ -54,6 +60,7 @@ class Step(enum.Enum):
     """What a driver does next (``UploadMachine.next_step``)."""
 
     LOOK = "look"  # HEAD the destination before sending anything (--no-overwrite)
+    READ = "read"  # read a stream's first part, and whether anything follows it
     PUT = "put"  # PutObject, checksummed, retried
     SWEEP = "sweep"  # ListMultipartUploads: an upload a lost Create answer left?
     LIST = "list"  # ListParts, reconciled with the journal and the file
@@ -71,6 +78,7 @@ class Kind(enum.Enum):
     MULTIPART = "multipart"  # a journalled, resumable multipart upload
     COPY = "copy"  # one CopyObject, server-side (copy_machine)
     MULTIPART_COPY = "multipart copy"  # UploadPartCopy parts, journalled and resumable
+    STREAM = "stream"  # a source read once: one PutObject or parts, never resumed
 
 
 def choose_kind(plan: Plan, *, journalled: bool, adopting: bool) -> Kind:
@@ -164,6 +172,11 @@ class UploadMachine:
     def where(self) -> str:
         return f"s3://{self.bucket}/{self.key}"
 
+    @property
+    def part_count(self) -> int:
+        """How many parts the object has: the plan's (a stream counts them as it reads)."""
+        return self.plan.part_count
+
     def next_step(self) -> Step:
         raise NotImplementedError
 
@@ -244,7 +257,7 @@ class UploadMachine:
             etag=self.info.etag,
             size=self.plan.size,
             part_size=self.plan.part_size if self.plan.multipart else self.plan.size,
-            parts=self.plan.part_count,
+            parts=self.part_count,
             checksum_algorithm=self.algorithm.value,
             checksum=self.info.checksum or self.own_checksum(),
             full_object_checksum=self.full_object(),

@@ -1,5 +1,6 @@
 """The driver of the multipart kind (``MultipartMachine``): the journal row found,
-replaced or begun under the destination's lock, then each step the machine asks for.
+replaced or begun under the destination's lock, then each step the machine asks for
+(CREATE, COMPLETE, CONTESTED and VERIFY are ``MultipartCore``'s, shared with streams).
 
 An upload id is journalled the moment it exists, with what the destination was when the
 upload began (its guard); every acknowledged part is journalled as it arrives (here or
@@ -11,37 +12,34 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING
 
-from ..errors import ClusterError, NotFoundError, SourceError, StoreError
+from ..errors import ClusterError, NotFoundError, SourceError
 from ..journal import UploadState
 from ..remote import PartsTask
 from ..values import Part, PartRecord, sse_c_key_hash
-from .driver import Driver, Job, Services
-from .listing import PartsListing, confirm_aborted, wait_for_listing
-from .machine import Close, Reaction, Step, may_have_created
+from .driver import Job, Services
+from .listing import PartsListing, wait_for_listing
+from .machine import Close, Reaction, Step
+from .multipart_core import MultipartCore
 from .multipart_machine import MultipartMachine
 from .parts import PartSender, abort_upload
 from .result import UploadResult
 
 if TYPE_CHECKING:
-    from ..journal import Journal, UploadRecord
+    from ..journal import UploadRecord
 
 log = logging.getLogger("bigupload")
-_NO_CONDITIONS: set[str] = set()  # endpoints that answered a conditional write with 501
 
 
-class MultipartDriver(Driver):
-    machine: MultipartMachine
-
+class MultipartDriver(MultipartCore):
     def __init__(self, job: Job, services: Services) -> None:
-        if services.journal is None:
-            raise AssertionError(f"a multipart upload to {job.where} needs a journal")
         machine = MultipartMachine(job.bucket, job.key, job.config, job.plan, job.options,
                                    restart=job.restart, adopt_upload_id=job.adopt_upload_id,
                                    from_journal=job.from_journal)
-        super().__init__(machine, job, services)
-        self.journal: Journal = services.journal
+        super().__init__(machine, services)
+        self.job = job
+        self.source = job.source
         self.executor = services.executor
         self.listing = PartsListing(machine, job.source, store=self.store,
                                     scheduler=self.scheduler, journal=self.journal)
@@ -58,26 +56,6 @@ class MultipartDriver(Driver):
             self.tell()
             await self.run()
         return m.result(self.job.elapsed())
-
-    async def close(self, decision: Close) -> NoReturn:
-        """End the upload as the machine decided: abort it, close its row, raise."""
-        m = self.machine
-        if decision.abort and m.upload_id is not None:
-            await abort_upload(self.store, self.scheduler, m.bucket, m.key, m.upload_id, m.options)
-        self.journal.finish(m.row, UploadState(decision.outcome.value), error=decision.reason)
-        if decision.confirm and m.upload_id is not None:
-            left = await confirm_aborted(self.store, self.scheduler,
-                                         [(m.bucket, m.key, m.upload_id)], {m.bucket: m.key},
-                                         m.options)
-            if left:
-                raise StoreError(
-                    f"{m.where}: upload {m.upload_id} is still listed after being aborted; "
-                    f"check with: bigupload ls-uploads {m.where}",
-                    operation="AbortMultipartUpload", bucket=m.bucket, key=m.key,
-                    upload_id=m.upload_id)
-        if decision.cause is not None:
-            raise decision.error from decision.cause
-        raise decision.error
 
     # the journal row
 
@@ -169,40 +147,6 @@ class MultipartDriver(Driver):
             log.info("resuming %s: %d of %d parts already on the server", m.where,
                      len(m.parts), m.plan.part_count)
 
-    async def _create(self) -> None:
-        """CreateMultipartUpload, journalled at once. A retried call may have created
-        uploads whose answers were lost: those are found and aborted."""
-        m = self.machine
-        attempts = 0
-        maybe_created = False
-
-        async def attempt(n: int) -> str:
-            nonlocal attempts, maybe_created
-            attempts = n
-            self.journal.touch(m.row)  # widens the window the sweep searches
-            try:
-                return await self.store.create_multipart(m.bucket, m.key, m.options)
-            except StoreError as exc:
-                maybe_created = maybe_created or may_have_created(exc)
-                raise
-
-        try:
-            upload_id = await self.scheduler.retrying(f"CreateMultipartUpload {m.where}", attempt)
-        except StoreError as exc:
-            reaction = m.create_failed(exc, maybe_created)
-            if isinstance(reaction, Close):
-                await self.close(reaction)
-            if reaction is not Reaction.COMPOSITE:
-                raise
-            log.warning("%s refused ChecksumType=FULL_OBJECT (%s): using COMPOSITE checksums",
-                        self.store.endpoint, exc.code)
-            self.journal.set_checksum_type(m.row, "COMPOSITE")
-            return
-        self.journal.set_upload_id(m.row, upload_id)
-        if attempts > 1:
-            await self.listing.sweep(self.journal.get(m.row), keep=upload_id, adopt=False)
-        m.created(upload_id)
-
     async def _send(self) -> None:
         """Send what is missing, then check the listing (re-sending what differs) until
         the machine is satisfied; then the file must still be the one planned."""
@@ -266,48 +210,3 @@ class MultipartDriver(Driver):
         self.machine.part_sent(record)
         self.progress.advance(record.size)
 
-    async def _complete(self) -> None:
-        m = self.machine
-        parts = m.completion_parts()
-        full = m.full_checksum()
-        conditional = self.store.endpoint not in _NO_CONDITIONS
-        current = await self.head() if m.condition_needs_head(conditional) else None
-        condition = m.completion_condition(current, conditional)
-        if isinstance(condition, Close):
-            await self.close(condition)
-        upload_id = m.upload_id
-        assert upload_id is not None
-
-        async def attempt(n: int) -> str:
-            return await self.store.complete(m.bucket, m.key, upload_id, parts, m.options,
-                                             full_checksum=full, size=m.plan.size,
-                                             condition=condition)
-
-        try:
-            await self.scheduler.retrying(f"CompleteMultipartUpload {m.where}", attempt)
-        except StoreError as exc:
-            reaction = m.completion_failed(exc, condition is not None)
-            if isinstance(reaction, Close):
-                await self.close(reaction)
-            if reaction is Reaction.RAISE:
-                raise
-            if reaction is Reaction.NO_CONDITIONS:
-                _NO_CONDITIONS.add(self.store.endpoint)
-                log.warning("%s does not support conditional writes (%s): comparing the "
-                            "destination by HEAD before completing instead (racy)",
-                            self.store.endpoint, exc.code)
-            return
-        m.completed()
-
-    async def _contested(self) -> None:
-        decision = self.machine.contested_answer(await self.head())
-        if decision is not None:
-            await self.close(decision)
-
-    async def _verify(self) -> None:
-        m = self.machine
-        decision = m.verify_answer(await self.head())
-        if decision is not None:
-            await self.close(decision)
-        assert m.info is not None
-        self.journal.finish(m.row, UploadState.COMPLETED, etag=m.info.etag)

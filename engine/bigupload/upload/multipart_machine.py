@@ -221,7 +221,7 @@ class MultipartState(UploadMachine):
         if not exc.upload_gone or self.adopt_upload_id:
             return Reaction.RAISE
         self.parts = dict(journalled)
-        if len(journalled) == self.plan.part_count:
+        if len(journalled) == self.part_count:
             self.phase = Phase.VERIFY
             self.ownership = True
             return Reaction.CONTINUE
@@ -280,7 +280,7 @@ class MultipartMachine(MultipartState):
 
     def created(self, upload_id: str) -> None:
         self.upload_id = upload_id
-        self.to_send = [n for n in range(1, self.plan.part_count + 1) if n not in self.parts]
+        self.to_send = [n for n in range(1, self.part_count + 1) if n not in self.parts]
         self.phase = Phase.PARTS
 
     # PARTS
@@ -349,7 +349,7 @@ class MultipartMachine(MultipartState):
     # COMPLETE
 
     def completion_parts(self) -> list[CompletedPart]:
-        count = self.plan.part_count
+        count = self.part_count
         missing = [n for n in range(1, count + 1) if n not in self.parts]
         if missing:
             raise AssertionError(f"parts {missing[:5]} missing before completion")
@@ -454,7 +454,7 @@ class MultipartMachine(MultipartState):
                 f"is not this file ({why}); run the command again to start a new upload"),
                 abort=False)
         self.say(f"{self.where} was already completed by an earlier run", notice=False)
-        self.resumed_parts = self.plan.part_count
+        self.resumed_parts = self.part_count
         self.done(info, content_checked=verdict.content_checked)
         return None
 
@@ -465,7 +465,7 @@ class MultipartMachine(MultipartState):
         not MD5s of part MD5s, so there the checksum and the size decide."""
         md5_etags = self.options.sse != "aws:kms" and self.options.sse_c_key is None
         etag = None
-        if ownership and md5_etags and len(self.parts) == self.plan.part_count:
+        if ownership and md5_etags and len(self.parts) == self.part_count:
             etag = verify.multipart_etag([self.parts[n].etag for n in sorted(self.parts)])
         return verify.Expected(
             size=self.plan.size, algorithm=self.algorithm_name(),

@@ -20,7 +20,9 @@ class PutDriver(Driver):
 
     def __init__(self, job: Job, services: Services) -> None:
         machine = PutMachine(job.bucket, job.key, job.config, job.plan, job.options)
-        super().__init__(machine, job, services)
+        super().__init__(machine, services)
+        self.job = job
+        self.source = job.source
 
     def steps(self) -> Mapping[Step, Callable[[], Awaitable[None]]]:
         return {Step.LOOK: self._look, Step.PUT: self._put, Step.VERIFY: self._verify}
