@@ -733,7 +733,7 @@ class AioS3Store:
                       for p in response.get("Parts", [])]
             if one_page or not response.get("IsTruncated"):
                 return answers.part_listing(pages, parts, bucket, key, upload_id, marker,
-                                     truncated=one_page and bool(response.get("IsTruncated")))
+                                            truncated=one_page and bool(response.get("IsTruncated")))
             next_marker = answers.whole(response.get("NextPartNumberMarker")) or 0
             if next_marker <= marker:  # a server that would loop forever
                 raise StoreError(f"ListParts s3://{bucket}/{key}: truncated page without progress",

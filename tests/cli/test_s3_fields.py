@@ -321,3 +321,28 @@ def test_content_md5_does_not_apply_to_a_server_side_copy() -> None:
                  "http://127.0.0.1:9")
     assert result.returncode == 2
     assert result.stderr == "bigupload: error: --content-md5 does not apply to a server-side copy\n"
+
+
+@pytest.mark.parametrize("size", [11 * MiB, 3000])  # parts from a pipe, and one PUT
+def test_a_stream_sends_content_md5_and_keeps_the_answers(stub: S3Stub, tmp_path: Path,
+                                                          size: int) -> None:
+    """``cp -``: a part read from standard input gets its Content-MD5 from the read that
+    checksums it, and the answers' fields reach the result, as a file's do."""
+    data = bytes(range(256)) * (size // 256) + b"x" * (size % 256)
+    result = subprocess.run(
+        [sys.executable, "-m", "bigupload.cli", "cp", "-", f"s3://{BUCKET}/streamed",
+         "--part-size", "5MiB", "--content-md5", "--endpoint-url", stub.endpoint_url,
+         "--journal", str(tmp_path / "j.db"), "--json"],
+        input=data, capture_output=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    event = json.loads(result.stdout)
+    assert event["size"] == size
+    assert (event["server_side_encryption"], event["sse_kms_key_id"],
+            event["bucket_key_enabled"], event["request_charged"]) == \
+        ("aws:kms", KMS_KEY, True, "requester")
+    bodies = stub.requests("UploadPart") or stub.requests("PutObject")
+    assert len(bodies) == -(-size // (5 * MiB))
+    for request in bodies:
+        n = int(request.query.get("partNumber", "1"))
+        chunk = data[(n - 1) * 5 * MiB:n * 5 * MiB]
+        assert request.headers["content-md5"] == _b64(hashlib.md5(chunk).digest())

@@ -141,8 +141,8 @@ def test_parts_grow_as_the_stream_goes(tmp_path: Path, monkeypatch: pytest.Monke
     sizes: list[tuple[int, int]] = []
     original = store.upload_part
 
-    async def recording(*args: Any) -> Any:
-        receipt = await original(*args)
+    async def recording(*args: Any, **kwargs: Any) -> Any:
+        receipt = await original(*args, **kwargs)
         upload_id, number = args[2], args[3]
         sizes.append((number, store.uploads[upload_id][number].size))
         return receipt

@@ -18,7 +18,9 @@ confirmed gone, its journal row closed (``_stop``)."""
 
 from __future__ import annotations
 
+import base64
 import dataclasses
+import hashlib
 import logging
 import mimetypes
 import time
@@ -85,11 +87,13 @@ def plan_stream_job(source: StreamSource, bucket: str, key: str, config: UploadC
 
 @dataclasses.dataclass(frozen=True)
 class Filled:
-    """A part read into its buffer: ``part.length`` bytes, with their raw checksum."""
+    """A part read into its buffer: ``part.length`` bytes, with their raw checksum (and
+    their Content-MD5 with --content-md5)."""
 
     part: Part
     buffer: bytearray
     raw: bytes
+    md5: str | None = None
 
     def body(self) -> BufferBody:
         return BufferBody(memoryview(self.buffer)[:self.part.length])
@@ -218,12 +222,17 @@ class StreamDriver(MultipartCore):
         m = self.machine
         buffer = await self.buffers.take(part.length)
         hasher = ck.Hasher(m.algorithm)
-        consume = hasher.update if m.algorithm is not ChecksumAlgorithm.NONE else _ignore
+        md5 = hashlib.md5() if m.options.content_md5 else None
+        consume: Callable[[memoryview], object] = \
+            hasher.update if m.algorithm is not ChecksumAlgorithm.NONE else _ignore
+        if md5 is not None:  # the MD5 in the same pass as the checksum
+            consume = _both(consume, md5.update)
         length = await self.source.fill(memoryview(buffer)[:part.length], consume)
         if not length and part.number > 1:
             self.buffers.give(buffer)
             return None
-        return Filled(Part(part.number, part.offset, length), buffer, hasher.digest())
+        return Filled(Part(part.number, part.offset, length), buffer, hasher.digest(),
+                      None if md5 is None else base64.b64encode(md5.digest()).decode())
 
     async def _read_first(self) -> None:
         m = self.machine
@@ -241,7 +250,8 @@ class StreamDriver(MultipartCore):
         async def attempt(n: int) -> PartReceipt:
             try:
                 return await self.store.put_object(m.bucket, m.key, first.body(), m.header(),
-                                                   m.options, condition=m.condition)
+                                                   m.options, condition=m.condition,
+                                                   content_md5=first.md5)
             except StoreError as exc:
                 if (instead := m.put_failed(exc)) is not None:
                     raise instead from exc
@@ -255,6 +265,7 @@ class StreamDriver(MultipartCore):
             self.progress.close()
         self.buffers.give(first.buffer)
         self.first = None
+        m.answered(receipt.server_side)
         m.put_sent(receipt)
 
     async def _begin_and_create(self) -> None:
@@ -318,13 +329,15 @@ class StreamDriver(MultipartCore):
 
         async def attempt(n: int) -> PartRecord:
             receipt = await self.store.upload_part(m.bucket, m.key, upload_id, part.number,
-                                                   filled.body(), header, m.options)
+                                                   filled.body(), header, m.options,
+                                                   content_md5=filled.md5)
             if receipt.checksum is not None and expected and receipt.checksum != expected:
                 raise IntegrityError(
                     f"UploadPart {m.where} part {part.number}: server checksum "
                     f"{receipt.checksum} != ours {expected}", operation="UploadPart",
                     bucket=m.bucket, key=m.key, upload_id=upload_id, part_number=part.number,
                     retryable=True)
+            m.answered(receipt.server_side)
             return PartRecord(part.number, part.length, receipt.etag, expected)
 
         return await self.scheduler.retrying(f"UploadPart {m.where} part {part.number}", attempt)
@@ -332,6 +345,15 @@ class StreamDriver(MultipartCore):
 
 def _ignore(chunk: memoryview) -> None:
     pass
+
+
+def _both(first: Callable[[memoryview], object],
+          second: Callable[[memoryview], object]) -> Callable[[memoryview], None]:
+    def consume(chunk: memoryview) -> None:
+        first(chunk)
+        second(chunk)
+
+    return consume
 
 
 async def end_stream_row(record: UploadRecord, store: ObjectStore, scheduler: Scheduler,
