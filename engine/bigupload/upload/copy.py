@@ -202,6 +202,8 @@ class MultipartCopyDriver(MultipartDriver):
     """Runs a ``MultipartCopyMachine``: the multipart driver, with the journal row keyed
     by the source's URL and carrying its identity, and parts copied by the server."""
 
+    RESENT = ("copied", "copying")
+
     machine: MultipartCopyMachine
 
     def __init__(self, job: CopyJob, services: Services, store: CopyStore) -> None:
@@ -288,15 +290,7 @@ class MultipartCopyDriver(MultipartDriver):
         m = self.machine
         self.progress.start(m.where, m.plan.size, m.done_bytes())
         try:
-            while True:
-                if m.to_send:
-                    await self._send_parts(m.take_to_send())
-                    continue
-                await self.listing.check()
-                if m.listing_checked():
-                    break
-                log.warning("%s: %d part(s) on the server differ from what was copied; "
-                            "copying them again", m.where, len(m.to_send))
+            await self._send_until_listed()
         except (StoreError, ClusterError) as exc:
             decision = m.copy_failed(exc)
             if decision is None:

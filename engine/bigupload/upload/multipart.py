@@ -153,15 +153,7 @@ class MultipartDriver(MultipartCore):
         m = self.machine
         self.progress.start(m.where, m.plan.size, m.done_bytes())
         try:
-            while True:
-                if m.to_send:
-                    await self._send_parts(m.take_to_send())
-                    continue
-                await self.listing.check()
-                if m.listing_checked():
-                    break
-                log.warning("%s: %d part(s) on the server differ from what was sent; sending "
-                            "them again", m.where, len(m.to_send))
+            await self._send_until_listed()
         except (ClusterError, NotFoundError) as exc:
             decision = m.parts_failed(exc)
             if decision is None:
@@ -178,6 +170,23 @@ class MultipartDriver(MultipartCore):
         decision = m.source_checked(changes, self.source.path)
         if decision is not None:
             await self.close(decision)
+
+    RESENT = ("sent", "sending")  # how the warning names a part sent again
+
+    async def _send_until_listed(self) -> None:
+        """Send what is missing, check the listing, and send again what differs, until the
+        machine is satisfied with what the server lists (shared by the copy driver)."""
+        m = self.machine
+        while True:
+            if m.to_send:
+                await self._send_parts(m.take_to_send())
+                continue
+            await self.listing.check()
+            if m.listing_checked():
+                return
+            done, doing = self.RESENT
+            log.warning("%s: %d part(s) on the server differ from what was %s; %s them again",
+                        m.where, len(m.to_send), done, doing)
 
     async def _send_parts(self, numbers: list[int]) -> None:
         """Send these parts, here or on the cluster; each is journalled as it is acknowledged."""
