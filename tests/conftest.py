@@ -37,7 +37,9 @@ def moto_server() -> Iterator[MotoServer]:
         yield server  # type: ignore[misc]
 
 
-def _fresh_bucket(server: SeaweedServer | MotoServer) -> Iterator[str]:
+def fresh_bucket(server: SeaweedServer | MotoServer) -> Iterator[str]:
+    """A new bucket on ``server`` for one test, emptied (uploads aborted, objects deleted)
+    and removed afterwards."""
     name = f"t-{uuid.uuid4().hex[:16]}"
     client = server.boto3_client()
     client.create_bucket(Bucket=name)
@@ -52,12 +54,12 @@ def _fresh_bucket(server: SeaweedServer | MotoServer) -> Iterator[str]:
 
 @pytest.fixture
 def seaweed_bucket(seaweed: SeaweedServer) -> Iterator[str]:
-    yield from _fresh_bucket(seaweed)
+    yield from fresh_bucket(seaweed)
 
 
 @pytest.fixture
 def moto_bucket(moto_server: MotoServer) -> Iterator[str]:
-    yield from _fresh_bucket(moto_server)
+    yield from fresh_bucket(moto_server)
 
 
 def random_file(path: Path, size: int, seed: int = 0) -> Path:

@@ -16,7 +16,6 @@ import ssl
 import subprocess
 import sys
 import threading
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -31,7 +30,7 @@ from bigupload.errors import AuthError, StoreError
 from bigupload.source import FileRange
 from bigupload.testing import TEST_CREDENTIALS, SeaweedServer, tls_certificates
 from tests.cli.test_cli import cli
-from tests.conftest import MiB, random_file
+from tests.conftest import MiB, fresh_bucket, random_file
 from tests.faultproxy import FaultProxy, on
 
 pytestmark = pytest.mark.integration
@@ -51,16 +50,7 @@ def tls_seaweed(certificates: tuple[str, str, str]) -> Iterator[SeaweedServer]:
 
 @pytest.fixture
 def bucket(tls_seaweed: SeaweedServer) -> Iterator[str]:
-    name = f"t-{uuid.uuid4().hex[:16]}"
-    client = tls_seaweed.boto3_client()
-    client.create_bucket(Bucket=name)
-    yield name
-    for upload in client.list_multipart_uploads(Bucket=name).get("Uploads", []):
-        client.abort_multipart_upload(Bucket=name, Key=upload["Key"], UploadId=upload["UploadId"])
-    for page in client.get_paginator("list_objects_v2").paginate(Bucket=name):
-        for obj in page.get("Contents", []):
-            client.delete_object(Bucket=name, Key=obj["Key"])
-    client.delete_bucket(Bucket=name)
+    yield from fresh_bucket(tls_seaweed)
 
 
 @pytest.fixture

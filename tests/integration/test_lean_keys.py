@@ -17,6 +17,7 @@ from bigupload.client import AioS3Store, ObjectOptions
 from bigupload.config import ChecksumAlgorithm
 from bigupload.errors import StoreError
 from bigupload.testing import MotoServer, SeaweedServer
+from tests.conftest import fresh_bucket
 from tests.faultproxy import FaultProxy, Request
 
 pytestmark = pytest.mark.integration
@@ -42,13 +43,7 @@ def recording(proxy: FaultProxy) -> list[tuple[str, str, str]]:
 
 @pytest.fixture
 def other_bucket(seaweed: SeaweedServer) -> Iterator[str]:
-    name = f"t-{uuid.uuid4().hex[:16]}"
-    client = seaweed.boto3_client()
-    client.create_bucket(Bucket=name)
-    yield name
-    for obj in client.list_objects_v2(Bucket=name).get("Contents", []):
-        client.delete_object(Bucket=name, Key=obj["Key"])
-    client.delete_bucket(Bucket=name)
+    yield from fresh_bucket(seaweed)
 
 
 def stored(server: SeaweedServer | MotoServer, bucket: str) -> dict[str, bytes]:
