@@ -5,12 +5,9 @@ and ``Copy``, which plans a copy and picks its kind (``COPY_DRIVERS``).
 A copy runs on the same endpoint and credentials as everything else, through the same
 scheduler (its requests hold connection slots and are retried as uploads' are), and
 sends no byte of the object: CopyObject and UploadPartCopy bodies are empty. The
-multipart copy is the multipart kind's driver (journal row, destination lock, sweep,
-listing, completion under the destination's guard) with the parts copied instead of
-read: only what touches the source differs, below.
-
-Neither driver has a local file: they do not run ``Driver.__init__`` (a file's job),
-and the methods of the multipart driver that read the file are replaced here."""
+multipart copy shares the resumable multipart kinds' steps (``JournalledMultipartDriver``:
+journal row, destination lock, sweep, listing, completion under the destination's guard)
+with the parts copied instead of read: only what touches the source is its own, below."""
 
 from __future__ import annotations
 
@@ -25,7 +22,6 @@ from typing import TYPE_CHECKING
 from ..client import CopyStore, ObjectStore
 from ..config import ChecksumAlgorithm, UploadConfig
 from ..errors import ClusterError, ConfigError, SourceError, StoreError
-from ..journal import UploadState
 from ..progress import NullProgress, Progress
 from ..scheduler import Scheduler, task_group
 from ..values import CopySourceInfo, ObjectOptions, Part, PartRecord, Plan, RemotePart
@@ -40,7 +36,7 @@ from .copy_machine import (
 from .driver import Driver, Services
 from .listing import PartsListing
 from .machine import Kind, Step
-from .multipart import MultipartDriver
+from .multipart import JournalledMultipartDriver
 from .result import UploadResult
 
 if TYPE_CHECKING:
@@ -124,15 +120,12 @@ class CopyObjectDriver(Driver):
     machine: CopyObjectMachine
 
     def __init__(self, job: CopyJob, services: Services, store: CopyStore) -> None:
-        # not Driver.__init__: that takes a file's job
-        self.machine = CopyObjectMachine(job.bucket, job.key, job.config, job.plan,
-                                         job.options, job.origin,
-                                         replace_metadata=job.replace_metadata)
+        machine = CopyObjectMachine(job.bucket, job.key, job.config, job.plan, job.options,
+                                    job.origin, replace_metadata=job.replace_metadata)
+        super().__init__(machine, services)
+        self.machine = machine
         self.copy_job = job
-        self.store = store
-        self.copier = store
-        self.scheduler = services.scheduler
-        self.progress = services.progress
+        self.copier = store  # services.store, as the store that can copy
 
     def steps(self) -> Mapping[Step, Callable[[], Awaitable[None]]]:
         return {Step.LOOK: self._look, Step.COPY: self._copy, Step.CONTESTED: self._contested,
@@ -177,16 +170,10 @@ class CopyPartsListing(PartsListing):
     """ListParts of a multipart copy: a listed part the journal does not confirm cannot be
     checked against local bytes, so the machine keeps it only if listed with a checksum."""
 
-    copy_machine: MultipartCopyMachine
-
     def __init__(self, machine: MultipartCopyMachine, *, store: ObjectStore,
                  scheduler: Scheduler, journal: Journal) -> None:
-        # not PartsListing.__init__: that takes the file the parts are checked against
-        self.machine = machine
+        super().__init__(machine, store=store, scheduler=scheduler, journal=journal)
         self.copy_machine = machine
-        self.store = store
-        self.scheduler = scheduler
-        self.journal = journal
 
     async def verify_listed_part(self, part: Part,
                                  candidates: list[RemotePart]) -> PartRecord | None:
@@ -198,39 +185,27 @@ class CopyPartsListing(PartsListing):
         return record
 
 
-class MultipartCopyDriver(MultipartDriver):
-    """Runs a ``MultipartCopyMachine``: the multipart driver, with the journal row keyed
-    by the source's URL and carrying its identity, and parts copied by the server."""
+class MultipartCopyDriver(JournalledMultipartDriver):
+    """Runs a ``MultipartCopyMachine``: the resumable multipart steps, with the journal row
+    keyed by the source's URL and carrying its identity, and parts copied by the server."""
 
     RESENT = ("copied", "copying")
 
     machine: MultipartCopyMachine
 
     def __init__(self, job: CopyJob, services: Services, store: CopyStore) -> None:
-        if services.journal is None:
-            raise AssertionError(f"a multipart copy to {job.where} needs a journal")
-        # not MultipartDriver.__init__: that takes a file's job, and its listing the file
         machine = MultipartCopyMachine(job.bucket, job.key, job.config, job.plan, job.options,
                                        job.origin, restart=job.restart,
                                        from_journal=job.from_journal)
+        super().__init__(machine, services)
         self.machine = machine
         self.copy_job = job
-        self.store = store
-        self.copier = store
-        self.scheduler = services.scheduler
-        self.progress = services.progress
-        self.journal = services.journal
-        self.executor = None  # a cluster has nothing to send: the server copies
-        self.listing = CopyPartsListing(machine, store=store, scheduler=services.scheduler,
-                                        journal=services.journal)
+        self.copier = store  # services.store, as the store that can copy
+        self.listing = CopyPartsListing(machine, store=store, scheduler=self.scheduler,
+                                        journal=self.journal)
 
-    async def upload(self) -> UploadResult:
-        m = self.machine
-        with self.journal.claim(self.store.endpoint, m.bucket, m.key):
-            await self._begin()
-            self.tell()
-            await self.run()
-        return m.result(self.copy_job.elapsed())
+    def elapsed(self) -> float:
+        return self.copy_job.elapsed()
 
     async def _begin(self) -> None:
         """Find this copy's journal row (by the source's URL and the destination) and take
@@ -269,20 +244,6 @@ class MultipartCopyDriver(MultipartDriver):
             m.say(f"the tags of {m.source.url} were not copied: {exc}")
             return None
         return urllib.parse.urlencode(tags) or None
-
-    async def _start_over(self) -> None:
-        """The server no longer has the journalled upload: a new one, from the same source."""
-        m = self.machine
-        reason = m.gone_reason()
-        self.journal.finish(m.row, UploadState.ABORTED, error=reason)
-        log.warning("%s: %s; starting a new one", m.where, reason)
-        record = self.journal.get(m.row)
-        guard = m.start_over(await self.head())
-        row = self.journal.start_upload(
-            record.fingerprint, record.endpoint, m.bucket, m.key, record.part_size,
-            record.part_count, record.checksum_algorithm, record.sse_c_key_hash,
-            checksum_type=record.checksum_type, guard=guard, copy_source=record.copy_source)
-        m.started(row, time.time())
 
     async def _send(self) -> None:
         """Copy what is missing, then check the listing (copying again what differs)

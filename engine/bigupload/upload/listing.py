@@ -7,8 +7,9 @@ while the listing does not yet show what we know; S3 itself is strongly consiste
 never waits here. On it:
 
 - ``PartsListing``: ListParts of one upload, reconciled with the journal
-  (``resume.reconcile``) and, for parts the journal does not confirm, with the local
-  bytes;
+  (``resume.reconcile``); a listed part the journal does not confirm is kept only if
+  ``verify_listed_part`` confirms it (``FilePartsListing``: by the local bytes; a
+  copy's listing: by its listed checksum);
 - ``sweep_lost_creates``: the uploads a lost CreateMultipartUpload answer left;
 - ``confirm_aborted``: after aborting, the uploads must no longer be listed."""
 
@@ -63,12 +64,13 @@ async def wait_for_listing(last_write: float) -> None:
 
 
 class PartsListing:
-    """ListParts of the machine's upload, reconciled; journals what it learns."""
+    """ListParts of the machine's upload, reconciled; journals what it learns. Each kind
+    says how a listed part the journal does not confirm is checked
+    (``verify_listed_part``)."""
 
-    def __init__(self, machine: MultipartMachine, source: SourceFile, *, store: ObjectStore,
+    def __init__(self, machine: MultipartMachine, *, store: ObjectStore,
                  scheduler: Scheduler, journal: Journal) -> None:
         self.machine = machine
-        self.source = source
         self.store = store
         self.scheduler = scheduler
         self.journal = journal
@@ -122,6 +124,27 @@ class PartsListing:
 
     async def verify_listed_part(self, part: Part,
                                  candidates: list[RemotePart]) -> PartRecord | None:
+        """The listed candidate for ``part`` to keep, or None to send the part again."""
+        raise NotImplementedError
+
+    async def sweep(self, record: UploadRecord, *, keep: str | None, adopt: bool) -> str | None:
+        """``sweep_lost_creates`` for this listing's upload."""
+        return await sweep_lost_creates(record, self.machine.options, store=self.store,
+                                        scheduler=self.scheduler, journal=self.journal,
+                                        keep=keep, adopt=adopt)
+
+
+class FilePartsListing(PartsListing):
+    """The listing of a file's upload: a listed part the journal does not confirm is kept
+    if the file's bytes of that part give its checksum and ETag."""
+
+    def __init__(self, machine: MultipartMachine, source: SourceFile, *, store: ObjectStore,
+                 scheduler: Scheduler, journal: Journal) -> None:
+        super().__init__(machine, store=store, scheduler=scheduler, journal=journal)
+        self.source = source
+
+    async def verify_listed_part(self, part: Part,
+                                 candidates: list[RemotePart]) -> PartRecord | None:
         """The listed candidate for ``part`` that the local bytes confirm, or None."""
         digests = await self.scheduler.in_thread(
             lambda: digest_parts(self.source, [part], self.machine.algorithm, part_md5=True))
@@ -130,12 +153,6 @@ class PartsListing:
         if record is None:
             log.info("part %d on the server differs from the file; sending it again", part.number)
         return record
-
-    async def sweep(self, record: UploadRecord, *, keep: str | None, adopt: bool) -> str | None:
-        """``sweep_lost_creates`` for this listing's upload."""
-        return await sweep_lost_creates(record, self.machine.options, store=self.store,
-                                        scheduler=self.scheduler, journal=self.journal,
-                                        keep=keep, adopt=adopt)
 
 
 async def sweep_lost_creates(record: UploadRecord, options: ObjectOptions, *,

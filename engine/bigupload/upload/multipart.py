@@ -19,7 +19,7 @@ from ..journal import UploadState
 from ..remote import PartsTask
 from ..values import Part, PartRecord, sse_c_key_hash
 from .driver import Job, Services
-from .listing import PartsListing, wait_for_listing
+from .listing import FilePartsListing, PartsListing, wait_for_listing
 from .machine import Close, Reaction, Step
 from .multipart_core import MultipartCore
 from .multipart_machine import MultipartMachine
@@ -32,17 +32,17 @@ if TYPE_CHECKING:
 log = logging.getLogger("bigupload")
 
 
-class MultipartDriver(MultipartCore):
-    def __init__(self, job: Job, services: Services) -> None:
-        machine = MultipartMachine(job.bucket, job.key, job.config, job.plan, job.options,
-                                   restart=job.restart, adopt_upload_id=job.adopt_upload_id,
-                                   from_journal=job.from_journal)
-        super().__init__(machine, services)
-        self.job = job
-        self.source = job.source
-        self.executor = services.executor
-        self.listing = PartsListing(machine, job.source, store=self.store,
-                                    scheduler=self.scheduler, journal=self.journal)
+class JournalledMultipartDriver(MultipartCore):
+    """What the resumable multipart kinds share (a file's parts, a copy's ranges): the
+    journal row under the destination's lock, the sweep, the listing, the send loop and
+    each acknowledged part journalled. A kind gives its job's ``elapsed``, the row's
+    ``_begin``, its ``listing`` and how parts are sent (``_send``, ``_send_parts``)."""
+
+    RESENT = ("sent", "sending")  # how the warning names a part sent again
+    listing: PartsListing
+
+    def elapsed(self) -> float:
+        raise NotImplementedError
 
     def steps(self) -> Mapping[Step, Callable[[], Awaitable[None]]]:
         return {Step.SWEEP: self._sweep, Step.LIST: self._list, Step.CREATE: self._create,
@@ -55,33 +55,13 @@ class MultipartDriver(MultipartCore):
             await self._begin()
             self.tell()
             await self.run()
-        return m.result(self.job.elapsed())
+        return m.result(self.elapsed())
 
     # the journal row
 
     async def _begin(self) -> None:
-        """Find the journal row and take it up, or begin a new one (the journal's plan
-        then wins over today's settings)."""
-        m, job, endpoint = self.machine, self.job, self.store.endpoint
-        record = self.journal.find_active(job.fingerprint.path, endpoint, m.bucket, m.key)
-        if record is not None and (reason := m.abandon_reason(record)):
-            await self._abandon(record, reason)
-            record = None
-        if record is not None:
-            m.resume(record, job.fingerprint)
-            return
-        m.no_row(job.fingerprint.path)
-        guard = m.begin(await self.head())
-        if m.adopt_upload_id:
-            m.adopted(await self.listing.fetch(m.adopt_upload_id))
-        row = self.journal.start_upload(
-            job.fingerprint, endpoint, m.bucket, m.key, job.plan.part_size, job.plan.part_count,
-            m.algorithm.value, sse_c_key_hash(job.config.sse_c_key),
-            checksum_type=m.checksum_type or "COMPOSITE", guard=guard,
-        )
-        m.started(row, time.time())
-        if m.upload_id is not None:
-            self.journal.set_upload_id(row, m.upload_id)
+        """Find the journal row and take it up, or begin a new one."""
+        raise NotImplementedError
 
     async def _abandon(self, record: UploadRecord, reason: str) -> None:
         """Leave a journalled upload for a new one: abort it on the server too, or it would
@@ -97,7 +77,8 @@ class MultipartDriver(MultipartCore):
 
     async def _start_over(self) -> None:
         """The server no longer has the journalled upload: its row is closed with that
-        reason, and a new upload begins, guarded by what the destination is now."""
+        reason, and a new upload of the same source begins, guarded by what the
+        destination is now."""
         m = self.machine
         reason = m.gone_reason()
         self.journal.finish(m.row, UploadState.ABORTED, error=reason)
@@ -107,7 +88,7 @@ class MultipartDriver(MultipartCore):
         row = self.journal.start_upload(
             record.fingerprint, record.endpoint, m.bucket, m.key, record.part_size,
             record.part_count, record.checksum_algorithm, record.sse_c_key_hash,
-            checksum_type=record.checksum_type, guard=guard,
+            checksum_type=record.checksum_type, guard=guard, copy_source=record.copy_source,
         )
         m.started(row, time.time())
 
@@ -148,6 +129,77 @@ class MultipartDriver(MultipartCore):
                      len(m.parts), m.plan.part_count)
 
     async def _send(self) -> None:
+        raise NotImplementedError
+
+    async def _send_until_listed(self) -> None:
+        """Send what is missing, check the listing, and send again what differs, until the
+        machine is satisfied with what the server lists."""
+        m = self.machine
+        while True:
+            if m.to_send:
+                await self._send_parts(m.take_to_send())
+                continue
+            await self.listing.check()
+            if m.listing_checked():
+                return
+            done, doing = self.RESENT
+            log.warning("%s: %d part(s) on the server differ from what was %s; %s them again",
+                        m.where, len(m.to_send), done, doing)
+
+    async def _send_parts(self, numbers: list[int]) -> None:
+        """Send these parts; each is journalled (``_part_sent``) as it is acknowledged."""
+        raise NotImplementedError
+
+    def _part_sent(self, record: PartRecord) -> None:
+        """Journal a part the server acknowledged (here or on a cluster worker)."""
+        self.journal.record_part(self.machine.row, record)
+        self.machine.part_sent(record)
+        self.progress.advance(record.size)
+
+
+class MultipartDriver(JournalledMultipartDriver):
+    """A file's multipart upload: the row keyed by the file's path and fingerprint, parts
+    read from the file (here or on cluster workers), and the file checked unchanged."""
+
+    def __init__(self, job: Job, services: Services) -> None:
+        machine = MultipartMachine(job.bucket, job.key, job.config, job.plan, job.options,
+                                   restart=job.restart, adopt_upload_id=job.adopt_upload_id,
+                                   from_journal=job.from_journal)
+        super().__init__(machine, services)
+        self.job = job
+        self.source = job.source
+        self.executor = services.executor
+        self.listing = FilePartsListing(machine, job.source, store=self.store,
+                                        scheduler=self.scheduler, journal=self.journal)
+
+    def elapsed(self) -> float:
+        return self.job.elapsed()
+
+    async def _begin(self) -> None:
+        """Find the journal row and take it up, or begin a new one (the journal's plan
+        then wins over today's settings)."""
+        m, job, endpoint = self.machine, self.job, self.store.endpoint
+        record = self.journal.find_active(job.fingerprint.path, endpoint, m.bucket, m.key)
+        if record is not None and (reason := m.abandon_reason(record)):
+            await self._abandon(record, reason)
+            record = None
+        if record is not None:
+            m.resume(record, job.fingerprint)
+            return
+        m.no_row(job.fingerprint.path)
+        guard = m.begin(await self.head())
+        if m.adopt_upload_id:
+            m.adopted(await self.listing.fetch(m.adopt_upload_id))
+        row = self.journal.start_upload(
+            job.fingerprint, endpoint, m.bucket, m.key, job.plan.part_size, job.plan.part_count,
+            m.algorithm.value, sse_c_key_hash(job.config.sse_c_key),
+            checksum_type=m.checksum_type or "COMPOSITE", guard=guard,
+        )
+        m.started(row, time.time())
+        if m.upload_id is not None:
+            self.journal.set_upload_id(row, m.upload_id)
+
+    async def _send(self) -> None:
         """Send what is missing, then check the listing (re-sending what differs) until
         the machine is satisfied; then the file must still be the one planned."""
         m = self.machine
@@ -170,23 +222,6 @@ class MultipartDriver(MultipartCore):
         decision = m.source_checked(changes, self.source.path)
         if decision is not None:
             await self.close(decision)
-
-    RESENT = ("sent", "sending")  # how the warning names a part sent again
-
-    async def _send_until_listed(self) -> None:
-        """Send what is missing, check the listing, and send again what differs, until the
-        machine is satisfied with what the server lists (shared by the copy driver)."""
-        m = self.machine
-        while True:
-            if m.to_send:
-                await self._send_parts(m.take_to_send())
-                continue
-            await self.listing.check()
-            if m.listing_checked():
-                return
-            done, doing = self.RESENT
-            log.warning("%s: %d part(s) on the server differ from what was %s; %s them again",
-                        m.where, len(m.to_send), done, doing)
 
     async def _send_parts(self, numbers: list[int]) -> None:
         """Send these parts, here or on the cluster; each is journalled as it is acknowledged."""
@@ -212,10 +247,3 @@ class MultipartDriver(MultipartCore):
                                            send)
         finally:
             m.answered(sender.server_side)
-
-    def _part_sent(self, record: PartRecord) -> None:
-        """Journal a part the server acknowledged (here or on a cluster worker)."""
-        self.journal.record_part(self.machine.row, record)
-        self.machine.part_sent(record)
-        self.progress.advance(record.size)
-
