@@ -238,7 +238,7 @@ def test_old_journal_is_migrated_and_reads_back(tmp_path: Path, version: int) ->
         j.set_guard(7, DestinationGuard.present('"old"'))
         assert j.get(7).guard.etag == '"old"'
     db = sqlite3.connect(path)
-    assert db.execute("SELECT value FROM meta WHERE name='schema_version'").fetchone()[0] == "4"
+    assert db.execute("SELECT value FROM meta WHERE name='schema_version'").fetchone()[0] == "5"
     db.close()
 
 
@@ -267,7 +267,7 @@ def test_version_3_journal_is_migrated_to_copy_sources(tmp_path: Path) -> None:
         assert copy is not None and copy.id == row and copy.copy_source == source
         assert copy.fingerprint.size == 12 << 20 and copy.fingerprint.sample_hash == '"e-2"'
     db = sqlite3.connect(path)
-    assert db.execute("SELECT value FROM meta WHERE name='schema_version'").fetchone()[0] == "4"
+    assert db.execute("SELECT value FROM meta WHERE name='schema_version'").fetchone()[0] == "5"
     db.close()
 
 

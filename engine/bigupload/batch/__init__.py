@@ -40,6 +40,7 @@ from .sources import (
     walk_directory,
 )
 from .spec import (
+    add_new_files,
     config_for_job,
     describe,
     entries_to_files,
@@ -62,6 +63,7 @@ __all__ = [
     "NullBatchProgress",
     "PREFIX",
     "WalkReport",
+    "add_new_files",
     "check_key",
     "check_prefixes",
     "config_for_job",

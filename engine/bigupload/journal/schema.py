@@ -12,9 +12,9 @@ import sqlite3
 from pathlib import Path
 
 # 2 added jobs and job_files; 3 added uploads.checksum_type and uploads.guard; 4 added
-# uploads.copy_source (a server-side copy's source). An older journal is migrated on open,
-# in one transaction.
-SCHEMA_VERSION = 4
+# uploads.copy_source (a server-side copy's source); 5 added the unique index job_files_key
+# (a job's file by its destination). An older journal is migrated on open, in one transaction.
+SCHEMA_VERSION = 5
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -79,6 +79,9 @@ CREATE TABLE IF NOT EXISTS job_files (
     PRIMARY KEY (job, seq)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS job_files_state ON job_files (job, state, seq);
+-- a job never sends two files to one key, the same walk again adds only the new ones, and
+-- a single-file upload is found in its job (status, resume) without a scan of every job
+CREATE UNIQUE INDEX IF NOT EXISTS job_files_key ON job_files (bucket, key, job);
 """
 
 # Columns added to ``uploads`` after version 2, as ``ALTER TABLE`` clauses. A migrated row
@@ -127,7 +130,8 @@ def version(db: sqlite3.Connection) -> int | None:
 def migrate(db: sqlite3.Connection, old: int) -> None:
     """Bring a journal at version ``old`` up to date in one transaction. Versions 3 and 4
     added columns to ``uploads``, with defaults that describe the rows already there; the
-    other changes only added tables, which the schema script (all ``IF NOT EXISTS``) makes."""
+    other changes only added tables and indexes, which the schema script (all ``IF NOT
+    EXISTS``) makes (a job's keys were already unique: ``open_job`` checked them)."""
     with db:
         db.execute("BEGIN IMMEDIATE")
         if old < 4:
