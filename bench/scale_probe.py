@@ -113,28 +113,33 @@ with Journal(journal) as j:
                    check=True)
 
 
-def first_request(argv: list[str], listener: socket.socket) -> float:
-    """Seconds from starting ``argv`` to the first bytes of a request on ``listener``;
-    the process is then interrupted."""
+def first_request(argv: list[str], port: int) -> float:
+    """Seconds from starting ``argv`` to the first bytes of a request on ``port`` (a
+    listener of its own, so no connection of an earlier process is taken for it); the
+    process is then interrupted."""
     environment = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
-    start = time.monotonic()
-    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            env=environment)
-    listener.settimeout(600)
-    try:
-        conn, _ = listener.accept()
-        with conn:
-            conn.recv(1)
-            seconds = time.monotonic() - start
-    finally:
-        proc.send_signal(signal.SIGINT)
+    with socket.socket() as listener:
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(("127.0.0.1", port))
+        listener.listen(64)
+        listener.settimeout(600)
+        start = time.monotonic()
+        proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                env=environment)
         try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        assert proc.stderr is not None
-        proc.stderr.close()
+            conn, _ = listener.accept()
+            with conn:
+                conn.recv(1)
+                seconds = time.monotonic() - start
+        finally:
+            proc.send_signal(signal.SIGINT)
+            try:
+                proc.wait(60)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+            assert proc.stderr is not None
+            proc.stderr.close()
     return seconds
 
 
@@ -142,10 +147,11 @@ def cmd_resume(args: argparse.Namespace) -> None:
     os.environ.update(harness.TEST_CREDENTIALS)
     for files in args.files:
         tree = make_tree(args.root, files)
-        with tempfile.TemporaryDirectory() as tmp, socket.socket() as listener:
-            listener.bind(("127.0.0.1", 0))
-            listener.listen(64)
-            endpoint = f"http://127.0.0.1:{listener.getsockname()[1]}"
+        with tempfile.TemporaryDirectory() as tmp:
+            with socket.socket() as free:
+                free.bind(("127.0.0.1", 0))
+                port = free.getsockname()[1]
+            endpoint = f"http://127.0.0.1:{port}"
             journal = Path(tmp) / "journal.sqlite3"
             started = time.monotonic()
             journal_job(tree, journal, endpoint)
@@ -156,10 +162,10 @@ def cmd_resume(args: argparse.Namespace) -> None:
             status = status_time(journal)
             status_job = status_time(journal, "1")
             resume = first_request(bigupload("resume", "--journal", str(journal),
-                                             "--progress", "never"), listener)
+                                             "--progress", "never"), port)
             again = first_request(bigupload("cp", "-r", str(tree), f"s3://{BUCKET}/p/",
                                             "--endpoint-url", endpoint, "--journal",
-                                            str(journal), "--progress", "never"), listener)
+                                            str(journal), "--progress", "never"), port)
         print(json.dumps({"files": files, "journal_s": round(listed, 1),
                           "journal_bytes_per_file": round(size / files, 1),
                           "status_s": round(status, 3), "status_job_s": round(status_job, 3),
