@@ -5,6 +5,7 @@ nothing twice."""
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,7 @@ import anyio
 import pytest
 
 from bigupload import BatchItem, FileState, JobState, Uploader, UploadConfig
+from bigupload.batch import Entry, walk_directory
 from bigupload.errors import AuthError, SourceError
 from bigupload.journal import JournalView
 from tests.fakestore import FakeStore
@@ -138,6 +140,46 @@ def test_interrupted_job_resumes_without_resending(tmp_path: Path) -> None:
     second_parts = store.sent_parts[len(first_parts):]
     assert not set(second_parts) & set(first_parts)  # parts on the server were kept
     assert sorted(first_parts + second_parts) == list(range(1, 7))
+
+
+def test_the_same_walk_again_sends_the_journalled_files_before_walking(tmp_path: Path) -> None:
+    """The same directory job run again (``cp -r`` again) sends the files the journal
+    already has before it reads the walk again for new ones, so that a job of a million
+    files starts sending at once; the walk then adds the files that appeared since,
+    which are sent too, and nothing is sent twice."""
+    root = tmp_path / "src"
+    names = [f"f{i:02}" for i in range(20)]
+    tree(root, {n: 10 for n in names})
+    store = FakeStore()
+    journal = tmp_path / "j.sqlite3"
+    origin = {"root": str(root), "bucket": BUCKET, "prefix": "p/", "include": [],
+              "exclude": [], "follow_symlinks": False}
+    read_after: list[int] = []  # how many PutObjects had been sent when the walk was read
+
+    def walk() -> Iterator[Entry]:
+        read_after.append(len(store.put_keys))
+        yield from walk_directory(str(root), BUCKET, "p/")
+
+    async def run_job() -> Any:
+        async with Uploader(config(concurrency=2), store=store, journal=journal) as up:
+            return await up.upload_job("directory", origin, walk())
+
+    async def interrupted() -> None:
+        with anyio.move_on_after(10) as scope:
+            store.faults.append(lambda op, ctx: scope.cancel() if len(store.put_keys) >= 5
+                                else None)
+            await run_job()
+        assert scope.cancelled_caught
+
+    anyio.run(interrupted)
+    store.faults.clear()
+    assert read_after == [0]  # a new job: its files are journalled before any is sent
+    (root / "new").write_bytes(b"appeared since")
+    result = anyio.run(run_job)
+    assert result.ok and result.files == 21 and result.uploaded == 21
+    sent_before_walk = set(store.put_keys[:read_after[1]])
+    assert sent_before_walk == {f"p/{n}" for n in names}
+    assert store.put_keys.count("p/new") == 1 and store.put_keys.index("p/new") >= read_after[1]
 
 
 def test_same_call_again_resumes_the_job(tmp_path: Path) -> None:
