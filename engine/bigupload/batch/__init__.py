@@ -5,10 +5,10 @@ anything is sent, read from the walk or manifest as it comes; running the same j
 sends the files the journal has first, then adds those that appeared since. Nothing is
 held per file: the journal on disk is the job's only per-file state. One ``Uploader``
 runs it: every file goes through the same ``Transfer`` as a single file, sharing the
-scheduler's connection and memory bounds. What
-becomes of each file is journalled as it happens. A file that fails for good (missing,
-unreadable, access denied on its key) is recorded with its reason and the job goes on; a
-failure that would hit every file stops the job, which stays resumable.
+scheduler's connection and memory bounds. What becomes of each file is journalled as it
+happens. A file that fails for good (missing, unreadable, access denied on its key) is
+recorded with its reason and the job goes on; a failure that would hit every file stops
+the job, which stays resumable.
 
 Where each concern lives:
 
