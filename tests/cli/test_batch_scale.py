@@ -19,6 +19,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.slow  # two jobs, 22,000 files: about a minute on 2 shared cores
+
 NULLSINK = Path(__file__).resolve().parents[2] / "bench" / "nullsink.py"
 FILES = 20_000
 FIRST = 2_000  # the sample taken once start-up's allocations are done
