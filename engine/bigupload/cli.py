@@ -17,7 +17,7 @@ import re
 import signal
 import sys
 import traceback
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 
 import anyio
 
@@ -284,31 +284,32 @@ async def cmd_batch(args: argparse.Namespace, out: Output, root: str | None,
     config = make_config(args)
     report = batch.WalkReport()
     origin: dict[str, object]
+    entries: Iterable[batch.Entry]
     if root is not None:
         assert bucket is not None
         origin = {"root": os.path.abspath(root), "bucket": bucket, "prefix": prefix,
                   "include": args.include, "exclude": args.exclude,
                   "follow_symlinks": args.follow_symlinks}
 
-        def find() -> list[batch.Entry]:
-            return list(batch.walk_directory(root, bucket, prefix, include=args.include,
-                                             exclude=args.exclude,
-                                             follow_symlinks=args.follow_symlinks, report=report))
+        def walk() -> Iterator[batch.Entry]:
+            """The walk, read by the engine as it journals the files (a new job), or
+            once the journalled files are sent (a resumed one); what it left out is said
+            when it ends."""
+            yield from batch.walk_directory(root, bucket, prefix, include=args.include,
+                                            exclude=args.exclude,
+                                            follow_symlinks=args.follow_symlinks,
+                                            report=report)
+            walk_said(report)
+
+        entries = walk()
+        if args.dry_run:
+            entries = await anyio.to_thread.run_sync(list, entries)
     else:
         origin = {"manifest": os.path.abspath(args.manifest), "bucket": bucket, "prefix": prefix}
-
-        def find() -> list[batch.Entry]:
-            return batch.read_manifest(args.manifest, bucket, prefix)
-
-    entries = await anyio.to_thread.run_sync(find)
-    for count, what in ((report.symlinks, "symbolic link(s) skipped (use --follow-symlinks)"),
-                        (report.special, "special file(s) skipped (FIFOs, sockets, devices)"),
-                        (report.loops, "directory link loop(s) not followed")):
-        if count:  # files the user may expect to see uploaded: said even with --json
-            log.warning("%d %s", count, what)
-    if report.excluded:
-        log.info("%d file(s) left out by --include/--exclude", report.excluded)
+        entries = await anyio.to_thread.run_sync(batch.read_manifest, args.manifest, bucket,
+                                                 prefix)
     if args.dry_run:
+        assert isinstance(entries, list)
         total = sum(e.size for e in entries)
         where = f"s3://{bucket}/{prefix}" if bucket else "the manifest's destinations"
         out.emit("plan", f"{len(entries)} file(s), {format_size(total)} -> {where}"
@@ -330,6 +331,17 @@ async def cmd_batch(args: argparse.Namespace, out: Output, root: str | None,
             progress=BatchReporter(out, show_progress(args), config.max_bandwidth))
     show_job_summary(out, result)
     return EXIT_PARTIAL if result.failed else 0
+
+
+def walk_said(report: batch.WalkReport) -> None:
+    """What a directory walk left out, once it has ended."""
+    for count, what in ((report.symlinks, "symbolic link(s) skipped (use --follow-symlinks)"),
+                        (report.special, "special file(s) skipped (FIFOs, sockets, devices)"),
+                        (report.loops, "directory link loop(s) not followed")):
+        if count:  # files the user may expect to see uploaded: said even with --json
+            log.warning("%d %s", count, what)
+    if report.excluded:
+        log.info("%d file(s) left out by --include/--exclude", report.excluded)
 
 
 async def cmd_resume(args: argparse.Namespace, out: Output) -> int:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import time
+from collections.abc import Iterator
 
 from .errors import ConfigError, JournalError, ResumeError
 from .journal import (
@@ -47,15 +48,21 @@ def status(journal: Journal, job_id: int | None = None, *, closed: bool = False)
                         unfinished=unfinished, closed=closed_rows)
 
 
+def job_failures(journal: Journal, job_id: int) -> Iterator[FileFailure]:
+    """The files of job ``job_id`` that failed for good, in the job's order, read a page
+    at a time."""
+    after = -1
+    while page := journal.job_files(job_id, (FileState.FAILED,), after=after):
+        after = page[-1].seq
+        for f in page:
+            yield FileFailure(f.source, f.bucket, f.key, f.error, f.exit_code)
+
+
 def _job_status(journal: Journal, job: JobRecord, *, failures: bool = False) -> JobStatus:
     totals = journal.job_totals(job.id)
     done = totals.done_bytes + (journal.job_parts_bytes(job.id) if job.state is JobState.ACTIVE
                                 else 0)
-    failed: list[FileFailure] = []
-    after = -1
-    while failures and (page := journal.job_files(job.id, (FileState.FAILED,), after=after)):
-        after = page[-1].seq
-        failed += [FileFailure(f.source, f.bucket, f.key, f.error, f.exit_code) for f in page]
+    failed = list(job_failures(journal, job.id)) if failures else []
     return JobStatus(id=job.id, state=job.state, description=job.description, files=totals.files,
                      done_files=totals.done_files, failed_files=totals.failed_files,
                      bytes=totals.bytes, done_bytes=done, error=job.error,

@@ -178,11 +178,17 @@ class BatchReporter:
 
     def start_job(self, job_id: int, files: int, total_bytes: int, done_files: int,
                   done_bytes: int) -> None:
+        """The job's totals: when it starts, and again when a resumed job found new files
+        (another ``job`` event; the bar's total grows)."""
         self._files, self._done = files, done_files
         if self.out.as_json:
             self.out.emit("job", "", job_id=job_id, files=files, total_bytes=total_bytes,
                           done_files=done_files, done_bytes=done_bytes)
-        if self.bars:
+        if self._overall is not None:
+            self._overall.total = total_bytes
+            self._postfix()
+            self._overall.refresh()
+        elif self.bars:
             self._overall = make_bar(f"job {job_id}", total_bytes, done_bytes, position=0)
             self._postfix()
 
@@ -312,13 +318,19 @@ def show_copied(out: Output, source: str, result: UploadResult) -> None:
 
 def show_job_summary(out: Output, result: BatchResult) -> None:
     """A run of a job, told apart from the job: ``uploaded`` counts the whole job (earlier
-    runs too), ``uploaded_now`` and the rates only what this run sent."""
-    uploaded_now = sum(1 for item in result.items if item.state is FileState.DONE)
+    runs too), ``uploaded_now`` and the rates only what this run sent. The run's first
+    failures are listed (each was a ``file`` event with --json as it happened); ``status
+    JOB`` lists them all."""
+    uploaded_now = result.uploaded_now
     earlier = result.uploaded - uploaded_now
+    unlisted = result.failed_now - len(result.failures)
     if not out.as_json:  # JSON has them in the summary
         for failure in result.failures:
             out.emit("failure", f"failed: {failure.source} -> s3://{failure.bucket}/"
                      f"{failure.key}: {failure.error}")
+        if unlisted > 0:
+            out.emit("failure", f"... and {unlisted} more failure(s): bigupload status "
+                     f"{result.job_id} lists them all")
     files_per_s = uploaded_now / result.elapsed_s if result.elapsed_s else 0.0
     out.emit(
         "summary",
@@ -335,6 +347,7 @@ def show_job_summary(out: Output, result: BatchResult) -> None:
         elapsed_s=result.elapsed_s,
         failures=[{"source": f.source, "bucket": f.bucket, "key": f.key, "error": f.error,
                    "exit_code": f.exit_code} for f in result.failures],
+        failures_unlisted=max(0, unlisted),
     )
 
 

@@ -15,7 +15,15 @@ import hashlib
 import json
 import logging
 import os
-from collections.abc import AsyncGenerator, AsyncIterator, Iterable, Sequence
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Iterable,
+    Iterator,
+    Sequence,
+)
 from types import TracebackType
 from typing import Any
 
@@ -29,6 +37,7 @@ from .batch import (
     BatchResult,
     Entry,
     JobRunner,
+    add_new_files,
     config_for_job,
     destination_prefix,
     entry_for,
@@ -42,7 +51,14 @@ from .errors import BigUploadError, Cancelled, ConfigError, ResumeError
 from .journal import JobRecord, JobState, Journal, UploadRecord, UploadState
 from .progress import Progress
 from .remote import Executor
-from .reports import AbortReport, ForgetReport, ResumedFile, ResumedJob, StatusReport
+from .reports import (
+    AbortReport,
+    FileFailure,
+    ForgetReport,
+    ResumedFile,
+    ResumedJob,
+    StatusReport,
+)
 from .scheduler import Scheduler
 from .source import SourceFile
 from .stream import StreamLike, open_stream
@@ -374,13 +390,20 @@ class Uploader:
     async def run_job(self, spec: dict[str, Any], entries: Iterable[Entry], *,
                       fail_fast: bool = False,
                       progress: BatchProgress | None = None) -> BatchResult:
-        """Start the job ``spec`` describes (or continue the unfinished one with the same
-        spec, adding any new entries) and run it."""
+        """Start the job ``spec`` describes (its file list journalled from ``entries`` as
+        they come), or continue the unfinished one with the same spec: its journalled
+        files are sent first, and ``entries`` (a walk run again) are read once they are
+        sent, for the files it does not have yet, which are then sent too."""
         job, resumed = open_job(self.journal, spec, entries)
+        more = None
         if resumed:
             log.info("resuming job %d (%s)", job.id, job.description)
+
+            async def more() -> int:
+                return await add_new_files(self.journal, job.id, entries)
+
         return await self._run(job, spec, retry_failed=False, fail_fast=fail_fast,
-                               progress=progress)
+                               progress=progress, more=more)
 
     async def resume_job(self, job_id: int, *, retry_failed: bool = True, fail_fast: bool = False,
                          progress: BatchProgress | None = None) -> BatchResult:
@@ -399,8 +422,15 @@ class Uploader:
         """Jobs in the journal (all, or those in ``states``)."""
         return self.journal.jobs(states or tuple(JobState))
 
+    def job_failures(self, job_id: int) -> Iterator[FileFailure]:
+        """Every file of job ``job_id`` that failed for good, with why, in the job's
+        order, read from the journal a page at a time (``BatchResult.failures`` lists a
+        run's first ones only)."""
+        return housekeeping.job_failures(self.journal, job_id)
+
     async def _run(self, job: JobRecord, spec: dict[str, Any], *, retry_failed: bool,
-                   fail_fast: bool, progress: BatchProgress | None) -> BatchResult:
+                   fail_fast: bool, progress: BatchProgress | None,
+                   more: Callable[[], Awaitable[int]] | None = None) -> BatchResult:
         store = await self.connect()
         if spec["endpoint"] != store.endpoint:
             raise ResumeError(f"job {job.id} uploads to {spec['endpoint']}, not to "
@@ -411,7 +441,7 @@ class Uploader:
                            progress=progress, fail_fast=fail_fast, executor=self.executor,
                            executor_slots=getattr(self.executor, "slots", 1))
         try:
-            return await runner.run(retry_failed=retry_failed)
+            return await runner.run(retry_failed=retry_failed, more=more)
         except BigUploadError as exc:  # what stops a job leaves it resumable: say how
             if not isinstance(exc, Cancelled) and exc.args:
                 exc.args = (f"{exc.args[0]} [job {job.id} is kept: bigupload resume {job.id}]",)

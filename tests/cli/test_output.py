@@ -3,7 +3,6 @@ tools do (issue 13 item 14)."""
 
 from __future__ import annotations
 
-import dataclasses
 import io
 import json
 import logging
@@ -180,12 +179,9 @@ def test_a_file_summary_says_mib_per_second_of_what_was_sent() -> None:
 
 
 def test_a_resumed_jobs_summary_counts_this_runs_files() -> None:
-    done = ItemResult("a", "b", "a", MiB, FileState.DONE)
-    items = (done, dataclasses.replace(done, source="c"),
-             ItemResult("d", "b", "d", MiB, FileState.SKIPPED))
-    result = BatchResult(job_id=3, state=JobState.COMPLETED, items=items, files=305,
-                         uploaded=304, skipped=1, failed=0, total_bytes=400 * MiB,
-                         sent_bytes=2 * MiB, elapsed_s=1.0)
+    result = BatchResult(job_id=3, state=JobState.COMPLETED, files=305, uploaded=304,
+                         skipped=1, failed=0, total_bytes=400 * MiB, sent_bytes=2 * MiB,
+                         elapsed_s=1.0, uploaded_now=2, skipped_now=1)
     text = io.StringIO()
     show_job_summary(Output(False, text), result)
     line = text.getvalue()
@@ -195,6 +191,24 @@ def test_a_resumed_jobs_summary_counts_this_runs_files() -> None:
     show_job_summary(Output(True, as_json), result)
     event = json.loads(as_json.getvalue())
     assert (event["uploaded"], event["uploaded_now"], event["sent_bytes"]) == (304, 2, 2 * MiB)
+
+
+def test_a_summary_lists_the_failures_it_holds_and_says_where_the_rest_are() -> None:
+    """A run's result holds its first failures only: the summary lists those and names
+    the command that lists them all, as text and as JSON."""
+    failed = ItemResult("/s/a", "b", "p/a", 1, FileState.FAILED, error="gone", exit_code=3)
+    result = BatchResult(job_id=7, state=JobState.PARTIAL, files=500, uploaded=0, skipped=0,
+                         failed=500, total_bytes=500, sent_bytes=0, elapsed_s=1.0,
+                         failed_now=500, failures=(failed,) * 100)
+    text = io.StringIO()
+    show_job_summary(Output(False, text), result)
+    lines = text.getvalue().splitlines()
+    assert lines[:100] == ["failed: /s/a -> s3://b/p/a: gone"] * 100
+    assert lines[100] == "... and 400 more failure(s): bigupload status 7 lists them all"
+    as_json = io.StringIO()
+    show_job_summary(Output(True, as_json), result)
+    event = json.loads(as_json.getvalue())
+    assert len(event["failures"]) == 100 and event["failures_unlisted"] == 400
 
 
 def test_version_goes_to_stdout_with_each_checksum_backend() -> None:

@@ -5,6 +5,7 @@ nothing twice."""
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +13,9 @@ import anyio
 import pytest
 
 from bigupload import BatchItem, FileState, JobState, Uploader, UploadConfig
+from bigupload.batch import Entry, walk_directory
 from bigupload.errors import AuthError, SourceError
+from bigupload.journal import JournalView
 from tests.fakestore import FakeStore
 
 MiB = 1 << 20
@@ -47,6 +50,12 @@ def upload_many(store: FakeStore, journal: Path, entries: list[Any], cfg: Upload
             return await up.upload_many(entries, **kwargs)
 
     return anyio.run(main)
+
+
+def file_states(journal: Path, job_id: int) -> dict[str, FileState]:
+    """What the journal says became of each file of the job."""
+    with JournalView(journal) as view:
+        return {f.key: f.state for f in view.job_files(job_id, tuple(FileState))}
 
 
 def test_small_and_large_files_share_one_request_bound(tmp_path: Path) -> None:
@@ -133,6 +142,46 @@ def test_interrupted_job_resumes_without_resending(tmp_path: Path) -> None:
     assert sorted(first_parts + second_parts) == list(range(1, 7))
 
 
+def test_the_same_walk_again_sends_the_journalled_files_before_walking(tmp_path: Path) -> None:
+    """The same directory job run again (``cp -r`` again) sends the files the journal
+    already has before it reads the walk again for new ones, so that a job of a million
+    files starts sending at once; the walk then adds the files that appeared since,
+    which are sent too, and nothing is sent twice."""
+    root = tmp_path / "src"
+    names = [f"f{i:02}" for i in range(20)]
+    tree(root, {n: 10 for n in names})
+    store = FakeStore()
+    journal = tmp_path / "j.sqlite3"
+    origin = {"root": str(root), "bucket": BUCKET, "prefix": "p/", "include": [],
+              "exclude": [], "follow_symlinks": False}
+    read_after: list[int] = []  # how many PutObjects had been sent when the walk was read
+
+    def walk() -> Iterator[Entry]:
+        read_after.append(len(store.put_keys))
+        yield from walk_directory(str(root), BUCKET, "p/")
+
+    async def run_job() -> Any:
+        async with Uploader(config(concurrency=2), store=store, journal=journal) as up:
+            return await up.upload_job("directory", origin, walk())
+
+    async def interrupted() -> None:
+        with anyio.move_on_after(10) as scope:
+            store.faults.append(lambda op, ctx: scope.cancel() if len(store.put_keys) >= 5
+                                else None)
+            await run_job()
+        assert scope.cancelled_caught
+
+    anyio.run(interrupted)
+    store.faults.clear()
+    assert read_after == [0]  # a new job: its files are journalled before any is sent
+    (root / "new").write_bytes(b"appeared since")
+    result = anyio.run(run_job)
+    assert result.ok and result.files == 21 and result.uploaded == 21
+    sent_before_walk = set(store.put_keys[:read_after[1]])
+    assert sent_before_walk == {f"p/{n}" for n in names}
+    assert store.put_keys.count("p/new") == 1 and store.put_keys.index("p/new") >= read_after[1]
+
+
 def test_same_call_again_resumes_the_job(tmp_path: Path) -> None:
     tree(tmp_path / "src", {"a": 10, "b": 20})
     store = FakeStore()
@@ -146,7 +195,8 @@ def test_same_call_again_resumes_the_job(tmp_path: Path) -> None:
             return await up.resume_job(first.job_id)
     second = anyio.run(again)
     assert second.ok and second.job_id == first.job_id
-    assert [r.key for r in second.items] == ["p/missing"]
+    assert (second.uploaded_now, second.skipped_now, second.failed_now) == (1, 0, 0)
+    assert store.put_keys.count("p/missing") == 1
     assert store.put_keys.count("p/a") == 1
 
 
@@ -159,7 +209,8 @@ def test_skip_existing_compares_content_not_just_names(tmp_path: Path) -> None:
     store.put_keys.clear()
     creates = store.calls["create"]
     result = upload_many(store, journal, items(tmp_path / "src", list(contents)), skip_existing=True)
-    assert {r.key: r.state for r in result.items} == {
+    assert (result.uploaded_now, result.skipped_now) == (2, 2)
+    assert file_states(journal, result.job_id) == {
         "p/same": FileState.SKIPPED, "p/big": FileState.SKIPPED,
         "p/changed": FileState.DONE, "p/new": FileState.DONE}
     assert sorted(store.put_keys) == ["p/changed", "p/new"] and store.calls["create"] == creates

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from bigupload.errors import JournalError, ResumeError
+from bigupload.errors import ConfigError, JournalError, ResumeError
 from bigupload.journal import (
     SCHEMA_VERSION,
     DestinationGuard,
@@ -238,7 +238,7 @@ def test_old_journal_is_migrated_and_reads_back(tmp_path: Path, version: int) ->
         j.set_guard(7, DestinationGuard.present('"old"'))
         assert j.get(7).guard.etag == '"old"'
     db = sqlite3.connect(path)
-    assert db.execute("SELECT value FROM meta WHERE name='schema_version'").fetchone()[0] == "4"
+    assert db.execute("SELECT value FROM meta WHERE name='schema_version'").fetchone()[0] == "5"
     db.close()
 
 
@@ -267,7 +267,52 @@ def test_version_3_journal_is_migrated_to_copy_sources(tmp_path: Path) -> None:
         assert copy is not None and copy.id == row and copy.copy_source == source
         assert copy.fingerprint.size == 12 << 20 and copy.fingerprint.sample_hash == '"e-2"'
     db = sqlite3.connect(path)
-    assert db.execute("SELECT value FROM meta WHERE name='schema_version'").fetchone()[0] == "4"
+    assert db.execute("SELECT value FROM meta WHERE name='schema_version'").fetchone()[0] == "5"
+    db.close()
+
+
+def test_a_job_never_has_two_files_for_one_key(tmp_path: Path) -> None:
+    """The unique index job_files_key: a new job whose list sends two files to one key is
+    refused whole (no job row is left behind), and adding a walk's entries again with
+    ``new_only`` adds only the keys the job does not have."""
+    def f(seq: int, source: str, key: str) -> JobFile:
+        return JobFile(seq, source, "b", key, seq + 1, None)
+
+    with Journal(tmp_path / "j.sqlite3") as j:
+        with pytest.raises(ConfigError, match="two files would be uploaded to s3://b/k"):
+            j.start_job("d", "{}", "h", iter([f(0, "/s/a", "k"), f(1, "/s/b", "k")]))
+        assert j.jobs() == []
+        job = j.start_job("d", "{}", "h", iter([f(0, "/s/a", "a"), f(1, "/s/b", "b")]))
+        assert j.add_job_files(job, iter([f(2, "/s/b", "b"), f(3, "/s/c", "c")]),
+                               new_only=True) == 1
+        assert j.job_keys(job) == {("b", "a"), ("b", "b"), ("b", "c")}
+        assert j.job_has_file(job, "b", "c") and not j.job_has_file(job, "b", "d")
+        assert j.job_totals(job) == JobTotals(files=3, bytes=1 + 2 + 4, done_files=0,
+                                              done_bytes=0, failed_files=0)
+
+
+def test_version_4_journal_gains_the_job_indexes(tmp_path: Path) -> None:
+    """Schema 5: a version-4 journal gets job_files_key and the covering job_files_state
+    (with the size), its job's files kept as they were."""
+    path = old_journal(tmp_path / "journal.sqlite3", 2)
+    with Journal(path):
+        pass  # brought to the current version; now take it back to version 4's indexes
+    db = sqlite3.connect(path)
+    db.execute("DROP INDEX job_files_key")
+    db.execute("DROP INDEX job_files_state")
+    db.execute("CREATE INDEX job_files_state ON job_files (job, state, seq)")
+    db.execute("UPDATE meta SET value='4' WHERE name='schema_version'")
+    db.commit()
+    db.close()
+    with Journal(path) as j:
+        (failed,) = j.job_files(3, (FileState.FAILED,))
+        assert failed.key == "j" and j.job_totals(3).failed_files == 1
+    db = sqlite3.connect(path)
+    columns = {name: [r[2] for r in db.execute(f"PRAGMA index_info({name})")]
+               for name in ("job_files_key", "job_files_state")}
+    assert columns == {"job_files_key": ["bucket", "key", "job"],
+                       "job_files_state": ["job", "state", "seq", "size"]}
+    assert db.execute("SELECT value FROM meta WHERE name='schema_version'").fetchone()[0] == "5"
     db.close()
 
 

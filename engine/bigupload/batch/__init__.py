@@ -1,11 +1,14 @@
 """Batch jobs: directories, manifests and lists of items uploaded as one resumable job.
 
-A job's file list is fixed and journalled (with the job's spec, so it can be resumed)
-before anything is sent. One ``Uploader`` runs it: every file goes through the same
-``Transfer`` as a single file, sharing the scheduler's connection and memory bounds. What
-becomes of each file is journalled as it happens. A file that fails for good (missing,
-unreadable, access denied on its key) is recorded with its reason and the job goes on; a
-failure that would hit every file stops the job, which stays resumable.
+A job's file list is journalled (with the job's spec, so it can be resumed) before
+anything is sent, read from the walk or manifest as it comes; running the same job again
+sends the files the journal has first, then adds those that appeared since. Nothing is
+held per file: the journal on disk is the job's only per-file state. One ``Uploader``
+runs it: every file goes through the same ``Transfer`` as a single file, sharing the
+scheduler's connection and memory bounds. What becomes of each file is journalled as it
+happens. A file that fails for good (missing, unreadable, access denied on its key) is
+recorded with its reason and the job goes on; a failure that would hit every file stops
+the job, which stays resumable.
 
 Where each concern lives:
 
@@ -40,6 +43,7 @@ from .sources import (
     walk_directory,
 )
 from .spec import (
+    add_new_files,
     config_for_job,
     describe,
     entries_to_files,
@@ -62,6 +66,7 @@ __all__ = [
     "NullBatchProgress",
     "PREFIX",
     "WalkReport",
+    "add_new_files",
     "check_key",
     "check_prefixes",
     "config_for_job",

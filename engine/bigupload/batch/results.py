@@ -4,7 +4,9 @@ for the run, and the ``BatchProgress`` protocol a caller implements to watch it.
 A file of a job is one record per stage: ``BatchItem`` (what was asked), ``Entry`` (what
 a walk or manifest found, ``sources``), ``JobFile`` (the journal's row, and the same row
 settled with what became of the file) and ``ItemResult`` (what this run reports, made
-from the settled row by ``ItemResult.of``). Results are values: frozen, never mutated."""
+from the settled row by ``ItemResult.of``, handed to ``BatchProgress.file_done`` as each
+file settles and not kept: a run's ``BatchResult`` holds counts and its first failures).
+Results are values: frozen, never mutated."""
 
 from __future__ import annotations
 
@@ -40,12 +42,15 @@ class ItemResult:
 
 @dataclasses.dataclass(frozen=True)
 class BatchResult:
-    """What a run of a job did. ``items`` are the files this run handled (uploaded,
-    skipped or failed); the counts cover the whole job, earlier runs included."""
+    """What a run of a job did. ``files``, ``uploaded``, ``skipped`` and ``failed`` cover
+    the whole job, earlier runs included; ``uploaded_now``, ``skipped_now`` and
+    ``failed_now`` count the files this run settled. A result holds no row per file, so
+    it stays small whatever the job's size: ``failures`` are this run's first
+    ``FAILURES_KEPT`` (100) failures, and ``Uploader.job_failures(job_id)`` reads every
+    failure of the job from the journal."""
 
     job_id: int
     state: JobState
-    items: tuple[ItemResult, ...]
     files: int
     uploaded: int
     skipped: int
@@ -53,10 +58,10 @@ class BatchResult:
     total_bytes: int
     sent_bytes: int
     elapsed_s: float
-
-    @property
-    def failures(self) -> tuple[ItemResult, ...]:
-        return tuple(r for r in self.items if r.state is FileState.FAILED)
+    uploaded_now: int = 0
+    skipped_now: int = 0
+    failed_now: int = 0
+    failures: tuple[ItemResult, ...] = ()
 
     @property
     def ok(self) -> bool:

@@ -65,6 +65,9 @@ log = logging.getLogger("bigupload")
 
 LARGE_FILES_AT_ONCE = 2  # each is already parallel over its parts
 PAGE = 1000  # job files read from the journal at a time
+LOOKAHEAD = 4 * PAGE  # files of one kind read ahead while looking for the other kind
+WAIT_S = 0.05  # how often a small-file worker looks again while large files fill the lookahead
+FAILURES_KEPT = 100  # failures a run's result lists; the journal has them all
 SHARD_FILES = 64  # small files per cluster task: amortises the task's round trip (~ms)
 SHARD_BYTES = 256 * 1024 * 1024
 # What became of each file is committed in groups: one commit per small file cost 0.3 ms
@@ -75,8 +78,11 @@ MARK_BATCH = 256
 
 
 class FileQueue:
-    """A job's files to run, read from the journal a page at a time, split into small
-    (one PutObject) and large (multipart) queues."""
+    """A job's files to run, read from the journal a page at a time (by position), split
+    into small (one PutObject) and large (multipart) queues. At most ``LOOKAHEAD`` files
+    wait in either queue, so what is held does not grow with the job: a small-file worker
+    whose queue is empty while large files fill theirs waits for the large-file workers;
+    a large-file worker with no large file waiting takes a small one."""
 
     def __init__(self, journal: Journal, job_id: int, states: tuple[FileState, ...],
                  config: UploadConfig, planner: Callable[[int, UploadConfig], Plan] = plan,
@@ -97,9 +103,15 @@ class FileQueue:
         except ConfigError:
             return False  # too big for S3: the transfer says so, as that file's failure
 
-    def next(self, large: bool) -> JobFile | None:
-        queue = self.queues[large]
-        while not queue and not self._done:
+    def reopen(self) -> None:
+        """Files were added after the last page: read on from where the queue stopped."""
+        self._done = False
+
+    def _fill(self, large: bool) -> None:
+        """Read pages until ``large``'s queue has a file, the job has none left, or the
+        other queue holds ``LOOKAHEAD`` files."""
+        queue, other = self.queues[large], self.queues[not large]
+        while not queue and not self._done and len(other) < LOOKAHEAD:
             page = self._journal.job_files(self._job_id, self._states, after=self._after,
                                            limit=PAGE)
             if not page:
@@ -108,15 +120,27 @@ class FileQueue:
             self._after = page[-1].seq
             for f in page:
                 self.queues[self.is_large(f)].append(f)
-        return queue.popleft() if queue else None
 
-    def shard(self) -> list[JobFile]:
+    async def next(self, large: bool) -> JobFile | None:
+        """The next file for a worker of that kind (a large-file worker may get a small
+        one), or None when the job has none left to hand out."""
+        while True:
+            self._fill(large)
+            if self.queues[large]:
+                return self.queues[large].popleft()
+            if large and self.queues[False]:
+                return self.queues[False].popleft()
+            if self._done:
+                return None
+            await anyio.sleep(WAIT_S)  # large files fill the lookahead: wait for their workers
+
+    async def shard(self) -> list[JobFile]:
         """The next small files for one cluster task: up to ``SHARD_FILES`` files or
         ``SHARD_BYTES`` (at least one file, if any is left)."""
         shard: list[JobFile] = []
         size = 0
         while len(shard) < SHARD_FILES and size < SHARD_BYTES:
-            f = self.next(False)
+            f = await self.next(False)
             if f is None:
                 break
             shard.append(f)
@@ -141,14 +165,21 @@ class JobRunner:
         self.scheduler = scheduler
         self.progress = progress or NullBatchProgress()
         self.policy = FailurePolicy(fail_fast=fail_fast)
-        self.results: list[ItemResult] = []
+        # what this run settled: counts, and the first failures (the journal has every file)
+        self.settled: collections.Counter[FileState] = collections.Counter()
+        self.failures: list[ItemResult] = []
         self.sent_bytes = 0
         self._existing: ExistingObjects | None = None
         self.copies = spec["kind"] == PREFIX  # objects copied server-side, not files
         self._marks: list[JobFile] = []
         self._marked_at = time.monotonic()
 
-    async def run(self, *, retry_failed: bool) -> BatchResult:
+    async def run(self, *, retry_failed: bool,
+                  more: Callable[[], Awaitable[int]] | None = None) -> BatchResult:
+        """Run the job's files in ``states`` (failed ones too with ``retry_failed``).
+        ``more`` adds files found since the job began (the same walk again) and says how
+        many: it runs once the journalled files are sent, so that a resumed job starts
+        sending at once, and the files it adds are sent then."""
         started = time.monotonic()
         states = (FileState.PENDING, FileState.FAILED) if retry_failed else (FileState.PENDING,)
         totals = self.journal.job_totals(self.job.id)
@@ -163,6 +194,12 @@ class JobRunner:
         try:
             with self.journal.claim_job(self.job.id):
                 await self._run_workers(files)
+                if more is not None and await more():
+                    totals = self.journal.job_totals(self.job.id)
+                    self.progress.start_job(self.job.id, totals.files, totals.bytes,
+                                            totals.done_files, totals.done_bytes)
+                    files.reopen()
+                    await self._run_workers(files)
                 totals = self.journal.job_totals(self.job.id)
                 state = JobState.PARTIAL if totals.failed_files else JobState.COMPLETED
                 self.journal.set_job_state(self.job.id, state)
@@ -193,11 +230,22 @@ class JobRunner:
     def _result(self, state: JobState, totals: JobTotals, started: float) -> BatchResult:
         counts = collections.Counter(self.journal.job_state_counts(self.job.id))
         return BatchResult(
-            job_id=self.job.id, state=state, items=tuple(self.results), files=totals.files,
+            job_id=self.job.id, state=state, files=totals.files,
             uploaded=counts[FileState.DONE], skipped=counts[FileState.SKIPPED],
             failed=totals.failed_files, total_bytes=totals.bytes, sent_bytes=self.sent_bytes,
             elapsed_s=round(time.monotonic() - started, 3),
+            uploaded_now=self.settled[FileState.DONE],
+            skipped_now=self.settled[FileState.SKIPPED],
+            failed_now=self.settled[FileState.FAILED], failures=tuple(self.failures),
         )
+
+    def _report(self, result: ItemResult) -> None:
+        """Count a settled file (nothing per file is kept but the first failures) and
+        tell the progress."""
+        self.settled[result.state] += 1
+        if result.state is FileState.FAILED and len(self.failures) < FAILURES_KEPT:
+            self.failures.append(result)
+        self.progress.file_done(result)
 
     def _common_prefixes(self) -> dict[str, str]:
         """Per bucket, the longest prefix ending in ``/`` shared by all the job's keys."""
@@ -210,8 +258,8 @@ class JobRunner:
     # one file at a time, here
 
     async def _worker(self, files: FileQueue, large: bool) -> None:
-        while (f := files.next(large)) is not None:
-            await self._run_file(f, large)
+        while (f := await files.next(large)) is not None:
+            await self._run_file(f, large and files.is_large(f))
 
     def _usable(self, f: JobFile) -> UploadConfig:
         """The file's settings, or SourceError if the walk or manifest found it unusable or
@@ -300,7 +348,7 @@ class JobRunner:
     # small files in shards, on the cluster
 
     async def _shard_worker(self, files: FileQueue) -> None:
-        while shard := files.shard():
+        while shard := await files.shard():
             await self._run_shard(shard)
 
     async def _run_shard(self, shard: list[JobFile]) -> None:
@@ -368,9 +416,7 @@ class JobRunner:
         self._marks.append(settled)
         if len(self._marks) >= MARK_BATCH or time.monotonic() - self._marked_at >= MARK_EVERY_S:
             self._flush_marks()
-        result = ItemResult.of(settled, upload)
-        self.results.append(result)
-        self.progress.file_done(result)
+        self._report(ItemResult.of(settled, upload))
 
     def _flush_marks(self) -> None:
         if self._marks:
@@ -381,9 +427,9 @@ class JobRunner:
     async def _abort_uploads(self, reason: str) -> None:
         """The job cannot finish on this cluster: abort every multipart upload the journal
         holds for its files, then check the server lists none of them."""
-        keys = self.journal.job_keys(self.job.id)
         ours = [u for u in self.journal.uploads(UploadState.ACTIVE)
-                if u.endpoint == self.store.endpoint and (u.bucket, u.key) in keys]
+                if u.endpoint == self.store.endpoint
+                and self.journal.job_has_file(self.job.id, u.bucket, u.key)]
         options = ObjectOptions.from_config(self.config, None)
         aborted = [(u.bucket, u.key, u.upload_id) for u in ours if u.upload_id]
         with anyio.CancelScope(shield=True):

@@ -12,18 +12,22 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import itertools
 import json
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any
 
+import anyio
+
 from ..config import ChecksumAlgorithm, ServerSideEncryption, UploadConfig
-from ..errors import ConfigError, ResumeError
+from ..errors import ResumeError
 from ..journal import FileState, JobFile, JobRecord, Journal
 from ..values import sse_c_key_hash
 from .sources import Entry
 
 log = logging.getLogger("bigupload")
+ADD_BATCH = 10_000  # a resumed job's new files are added in transactions of this many
 
 
 def job_options(config: UploadConfig) -> dict[str, Any]:
@@ -82,42 +86,46 @@ def describe(spec: dict[str, Any]) -> str:
     return f"{origin['count']} item(s)"
 
 
-def entries_to_files(entries: Iterable[Entry], first_seq: int) -> list[JobFile]:
-    """Journal rows for entries; an entry with an error stays pending with it, so the run
-    reports it among the job's failures."""
-    files = []
+def entries_to_files(entries: Iterable[Entry], first_seq: int) -> Iterator[JobFile]:
+    """Journal rows for entries, one at a time; an entry with an error stays pending with
+    it, so the run reports it among the job's failures."""
     for seq, e in enumerate(entries, first_seq):
         settings = e.item.settings()
-        files.append(JobFile(
+        yield JobFile(
             seq=seq, source=e.item.source, bucket=e.item.bucket, key=e.item.key, size=e.size,
             settings=json.dumps(settings, sort_keys=True) if settings else None,
             state=FileState.PENDING, error=e.error,
-        ))
-    return files
+        )
 
 
 def open_job(journal: Journal, spec: dict[str, Any],
              entries: Iterable[Entry]) -> tuple[JobRecord, bool]:
-    """The unfinished job started by the same spec, with any new entries added (a re-run
-    of the same command resumes it), or a new job. Returns (job, resumed)."""
+    """The unfinished job started by the same spec (a re-run of the same command resumes
+    it: ``entries`` are then not read here; ``add_new_files`` adds those it does not have,
+    once its known files are sent), or a new job, its file list journalled from
+    ``entries`` as they come, in one transaction (a walk is never held as a list).
+    Returns (job, resumed)."""
     digest = spec_hash(spec)
     existing = journal.find_job(digest)
     if existing is not None:
-        known = journal.job_keys(existing.id)
-        new = [e for e in entries if (e.item.bucket, e.item.key) not in known]
-        if new:
-            journal.add_job_files(existing.id, entries_to_files(new, journal.next_seq(existing.id)))
-            log.info("job %d: %d new file(s) added", existing.id, len(new))
         return existing, True
-    entries = list(entries)
-    seen: set[tuple[str, str]] = set()
-    for e in entries:
-        where = (e.item.bucket, e.item.key)
-        if where in seen:
-            raise ConfigError(f"two files would be uploaded to s3://{where[0]}/{where[1]}")
-        seen.add(where)
-    job_id = journal.start_job(describe(spec), json.dumps(spec, sort_keys=True), digest)
-    journal.add_job_files(job_id, entries_to_files(entries, 0))
+    job_id = journal.start_job(describe(spec), json.dumps(spec, sort_keys=True), digest,
+                               entries_to_files(entries, 0))
     job = journal.job(job_id)
     assert job is not None
     return job, False
+
+
+async def add_new_files(journal: Journal, job_id: int, entries: Iterable[Entry]) -> int:
+    """Add the entries whose keys job ``job_id`` does not have yet (the same walk again
+    finds the files added since), ``ADD_BATCH`` at a time: each batch is read (walked) in
+    a worker thread and journalled in one transaction. Returns how many were added."""
+    added = 0
+    seq = journal.next_seq(job_id)
+    it = iter(entries)
+    while chunk := await anyio.to_thread.run_sync(lambda: list(itertools.islice(it, ADD_BATCH))):
+        added += journal.add_job_files(job_id, entries_to_files(chunk, seq), new_only=True)
+        seq += len(chunk)
+    if added:
+        log.info("job %d: %d new file(s) added", job_id, added)
+    return added

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Collection, Iterator
+from collections.abc import Collection, Iterable, Iterator
 from pathlib import Path
 
 from ..source import Fingerprint
@@ -166,8 +166,9 @@ class Journal:
 
     # batch jobs (see JobRepository)
 
-    def start_job(self, description: str, spec: str, spec_hash: str) -> int:
-        return self.job_rows.start(description, spec, spec_hash)
+    def start_job(self, description: str, spec: str, spec_hash: str,
+                  files: Iterable[JobFile] = ()) -> int:
+        return self.job_rows.start(description, spec, spec_hash, files)
 
     def job(self, job_id: int) -> JobRecord | None:
         return self.job_rows.get(job_id)
@@ -186,11 +187,15 @@ class Journal:
                     older_than: float | None = None) -> int:
         return self.job_rows.forget_where(ids=ids, states=states, older_than=older_than)
 
-    def add_job_files(self, job_id: int, files: list[JobFile]) -> None:
-        self.job_rows.add_files(job_id, files)
+    def add_job_files(self, job_id: int, files: Iterable[JobFile], *,
+                      new_only: bool = False) -> int:
+        return self.job_rows.add_files(job_id, files, new_only=new_only)
 
     def job_keys(self, job_id: int) -> set[tuple[str, str]]:
         return self.job_rows.keys(job_id)
+
+    def job_has_file(self, job_id: int, bucket: str, key: str) -> bool:
+        return self.job_rows.has_file(job_id, bucket, key)
 
     def next_seq(self, job_id: int) -> int:
         return self.job_rows.next_seq(job_id)

@@ -12,9 +12,10 @@ import sqlite3
 from pathlib import Path
 
 # 2 added jobs and job_files; 3 added uploads.checksum_type and uploads.guard; 4 added
-# uploads.copy_source (a server-side copy's source). An older journal is migrated on open,
-# in one transaction.
-SCHEMA_VERSION = 4
+# uploads.copy_source (a server-side copy's source); 5 added the unique index job_files_key
+# (a job's file by its destination) and the size to job_files_state (the job's totals from
+# the index alone). An older journal is migrated on open, in one transaction.
+SCHEMA_VERSION = 5
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -78,7 +79,11 @@ CREATE TABLE IF NOT EXISTS job_files (
     exit_code INTEGER,
     PRIMARY KEY (job, seq)
 ) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS job_files_state ON job_files (job, state, seq);
+-- pages of a job's files in a state, by position, and (covering) the job's counts and sums
+CREATE INDEX IF NOT EXISTS job_files_state ON job_files (job, state, seq, size);
+-- a job never sends two files to one key, the same walk again adds only the new ones, and
+-- a single-file upload is found in its job (status, resume) without a scan of every job
+CREATE UNIQUE INDEX IF NOT EXISTS job_files_key ON job_files (bucket, key, job);
 """
 
 # Columns added to ``uploads`` after version 2, as ``ALTER TABLE`` clauses. A migrated row
@@ -127,7 +132,8 @@ def version(db: sqlite3.Connection) -> int | None:
 def migrate(db: sqlite3.Connection, old: int) -> None:
     """Bring a journal at version ``old`` up to date in one transaction. Versions 3 and 4
     added columns to ``uploads``, with defaults that describe the rows already there; the
-    other changes only added tables, which the schema script (all ``IF NOT EXISTS``) makes."""
+    other changes only added tables and indexes, which the schema script (all ``IF NOT
+    EXISTS``) makes (a job's keys were already unique: ``open_job`` checked them)."""
     with db:
         db.execute("BEGIN IMMEDIATE")
         if old < 4:
@@ -135,6 +141,8 @@ def migrate(db: sqlite3.Connection, old: int) -> None:
             for column in (UPLOADS_V3 if old < 3 else ()) + UPLOADS_V4:
                 if column.split()[0] not in have:
                     db.execute(f"ALTER TABLE uploads ADD COLUMN {column}")
+        if old < 5:  # made again below, with the size
+            db.execute("DROP INDEX IF EXISTS job_files_state")
         for statement in SCHEMA.split(";"):
             if statement.strip():
                 db.execute(statement)
