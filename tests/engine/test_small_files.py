@@ -13,7 +13,7 @@ from typing import Any
 import anyio
 import pytest
 
-from bigupload import FileState, Uploader, UploadConfig
+from bigupload import FileState, UploadConfig, Uploader
 from bigupload.config import ChecksumAlgorithm
 from bigupload.errors import IntegrityError, SourceError
 from bigupload.source import read_small
