@@ -77,6 +77,7 @@ class _Connection(asyncio.Protocol):
         self._buffer = bytearray()
         self._waiter: asyncio.Future[Answer] | None = None
         self._timer: asyncio.TimerHandle | None = None
+        self._heard = 0.0  # loop time of the last read: the read timeout runs from it
         self._drained: asyncio.Future[None] | None = None
         self._paused = False
         self._head: tuple[int, dict[str, str], bool] | None = None  # status, headers, keep-alive
@@ -94,7 +95,7 @@ class _Connection(asyncio.Protocol):
                 self.transport.abort()
             return
         self._buffer += data
-        self._arm()
+        self._heard = self._loop.time()
         try:
             self._parse(eof=False)
         except ValueError as exc:
@@ -133,8 +134,10 @@ class _Connection(asyncio.Protocol):
         return self._waiter
 
     def start_reading(self) -> None:
-        """The request is written: the read timeout runs from here."""
-        self._arm()
+        """The request is written: the read timeout runs from here (one timer per
+        request, moved on when it fires early, not re-made for every read)."""
+        self._heard = self._loop.time()
+        self._timer = self._loop.call_at(self._heard + self._read_timeout, self._timed_out)
 
     async def drain(self) -> None:
         if self.closed:
@@ -148,13 +151,11 @@ class _Connection(asyncio.Protocol):
             self._timer.cancel()
             self._timer = None
 
-    def _arm(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-        self._timer = self._loop.call_later(self._read_timeout, self._timed_out)
-
     def _timed_out(self) -> None:
         self._timer = None
+        if (due := self._heard + self._read_timeout) > self._loop.time():
+            self._timer = self._loop.call_at(due, self._timed_out)  # heard since: wait on
+            return
         self._fail(TimeoutError(f"read timed out after {self._read_timeout:g} s"))
         if self.transport is not None:
             self.transport.abort()

@@ -199,6 +199,9 @@ def stat_changes(path: str, fingerprint: Fingerprint) -> list[str]:
         st = os.stat(path)
     except OSError as exc:
         raise SourceError(_describe_oserror(path, exc)) from exc
+    if (st.st_size, st.st_mtime_ns, st.st_ino, st.st_dev) == (
+            fingerprint.size, fingerprint.mtime_ns, fingerprint.inode, fingerprint.device):
+        return []  # the common case, without making a second fingerprint
     now = dataclasses.replace(fingerprint, size=st.st_size, mtime_ns=st.st_mtime_ns,
                               inode=st.st_ino, device=st.st_dev)
     return fingerprint.differences(now)
