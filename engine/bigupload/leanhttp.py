@@ -135,7 +135,10 @@ class _Connection(asyncio.Protocol):
 
     def start_reading(self) -> None:
         """The request is written: the read timeout runs from here (one timer per
-        request, moved on when it fires early, not re-made for every read)."""
+        request, moved on when it fires early, not re-made for every read). An answer
+        that came before the body was all written (a refusal) needs none."""
+        if self._waiter is None or self._waiter.done():
+            return
         self._heard = self._loop.time()
         self._timer = self._loop.call_at(self._heard + self._read_timeout, self._timed_out)
 
@@ -153,6 +156,8 @@ class _Connection(asyncio.Protocol):
 
     def _timed_out(self) -> None:
         self._timer = None
+        if self._waiter is None or self._waiter.done():
+            return  # answered meanwhile: nothing to time out (the connection may be reused)
         if (due := self._heard + self._read_timeout) > self._loop.time():
             self._timer = self._loop.call_at(due, self._timed_out)  # heard since: wait on
             return

@@ -25,6 +25,8 @@ import hashlib
 import time
 from collections.abc import Awaitable, Callable, Mapping
 
+import anyio.lowlevel
+
 from .. import checksum as ck
 from ..config import ChecksumAlgorithm, UploadConfig
 from ..errors import SourceError, StoreError
@@ -86,6 +88,11 @@ class SmallPut(Driver):
         length = m.whole.length
 
         async def attempt(n: int) -> PartReceipt:
+            # one turn of the loop with the connection slot held, before sending: a job
+            # stopped by another file's fatal failure cancels this request here instead
+            # of sending it (the slot's release woke this task before the job's task
+            # group heard of the failure; the generic path's thread hop did the same)
+            await anyio.lowlevel.checkpoint()
             if m.reread:  # a BadDigest: read the file again, it must not have changed
                 again = read_small(self.path, INLINE_BYTES)
                 if again is None or (changes := first.differences(again.fingerprint)):
