@@ -294,6 +294,8 @@ def full_object(algorithm: ChecksumAlgorithm, parts: Sequence[tuple[bytes, int]]
     re-reading data; None for algorithms that do not combine (SHA-256, SHA-1, none)."""
     if algorithm not in _POLYS:
         return None
+    if len(parts) == 1:  # one part (a single PUT): its CRC is the object's, nothing to fold
+        return encode(parts[0][0])
     total = 0
     for raw, length in parts:
         total = combine(algorithm, total, int.from_bytes(raw, "big"), length)

@@ -124,9 +124,11 @@ BY_CODE: Mapping[str, Rule] = {
     **dict.fromkeys(["ServiceUnavailable", "InternalError", "RequestTimeout",
                      "RequestTimeTooSkewed", "OperationAborted", "MalformedResponse",
                      "500", "502", "504"], TRANSIENT),
-    # no connection was made (client.py names these failures by their exception)
+    # no connection was made (client.py names these failures by their exception;
+    # ConnectError is leanhttp's)
     **dict.fromkeys(["ConnectionError", "ClientConnectorError", "ClientConnectionError",
-                     "ConnectTimeoutError", "ConnectionRefusedError"], NOT_CONNECTED),
+                     "ConnectTimeoutError", "ConnectionRefusedError", "ConnectError"],
+                    NOT_CONNECTED),
     # not an S3 API, a broken TLS session, a bucket name S3 refuses: the same for every file
     **dict.fromkeys(["NotS3", "SSLError", "InvalidBucketName"], UNREACHABLE),
 }

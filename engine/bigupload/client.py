@@ -371,20 +371,20 @@ def _tls_context(trust: str | bool) -> ssl.SSLContext:
 
 @contextlib.asynccontextmanager
 async def _lean_session(config: UploadConfig, trust: str | bool | ssl.SSLContext) -> AsyncIterator[Any]:
-    """The aiohttp session of ``LeanPut``: the same limits, timeouts and TLS trust as the
-    botocore client (``trust`` from ``_ca_bundle``, or the context made from it), proxies
-    from the environment."""
-    import aiohttp
+    """The HTTP client of ``LeanPut`` (``leanhttp.Client``): the same timeouts and TLS
+    trust as the botocore client (``trust`` from ``_ca_bundle``, or the context made from
+    it), proxies from the environment (read once per origin)."""
+    from .leanhttp import Client
 
     tls: ssl.SSLContext | bool = trust if isinstance(trust, ssl.SSLContext) else False
     if trust and not isinstance(trust, ssl.SSLContext):
         tls = _tls_context(trust)
-    connector = aiohttp.TCPConnector(limit=config.concurrency + 2, ssl=tls)
-    timeout = aiohttp.ClientTimeout(sock_connect=config.connect_timeout_s, sock_read=config.read_timeout_s)
-    async with aiohttp.ClientSession(connector=connector, timeout=timeout, trust_env=True,
-                                     auto_decompress=False,
-                                     headers={"User-Agent": "bigupload/0.1"}) as session:
-        yield session
+    client = Client(connect_timeout=config.connect_timeout_s, read_timeout=config.read_timeout_s,
+                    tls=tls, user_agent="bigupload/0.1")
+    try:
+        yield client
+    finally:
+        await client.aclose()
 
 
 def botocore_config(config: UploadConfig) -> Any:
@@ -410,8 +410,8 @@ class LeanPut:
     botocore spends about 1.7 ms of CPU on every request (event hooks, endpoint rules, the
     user-agent string, signing), measured against the null sink: 550 small PUTs a second
     on one core, where the bytes cost almost nothing. This path signs with ``sigv4`` and
-    sends through its own aiohttp session (same payload writer, so bodies still go by
-    sendfile). It learns each bucket's URL from botocore itself: the first PutObject to a
+    sends through ``leanhttp`` (keep-alive connections of its own; file ranges still go by
+    sendfile, small files' bytes read inline in one write). It learns each bucket's URL from botocore itself: the first PutObject to a
     bucket goes through botocore, and the URL of that very request (captured for that call
     alone, never from a list shared with concurrent calls) gives the base (path or
     virtual-host style, whatever botocore resolved), once the bucket is seen where S3
@@ -454,8 +454,6 @@ class LeanPut:
     async def put(self, base: str, bucket: str, key: str, body: Any, checksum: str | None,
                   options: ObjectOptions, condition: Precondition | None = None,
                   content_md5: str | None = None) -> PartReceipt:
-        import yarl
-
         url = base + quote(key, safe="/~")
         split = urlsplit(url)
         headers: dict[str, str] = dict(condition.headers()) if condition else {}
@@ -475,10 +473,8 @@ class LeanPut:
                 sent = await self._sender.exchange("PUT", url, signed, body)
                 content, status, answer = sent.body, sent.status, sent.headers
             else:
-                # encoded=True: send the path exactly as signed; yarl would otherwise
-                # resolve dot segments (``a/../b``) and unquote ``%28`` to ``(``
-                async with self._session.put(yarl.URL(url, encoded=True), data=body,
-                                             headers=signed) as response:
+                # the path exactly as signed (leanhttp sends the URL as given)
+                async with self._session.put(url, data=body, headers=signed) as response:
                     content = await response.read()
                     status = response.status
                     answer = response.headers

@@ -66,7 +66,7 @@ class FileRangePayload(aiohttp.payload.Payload):
             raise ConnectionResetError("connection closed before the body was sent")
         bucket = bandwidth.CURRENT.get()
         try:
-            if not await _sendfile(transport, body, length, bucket):
+            if not await send_file_range(transport, body, length, bucket):
                 await _write_chunks(writer, body, length, bucket)
         except BaseException:
             # The request can never be completed: end the connection so the server stops
@@ -75,8 +75,8 @@ class FileRangePayload(aiohttp.payload.Payload):
             raise
 
 
-async def _sendfile(transport: asyncio.BaseTransport, body: FileRange, length: int,
-                    bucket: bandwidth.TokenBucket | None = None) -> bool:
+async def send_file_range(transport: asyncio.BaseTransport, body: FileRange, length: int,
+                          bucket: bandwidth.TokenBucket | None = None) -> bool:
     """Send the range with sendfile(2), a slice at a time under a bandwidth limit; False
     when this transport cannot."""
     loop = asyncio.get_running_loop()

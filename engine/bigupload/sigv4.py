@@ -9,9 +9,16 @@ import datetime
 import functools
 import hashlib
 import hmac
+import time
 from collections.abc import Mapping
 
 UNSIGNED_PAYLOAD = "UNSIGNED-PAYLOAD"
+
+
+@functools.lru_cache(maxsize=4)
+def _stamp(seconds: int) -> str:
+    """x-amz-date for a second (many requests are signed within one)."""
+    return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(seconds))
 
 
 @functools.lru_cache(maxsize=16)
@@ -28,8 +35,7 @@ def sign(method: str, host: str, path: str, headers: Mapping[str, str], *, acces
     """Headers to send: ``headers`` plus x-amz-date, x-amz-content-sha256, the session
     token if any, and Authorization. ``path`` is already URI-encoded, as sent (S3 does not
     encode it twice); there is no query string. Every given header is signed."""
-    now = now or datetime.datetime.now(datetime.timezone.utc)
-    amz_date = now.strftime("%Y%m%dT%H%M%SZ")
+    amz_date = now.strftime("%Y%m%dT%H%M%SZ") if now is not None else _stamp(int(time.time()))
     date = amz_date[:8]
     out = dict(headers)
     out["x-amz-date"] = amz_date
@@ -48,8 +54,8 @@ def sign(method: str, host: str, path: str, headers: Mapping[str, str], *, acces
     scope = f"{date}/{region}/{service}/aws4_request"
     to_sign = "\n".join(["AWS4-HMAC-SHA256", amz_date, scope,
                          hashlib.sha256(request.encode()).hexdigest()])
-    signature = hmac.new(_signing_key(secret_key, date, region, service), to_sign.encode(),
-                         hashlib.sha256).hexdigest()
+    signature = hmac.digest(_signing_key(secret_key, date, region, service), to_sign.encode(),
+                            "sha256").hex()
     out["Authorization"] = (f"AWS4-HMAC-SHA256 Credential={access_key}/{scope}, "
                             f"SignedHeaders={signed_headers}, Signature={signature}")
     return out

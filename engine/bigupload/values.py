@@ -240,8 +240,15 @@ class ServerSide:
     def merged(self, other: ServerSide) -> ServerSide:
         """These fields, with ``other``'s where these are None (the parts of one upload
         answer alike; the first answer that says something wins)."""
+        if other == NOTHING_SAID or self == other:  # the common case, one comparison
+            return self
+        if self == NOTHING_SAID:
+            return other
         return ServerSide(**{f.name: getattr(self, f.name) if getattr(self, f.name) is not None
                              else getattr(other, f.name) for f in dataclasses.fields(self)})
+
+
+NOTHING_SAID = ServerSide()
 
 
 @dataclasses.dataclass(frozen=True)

@@ -145,7 +145,7 @@ def test_sendfile_of_a_shrunken_file_fails_loudly(make_file: Any) -> None:
         with SourceFile(str(path)) as source:
             body = FileRange(source._fd, source.path, 50_000, 80_000)
             with pytest.raises(SourceError, match="shrank"):
-                await httpbody._sendfile(transport, body, body.length)
+                await httpbody.send_file_range(transport, body, body.length)
         transport.close()
         await done.wait()
         server.close()

@@ -20,6 +20,7 @@ import collections
 import dataclasses
 import json
 import logging
+import mimetypes
 import os
 import time
 from collections.abc import Awaitable, Callable
@@ -48,12 +49,14 @@ from ..journal import (
 from ..plan import plan
 from ..remote import Executor, FileTask
 from ..scheduler import Scheduler, task_group
-from ..source import SourceFile, check_regular_file
+from ..source import SourceFile, check_regular_file, read_small
 from ..transfer import Copy, Transfer, UploadResult
 from ..upload.copy import describe_source
 from ..upload.copy_machine import plan_copy
+from ..upload.driver import Services
 from ..upload.listing import confirm_aborted
 from ..upload.parts import abort_upload
+from ..upload.small import INLINE_BYTES, SmallPut
 from ..values import Plan
 from .copies import PREFIX, copied_already, split_source
 from .existing import EXISTS, SAME, ExistingObjects
@@ -173,6 +176,11 @@ class JobRunner:
         self.copies = spec["kind"] == PREFIX  # objects copied server-side, not files
         self._marks: list[JobFile] = []
         self._marked_at = time.monotonic()
+        self._options_by_type: dict[str, ObjectOptions] = {}
+        # (path, bucket, key) of every multipart upload the journal holds unfinished at
+        # this endpoint as the job starts: such a file is resumed through ``Transfer``
+        # even when small (only large files start new ones while the job runs)
+        self._active: set[tuple[str, str, str]] = set()
 
     async def run(self, *, retry_failed: bool,
                   more: Callable[[], Awaitable[int]] | None = None) -> BatchResult:
@@ -189,6 +197,9 @@ class JobRunner:
                                              skip_existing=bool(self.spec.get("skip_existing")))
         files = FileQueue(self.journal, self.job.id, states, self.config,
                           plan_copy if self.copies else plan)
+        self._active = {(u.fingerprint.path, u.bucket, u.key)
+                        for u in self.journal.uploads(UploadState.ACTIVE)
+                        if u.endpoint == self.store.endpoint}
         self.progress.start_job(self.job.id, totals.files, totals.bytes, totals.done_files,
                                 totals.done_bytes)
         try:
@@ -279,6 +290,11 @@ class JobRunner:
         item = BatchItem(f.source, f.bucket, f.key)
         try:
             config = self._usable(f)
+            if not large and f.size <= INLINE_BYTES:
+                path = os.path.abspath(f.source)
+                if not (self._active and (path, f.bucket, f.key) in self._active):
+                    if await self._run_small(f, item, path, config):
+                        return
             with SourceFile(f.source) as source:
                 if self._existing is not None and (
                         why := await self._existing.reason_to_skip(f.bucket, f.key, source,
@@ -297,6 +313,37 @@ class JobRunner:
             self._failed(f, exc)
             return
         self._uploaded(f, result)
+
+    async def _run_small(self, f: JobFile, item: BatchItem, path: str,
+                         config: UploadConfig) -> bool:
+        """A small file read inline and sent in one request (``upload.small``); False when
+        it is not small any more (it grew since the walk): the caller sends it."""
+        if self._existing is not None:
+            with SourceFile(path) as source:
+                if why := await self._existing.reason_to_skip(f.bucket, f.key, source, config):
+                    self._skipped(f, why)
+                    return True
+        read = read_small(path, INLINE_BYTES)
+        if read is None:
+            return False
+        progress = self.progress.file_progress(item, read.fingerprint.size, False)
+        services = Services(self.store, self.scheduler, self.journal, progress)
+        put = SmallPut(read, f.bucket, f.key, config, self._options(config, path), services)
+        self._uploaded(f, await put.upload())
+        return True
+
+    def _options(self, config: UploadConfig, path: str) -> ObjectOptions:
+        """The file's object options (its content type guessed from its name unless set);
+        the job's own settings' options are made once per content type."""
+        content_type = (config.content_type or mimetypes.guess_type(path)[0]
+                        or "application/octet-stream")
+        if config is not self.config:
+            return ObjectOptions.from_config(config, content_type)
+        options = self._options_by_type.get(content_type)
+        if options is None:
+            options = self._options_by_type[content_type] = ObjectOptions.from_config(
+                config, content_type)
+        return options
 
     # objects of a prefix copy, server-side
 

@@ -269,7 +269,7 @@ class UploadMachine:
             verified=self.verified and self.algorithm is not ChecksumAlgorithm.NONE,
             checksum_type=self.reported_type(),
             notices=tuple(self.notices),
-            **dataclasses.asdict(self.server_side),
+            **vars(self.server_side),  # flat: asdict's deep copy costs ~10 µs a file
         )
 
 
