@@ -344,3 +344,50 @@ def test_dry_run_of_a_stream(tmp_path: Path) -> None:
     plan = json.loads(result.stdout)
     assert plan["stream"] is True and plan["part_size"] == 32 * MiB
     assert plan["largest_part_size"] == 5 * 1024 * MiB and plan["capacity"] > 17 * 1024 ** 4
+
+
+@pytest.mark.integration
+def test_a_running_stream_is_neither_called_killed_nor_aborted(seaweed: SeaweedServer,
+                                                                seaweed_bucket: str,
+                                                                tmp_path: Path) -> None:
+    """A stream still being sent holds its destination's lock: `status` says it is being
+    sent (not killed), `resume` leaves it alone, and the stream then completes."""
+    journal = tmp_path / "j"
+    child = Child(["cp", "-", f"s3://{seaweed_bucket}/live", "--part-size", "5MiB",
+                   *common(seaweed, journal)], tmp_path)
+    gate = threading.Event()
+    fed = hashlib.md5()
+
+    def chunks() -> Iterator[bytes]:
+        yield from blocks(12 * MiB)
+        gate.wait(120)  # the stream waits here, alive, while status and resume run
+        yield from blocks(3 * MiB, seed=9)
+
+    feeder = threading.Thread(target=lambda: child.feed(chunks(), fed))
+    feeder.start()
+    try:
+        deadline = time.monotonic() + 60
+        while not any(u["Key"] == "live" for u in list_uploads(seaweed, seaweed_bucket)):
+            assert time.monotonic() < deadline and child.proc.poll() is None
+            time.sleep(0.05)
+        status = subprocess.run([*COMMAND, "status", "--journal", str(journal)],
+                                capture_output=True, text=True, timeout=60)
+        assert "still being sent by another bigupload process" in status.stdout, status.stdout
+        assert "killed" not in status.stdout
+        as_json = subprocess.run([*COMMAND, "status", "--journal", str(journal), "--json"],
+                                 capture_output=True, text=True, timeout=60)
+        assert json.loads(as_json.stdout.splitlines()[0])["running"] is True
+        result = subprocess.run([*COMMAND, "resume", *common(seaweed, journal)],
+                                capture_output=True, text=True, timeout=120)
+        assert result.returncode == 0, result.stderr
+        assert "still being sent" in result.stderr and "aborted" not in result.stderr
+        assert any(u["Key"] == "live" for u in list_uploads(seaweed, seaweed_bucket))
+    finally:
+        gate.set()
+    code, out, err = child.wait()
+    feeder.join()
+    assert code == 0, err
+    assert md5_of_object(seaweed, seaweed_bucket, "live") == (15 * MiB, fed.hexdigest())
+    assert not list_uploads(seaweed, seaweed_bucket)
+    [row] = journalled_uploads(journal)
+    assert row.state is UploadState.COMPLETED
