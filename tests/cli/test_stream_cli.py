@@ -391,3 +391,19 @@ def test_a_running_stream_is_neither_called_killed_nor_aborted(seaweed: SeaweedS
     assert not list_uploads(seaweed, seaweed_bucket)
     [row] = journalled_uploads(journal)
     assert row.state is UploadState.COMPLETED
+
+
+@pytest.mark.integration
+def test_an_overestimated_expected_size_does_not_allocate_its_parts(
+        seaweed: SeaweedServer, seaweed_bucket: str, tmp_path: Path) -> None:
+    """`echo hello | bigupload cp - … --expected-size 40TiB` plans parts of about 4 GiB;
+    the buffer grows with the six bytes read, so memory follows the data."""
+    child = Child(["cp", "-", f"s3://{seaweed_bucket}/hello", "--expected-size", "40TiB",
+                   *common(seaweed, tmp_path / "j")], tmp_path, measure=True)
+    child.feed(iter([b"hello\n"]))
+    code, out, err = child.wait()
+    assert code == 0, err
+    assert json.loads(out)["size"] == 6
+    assert md5_of_object(seaweed, seaweed_bucket, "hello") == (
+        6, hashlib.md5(b"hello\n").hexdigest())
+    assert 0 < child.max_rss_mib < 300, f"peak RSS {child.max_rss_mib:.0f} MiB"

@@ -99,18 +99,41 @@ class Filled:
         return BufferBody(memoryview(self.buffer)[:self.part.length])
 
 
+GROW = 8 << 20  # a part's buffer grows by this much as its bytes arrive
+_ZEROS = memoryview(bytes(GROW))
+
+
+def grown(buffer: bytearray, size: int) -> bytearray:
+    """``buffer`` at least ``size`` bytes long: extended in place, or (while a view of it
+    is still alive, which forbids resizing) copied into a larger one."""
+    if len(buffer) >= size:
+        return buffer
+    try:
+        while len(buffer) < size:
+            buffer += _ZEROS[:min(GROW, size - len(buffer))]
+    except BufferError:
+        larger = bytearray(size)
+        larger[:len(buffer)] = buffer
+        return larger
+    return buffer
+
+
 class PartBuffers:
-    """Part-sized buffers, reused from part to part. A buffer's bytes are reserved in the
-    scheduler's byte budget from ``take`` (before it is filled) to ``give`` (once its part
-    is acknowledged, or abandoned), so the buffers being filled or sent stay within the
-    memory limit; a given-back buffer is kept to be filled again, never allocated anew.
-    When the part size grows, the smaller buffers are dropped as they come back."""
+    """Part buffers, reused from part to part. A buffer's bytes (the whole part size) are
+    reserved in the scheduler's byte budget from ``take`` (before it is filled) to
+    ``give`` (once its part is acknowledged, or abandoned), so the buffers being filled or
+    sent stay within the memory limit. A buffer starts empty and grows (``grown``) with
+    the bytes read into it, so memory follows the data, never the part size that an
+    overestimated ``--expected-size`` planned; a given-back buffer is kept, at the size it
+    reached, to be filled again. When the part size grows, the buffers of the smaller
+    size are dropped as they come back."""
 
     def __init__(self, scheduler: Scheduler) -> None:
         self.scheduler = scheduler
-        self.size = 0  # the part size: every kept buffer has it
+        self.size = 0  # the part size the kept buffers were taken for
         self._budget: ByteBudget | None = None
         self._free: list[bytearray] = []
+        self._reserved: dict[int, int] = {}  # id of each buffer out -> bytes reserved for it
         self._held = 0  # bytes reserved for the buffers out
 
     async def take(self, size: int) -> bytearray:
@@ -119,17 +142,22 @@ class PartBuffers:
             self.size, self._free = size, []
         await budget.acquire(size)
         self._held += size
-        if size < self.size:  # a probe past the last part: a few bytes
-            return bytearray(size)
-        return self._free.pop() if self._free else bytearray(size)
+        buffer = self._free.pop() if self._free and size == self.size else bytearray()
+        self._reserved[id(buffer)] = size  # a probe past the last part: a few bytes
+        return buffer
 
     def give(self, buffer: bytearray) -> None:
-        if self._budget is None or not self._held:
+        size = self._reserved.pop(id(buffer), None)
+        if self._budget is None or size is None:
             return  # closed
-        self._held -= len(buffer)
-        self._budget.release(len(buffer))
-        if len(buffer) == self.size:
+        self._held -= size
+        self._budget.release(size)
+        if size == self.size:
             self._free.append(buffer)
+
+    def swap(self, old: bytearray, new: bytearray) -> None:
+        """``new`` replaces ``old``, which is out, under its reservation."""
+        self._reserved[id(new)] = self._reserved.pop(id(old))
 
     def close(self) -> None:
         """Release what is still reserved (buffers never given back: a stopped upload's)."""
@@ -137,6 +165,7 @@ class PartBuffers:
             self._budget.release(self._held)
         self._held = 0
         self._free = []
+        self._reserved = {}
         self._budget = None
 
 
@@ -220,14 +249,24 @@ class StreamDriver(MultipartCore):
     async def _read(self, part: Part) -> Filled | None:
         """Read ``part`` into a buffer (None when the stream had ended before it)."""
         m = self.machine
-        buffer = await self.buffers.take(part.length)
+        taken = buffer = await self.buffers.take(part.length)
         hasher = ck.Hasher(m.algorithm)
         md5 = hashlib.md5() if m.options.content_md5 else None
         consume: Callable[[memoryview], object] = \
             hasher.update if m.algorithm is not ChecksumAlgorithm.NONE else _ignore
         if md5 is not None:  # the MD5 in the same pass as the checksum
             consume = _both(consume, md5.update)
-        length = await self.source.fill(memoryview(buffer)[:part.length], consume)
+        length = 0
+        while length < part.length:  # the buffer grows with what arrives
+            step = min(GROW, part.length - length)
+            buffer = grown(buffer, length + step)
+            with memoryview(buffer) as view:
+                got = await self.source.fill(view[length:length + step], consume)
+            length += got
+            if got < step:
+                break
+        if buffer is not taken:  # copied while a view was alive: the new one is kept
+            self.buffers.swap(taken, buffer)
         if not length and part.number > 1:
             self.buffers.give(buffer)
             return None
