@@ -93,6 +93,10 @@ async def cmd_cp(args: argparse.Namespace, out: Output) -> int:
     if source.startswith("s3://") or re.match(r"https?://", source):
         return await cmd_copy(args, out, source, destination)
     if source == "-":  # standard input: a file given with `<` is that file, resumable
+        if sys.__stdin__ is None:  # closed (`<&-`): Python found no fd 0 at start-up, and
+            # the event loop's own descriptors have taken the number since
+            raise SourceError("standard input is closed: nothing to read (give the data on "
+                              "a pipe, or name a file)")
         source = stdin_file() or "-"
         if source != "-" and args.expected_size is not None:
             log.info("standard input is the file %s: its own size is used, not "

@@ -407,3 +407,21 @@ def test_an_overestimated_expected_size_does_not_allocate_its_parts(
     assert md5_of_object(seaweed, seaweed_bucket, "hello") == (
         6, hashlib.md5(b"hello\n").hexdigest())
     assert 0 < child.max_rss_mib < 300, f"peak RSS {child.max_rss_mib:.0f} MiB"
+
+
+@pytest.mark.integration
+def test_a_closed_standard_input_is_a_source_error(seaweed: SeaweedServer, seaweed_bucket: str,
+                                                   tmp_path: Path) -> None:
+    """`bigupload cp - s3://… <&-`: fd 0 is closed, and the event loop's epoll descriptor
+    would take its number (and be read, for ever): one line, exit 3, nothing sent."""
+    try:
+        result = subprocess.run(["sh", "-c", 'exec "$@" <&-', "sh", *COMMAND, "cp", "-",
+                                 f"s3://{seaweed_bucket}/closed",
+                                 *common(seaweed, tmp_path / "j")],
+                                capture_output=True, text=True, timeout=60)
+    except subprocess.TimeoutExpired:
+        raise AssertionError("the command hung on a closed standard input") from None
+    assert result.returncode == 3, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "standard input is closed" in lines[0], result.stderr
+    assert not list_uploads(seaweed, seaweed_bucket)
