@@ -23,8 +23,10 @@ import dataclasses
 import hashlib
 import logging
 import mimetypes
+import mmap
 import time
 from collections.abc import Awaitable, Callable, Mapping
+from typing import Union
 
 import anyio
 import anyio.abc
@@ -85,13 +87,17 @@ def plan_stream_job(source: StreamSource, bucket: str, key: str, config: UploadC
     return StreamJob(source, bucket, key, config, the_plan, options, started)
 
 
+PartBuffer = Union[bytearray, mmap.mmap]
+_NORESERVE = getattr(mmap, "MAP_NORESERVE", 0)
+
+
 @dataclasses.dataclass(frozen=True)
 class Filled:
     """A part read into its buffer: ``part.length`` bytes, with their raw checksum (and
     their Content-MD5 with --content-md5)."""
 
     part: Part
-    buffer: bytearray
+    buffer: PartBuffer
     raw: bytes
     md5: str | None = None
 
@@ -99,65 +105,52 @@ class Filled:
         return BufferBody(memoryview(self.buffer)[:self.part.length])
 
 
-GROW = 8 << 20  # a part's buffer grows by this much as its bytes arrive
-_ZEROS = memoryview(bytes(GROW))
-
-
-def grown(buffer: bytearray, size: int) -> bytearray:
-    """``buffer`` at least ``size`` bytes long: extended in place, or (while a view of it
-    is still alive, which forbids resizing) copied into a larger one."""
-    if len(buffer) >= size:
-        return buffer
+def new_buffer(size: int) -> PartBuffer:
+    """A part's buffer whose memory follows the bytes written into it: an anonymous
+    mapping, whose pages the kernel provides (zeroed) only when first written, so a part
+    planned far larger than what arrives (an overestimated ``--expected-size``) costs only
+    what was read. A zero-filled bytearray would touch every page of it at once."""
+    if size < mmap.PAGESIZE:
+        return bytearray(size)
     try:
-        while len(buffer) < size:
-            buffer += _ZEROS[:min(GROW, size - len(buffer))]
-    except BufferError:
-        larger = bytearray(size)
-        larger[:len(buffer)] = buffer
-        return larger
-    return buffer
+        return mmap.mmap(-1, size, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS | _NORESERVE)
+    except (OSError, AttributeError):  # no anonymous mappings here
+        return bytearray(size)
 
 
 class PartBuffers:
-    """Part buffers, reused from part to part. A buffer's bytes (the whole part size) are
-    reserved in the scheduler's byte budget from ``take`` (before it is filled) to
-    ``give`` (once its part is acknowledged, or abandoned), so the buffers being filled or
-    sent stay within the memory limit. A buffer starts empty and grows (``grown``) with
-    the bytes read into it, so memory follows the data, never the part size that an
-    overestimated ``--expected-size`` planned; a given-back buffer is kept, at the size it
-    reached, to be filled again. When the part size grows, the buffers of the smaller
-    size are dropped as they come back."""
+    """Part-sized buffers, reused from part to part. A buffer's bytes are reserved in the
+    scheduler's byte budget from ``take`` (before it is filled) to ``give`` (once its part
+    is acknowledged, or abandoned), so the buffers being filled or sent stay within the
+    memory limit; a given-back buffer is kept to be filled again, never allocated anew.
+    A new buffer's memory follows the bytes read into it (``new_buffer``), never the part
+    size an overestimated ``--expected-size`` planned. When the part size grows, the
+    smaller buffers are dropped as they come back."""
 
     def __init__(self, scheduler: Scheduler) -> None:
         self.scheduler = scheduler
-        self.size = 0  # the part size the kept buffers were taken for
+        self.size = 0  # the part size: every kept buffer has it
         self._budget: ByteBudget | None = None
-        self._free: list[bytearray] = []
-        self._reserved: dict[int, int] = {}  # id of each buffer out -> bytes reserved for it
+        self._free: list[PartBuffer] = []
         self._held = 0  # bytes reserved for the buffers out
 
-    async def take(self, size: int) -> bytearray:
+    async def take(self, size: int) -> PartBuffer:
         budget = self._budget = self.scheduler.budget_for(size)  # the default limit grows
         if size > self.size:
             self.size, self._free = size, []
         await budget.acquire(size)
         self._held += size
-        buffer = self._free.pop() if self._free and size == self.size else bytearray()
-        self._reserved[id(buffer)] = size  # a probe past the last part: a few bytes
-        return buffer
+        if size < self.size:  # a probe past the last part: a few bytes
+            return bytearray(size)
+        return self._free.pop() if self._free else new_buffer(size)
 
-    def give(self, buffer: bytearray) -> None:
-        size = self._reserved.pop(id(buffer), None)
-        if self._budget is None or size is None:
+    def give(self, buffer: PartBuffer) -> None:
+        if self._budget is None or not self._held:
             return  # closed
-        self._held -= size
-        self._budget.release(size)
-        if size == self.size:
+        self._held -= len(buffer)
+        self._budget.release(len(buffer))
+        if len(buffer) == self.size:
             self._free.append(buffer)
-
-    def swap(self, old: bytearray, new: bytearray) -> None:
-        """``new`` replaces ``old``, which is out, under its reservation."""
-        self._reserved[id(new)] = self._reserved.pop(id(old))
 
     def close(self) -> None:
         """Release what is still reserved (buffers never given back: a stopped upload's)."""
@@ -165,7 +158,6 @@ class PartBuffers:
             self._budget.release(self._held)
         self._held = 0
         self._free = []
-        self._reserved = {}
         self._budget = None
 
 
@@ -249,24 +241,14 @@ class StreamDriver(MultipartCore):
     async def _read(self, part: Part) -> Filled | None:
         """Read ``part`` into a buffer (None when the stream had ended before it)."""
         m = self.machine
-        taken = buffer = await self.buffers.take(part.length)
+        buffer = await self.buffers.take(part.length)
         hasher = ck.Hasher(m.algorithm)
         md5 = hashlib.md5() if m.options.content_md5 else None
         consume: Callable[[memoryview], object] = \
             hasher.update if m.algorithm is not ChecksumAlgorithm.NONE else _ignore
         if md5 is not None:  # the MD5 in the same pass as the checksum
             consume = _both(consume, md5.update)
-        length = 0
-        while length < part.length:  # the buffer grows with what arrives
-            step = min(GROW, part.length - length)
-            buffer = grown(buffer, length + step)
-            with memoryview(buffer) as view:
-                got = await self.source.fill(view[length:length + step], consume)
-            length += got
-            if got < step:
-                break
-        if buffer is not taken:  # copied while a view was alive: the new one is kept
-            self.buffers.swap(taken, buffer)
+        length = await self.source.fill(memoryview(buffer)[:part.length], consume)
         if not length and part.number > 1:
             self.buffers.give(buffer)
             return None
