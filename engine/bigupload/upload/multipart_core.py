@@ -154,4 +154,4 @@ class MultipartCore(Driver):
         if decision is not None:
             await self.close(decision)
         assert m.info is not None
-        self.journal.finish(m.row, UploadState.COMPLETED, etag=m.info.etag)
+        self.journal.finish(m.row, UploadState.COMPLETED, etag=m.info.etag, size=m.plan.size)
