@@ -153,10 +153,12 @@ async def cmd_stream(args: argparse.Namespace, out: Output, source: str,
                          "directories and manifests, not to a stream")
     if args.restart or args.upload_id:
         raise UsageError("--restart and --upload-id apply to files: a stream cannot be resumed")
-    bucket, key = parse_s3_url(destination, key_required=True)
-    if key.endswith("/"):
-        raise UsageError(f"a stream has no name to add to {destination}: give the whole key "
-                         "(s3://bucket/key)")
+    bucket, key = parse_s3_url(destination, key_required=source == "-")
+    if not key or key.endswith("/"):  # a FIFO or device adds its name, as a file does
+        if source == "-":
+            raise UsageError(f"standard input has no name to add to {destination}: give the "
+                             "whole key (s3://bucket/key)")
+        key += os.path.basename(source.rstrip("/"))
     name = "standard input" if source == "-" else source
     config = make_config(args)
     expected = expected_size(args)

@@ -425,3 +425,40 @@ def test_a_closed_standard_input_is_a_source_error(seaweed: SeaweedServer, seawe
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "standard input is closed" in lines[0], result.stderr
     assert not list_uploads(seaweed, seaweed_bucket)
+
+
+@pytest.mark.integration
+def test_a_fifo_to_a_prefix_gets_its_name(seaweed: SeaweedServer, seaweed_bucket: str,
+                                          tmp_path: Path) -> None:
+    """A key ending in / gets the source's name, for a FIFO as for a file (standard input
+    has none: see test_stream_usage_errors); its content type is guessed from that name."""
+    fifo = tmp_path / "data.csv"
+    os.mkfifo(fifo)
+
+    done = threading.Event()
+
+    def write() -> None:  # waits for a reader, but not for ever: the command may refuse
+        while not done.is_set():
+            try:
+                fd = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
+            except OSError:  # ENXIO: no reader yet
+                time.sleep(0.05)
+                continue
+            os.set_blocking(fd, True)
+            with open(fd, "wb") as w:
+                w.write(b"a,b\n1,2\n")
+            return
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    try:
+        result = subprocess.run([*COMMAND, "cp", str(fifo), f"s3://{seaweed_bucket}/x/",
+                                 *common(seaweed, tmp_path / "j")],
+                                capture_output=True, text=True, timeout=120)
+    finally:
+        done.set()
+        writer.join()
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["key"] == "x/data.csv"
+    head = seaweed.boto3_client().head_object(Bucket=seaweed_bucket, Key="x/data.csv")
+    assert head["ContentLength"] == 8 and head["ContentType"] == "text/csv"
