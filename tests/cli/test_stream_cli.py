@@ -206,6 +206,8 @@ def test_an_interrupted_stream_is_aborted_not_kept(seaweed: SeaweedServer, seawe
     feeder.join()
     assert code == 130, err
     assert "a stream cannot be resumed" in err and "run the same command" not in err
+    assert len(err.strip().splitlines()) == 1, err  # the one `bigupload: interrupted; …`
+    assert err.startswith("bigupload: interrupted; ")
     assert json.loads(out.splitlines()[-1])["event"] == "interrupted"
     assert not list_uploads(seaweed, seaweed_bucket)
     [row] = journalled_uploads(journal)

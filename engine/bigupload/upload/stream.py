@@ -213,6 +213,7 @@ class StreamDriver(MultipartCore):
         if decision is None:
             return
         note = NOT_RESUMABLE
+        left = False  # an upload left on the server, which the user must abort
         try:
             if decision.abort and m.upload_id is not None:
                 await abort_upload(self.store, self.scheduler, m.bucket, m.key, m.upload_id,
@@ -227,13 +228,16 @@ class StreamDriver(MultipartCore):
                                          scheduler=self.scheduler, journal=self.journal,
                                          keep=None, adopt=False)
         except (BigUploadError, OSError) as exc:
+            left = True
             note += (f"; its upload {m.upload_id} could not be aborted ({exc}): "
                      f"bigupload abort {m.where} --upload-id {m.upload_id}")
         self.journal.finish(m.row, UploadState(decision.outcome.value), error=decision.reason)
         if isinstance(error, BigUploadError) and error.args:
             error.args = (f"{error.args[0]}; {note}", *error.args[1:])
-        else:
-            log.warning("%s: %s", m.where, note)
+        else:  # interrupted: the caller's one line says the stream was aborted, unless
+            # its upload could not be
+            log.log(logging.DEBUG if interrupted and not left else logging.WARNING, "%s: %s",
+                    m.where, note)
 
     async def _look(self) -> None:
         self.machine.looked_at(await self.head())
