@@ -464,3 +464,10 @@ def test_a_fifo_to_a_prefix_gets_its_name(seaweed: SeaweedServer, seaweed_bucket
     assert json.loads(result.stdout)["key"] == "x/data.csv"
     head = seaweed.boto3_client().head_object(Bucket=seaweed_bucket, Key="x/data.csv")
     assert head["ContentLength"] == 8 and head["ContentType"] == "text/csv"
+
+
+def test_help_says_an_interrupted_stream_is_aborted() -> None:
+    result = subprocess.run([*COMMAND, "--help"], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0
+    text = " ".join(result.stdout.split())
+    assert "130 interrupted" in text and "a stream cannot be resumed: its upload is aborted" in text
