@@ -383,6 +383,10 @@ def test_a_running_stream_is_neither_called_killed_nor_aborted(seaweed: SeaweedS
                                 capture_output=True, text=True, timeout=120)
         assert result.returncode == 0, result.stderr
         assert "still being sent" in result.stderr and "aborted" not in result.stderr
+        second = subprocess.run([*COMMAND, "cp", "-", f"s3://{seaweed_bucket}/live",
+                                 *common(seaweed, journal)], input=b"x", capture_output=True,
+                                timeout=120)  # the next stream to that key: refused
+        assert second.returncode == 8 and b"another bigupload process" in second.stderr
         assert any(u["Key"] == "live" for u in list_uploads(seaweed, seaweed_bucket))
     finally:
         gate.set()
