@@ -93,6 +93,10 @@ async def cmd_cp(args: argparse.Namespace, out: Output) -> int:
     if source.startswith("s3://") or re.match(r"https?://", source):
         return await cmd_copy(args, out, source, destination)
     if source == "-":  # standard input: a file given with `<` is that file, resumable
+        if sys.__stdin__ is None:  # closed (`<&-`): Python found no fd 0 at start-up, and
+            # the event loop's own descriptors have taken the number since
+            raise SourceError("standard input is closed: nothing to read (give the data on "
+                              "a pipe, or name a file)")
         source = stdin_file() or "-"
         if source != "-" and args.expected_size is not None:
             log.info("standard input is the file %s: its own size is used, not "
@@ -149,10 +153,12 @@ async def cmd_stream(args: argparse.Namespace, out: Output, source: str,
                          "directories and manifests, not to a stream")
     if args.restart or args.upload_id:
         raise UsageError("--restart and --upload-id apply to files: a stream cannot be resumed")
-    bucket, key = parse_s3_url(destination, key_required=True)
-    if key.endswith("/"):
-        raise UsageError(f"a stream has no name to add to {destination}: give the whole key "
-                         "(s3://bucket/key)")
+    bucket, key = parse_s3_url(destination, key_required=source == "-")
+    if not key or key.endswith("/"):  # a FIFO or device adds its name, as a file does
+        if source == "-":
+            raise UsageError(f"standard input has no name to add to {destination}: give the "
+                             "whole key (s3://bucket/key)")
+        key += os.path.basename(source.rstrip("/"))
     name = "standard input" if source == "-" else source
     config = make_config(args)
     expected = expected_size(args)

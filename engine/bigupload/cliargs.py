@@ -48,7 +48,7 @@ EXIT_CODES = """exit codes:
        was kept
   11   --no-overwrite: the key already exists; nothing was written
   130  interrupted (the journal is flushed: run the same command, or `bigupload
-       resume`, to resume)
+       resume`, to resume; a stream cannot be resumed: its upload is aborted)
   141  stdout was closed (piped into `head`): stopped quietly, as Unix tools do
 """
 BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")

@@ -24,6 +24,7 @@ from .journal import (
     UploadState,
 )
 from .reports import FileFailure, ForgetReport, JobStatus, StatusReport, UploadStatus
+from .values import STREAM_SOURCE
 
 
 def status(journal: Journal, job_id: int | None = None, *, closed: bool = False) -> StatusReport:
@@ -76,7 +77,25 @@ def _upload_status(journal: Journal, record: UploadRecord) -> UploadStatus:
                         bucket=record.bucket, key=record.key, endpoint=record.endpoint,
                         upload_id=record.upload_id, size=record.fingerprint.size,
                         parts=record.part_count, parts_done=parts_done, bytes_done=bytes_done,
-                        etag=record.etag, error=record.error, updated_at=record.updated_at)
+                        etag=record.etag, error=record.error, updated_at=record.updated_at,
+                        running=record.state is UploadState.ACTIVE
+                        and record.fingerprint.path == STREAM_SOURCE
+                        and stream_running(journal, record) is not None)
+
+
+def stream_running(journal: Journal, record: UploadRecord) -> ResumeError | None:
+    """Whether a stream's row is held by a live process: its destination's lock is taken
+    (the refusal, naming the process, or None). A stream holds that lock from before its
+    row is written until the row is closed, so an active row whose lock is free was left
+    by a run that was killed. Trying the lock takes it for an instant: a process starting
+    to upload to that destination at that instant is refused (and can simply run again)."""
+    try:
+        with journal.claim(record.endpoint, record.bucket, record.key):
+            return None
+    except ResumeError as exc:
+        return exc
+    except JournalError:  # no lock can be taken beside this journal: none is held either
+        return None
 
 
 def forget(journal: Journal, *, uploads: tuple[int, ...] = (), jobs: tuple[int, ...] = (),

@@ -60,6 +60,7 @@ class UploadStatus:
     etag: str | None
     error: str | None
     updated_at: float
+    running: bool = False  # a stream's row whose process still holds the destination
 
 
 @dataclasses.dataclass(frozen=True)

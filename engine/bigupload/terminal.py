@@ -376,14 +376,15 @@ def show_status(out: Output, report: StatusReport, *, one_job: bool, closed: boo
         done = (f"{row.parts_done}/{row.parts} parts, {format_size(row.bytes_done)} of "
                 f"{format_size(row.size)} ({pct:.0f}%)")
         if row.source == STREAM_SOURCE:
-            done = "a stream whose run was killed (bigupload resume aborts it)"
+            done = ("a stream still being sent by another bigupload process" if row.running
+                    else "a stream whose run was killed (bigupload resume aborts it)")
         out.emit("unfinished",
                  f"upload {row.id} [{row.state.value}] {_destination(row)}: {done}, "
                  + (f"upload id {row.upload_id}" if row.upload_id else "no upload id recorded"),
                  id=row.id, state=row.state.value, source=row.source, bucket=row.bucket,
                  key=row.key, endpoint=row.endpoint, upload_id=row.upload_id,
                  parts_done=row.parts_done, parts=row.parts, bytes_done=row.bytes_done,
-                 size=row.size, reason=None, updated_at=row.updated_at)
+                 size=row.size, reason=None, updated_at=row.updated_at, running=row.running)
     for row in report.closed:
         outcome = (f"{format_size(row.size)}, ETag {row.etag}"
                    if row.state is UploadState.COMPLETED else row.error or "no reason recorded")

@@ -495,9 +495,18 @@ class Uploader:
             return dataclasses.replace(report, skipped=f"it uploads to {record.endpoint}, "
                                        f"not {given}")
         if record.fingerprint.path == STREAM_SOURCE:  # a killed stream's row: end it
-            async with self._elsewhere(record.endpoint) as there:
-                await end_stream_row(record, there.store, there.scheduler, self.journal,
-                                     ObjectOptions(request_payer=self.config.request_payer))
+            with contextlib.ExitStack() as held:
+                try:  # a live stream holds its destination: not killed, left alone
+                    held.enter_context(self.journal.claim(record.endpoint, record.bucket,
+                                                          record.key))
+                except ResumeError as exc:
+                    return dataclasses.replace(report, skipped=f"a stream still being sent: "
+                                               f"{exc}")
+                if self.journal.get(record.id).state is not UploadState.ACTIVE:
+                    return dataclasses.replace(report, skipped="a stream that has ended")
+                async with self._elsewhere(record.endpoint) as there:
+                    await end_stream_row(record, there.store, there.scheduler, self.journal,
+                                         ObjectOptions(request_payer=self.config.request_payer))
             return dataclasses.replace(
                 report, error=f"{NOT_RESUMABLE}: its upload, left by a run that was killed, "
                 "was aborted; send the stream again", error_type=ResumeError.__name__,

@@ -100,6 +100,31 @@ def test_resume_after_another_write_aborts_instead_of_overwriting(
     assert read_object(seaweed, seaweed_bucket, "k") == a.read_bytes()
 
 
+def test_resume_after_an_identical_write_aborts_its_upload(
+        seaweed: SeaweedServer, seaweed_bucket: str, make_file: Any, tmp_path: Path) -> None:
+    """Interrupted upload of A to k, then the same bytes written by another run (another
+    journal, same parts: the same multipart ETag and checksum), then the same command:
+    the completion is answered 412 while our upload is still open, so the identical object
+    is not ours. The command succeeds (the object is right) and says so, but its upload is
+    aborted: nothing stays billed."""
+    a = make_file(30 * MiB, "a.bin", seed=1)
+    journal = tmp_path / "j.sqlite3"
+    url = f"s3://{seaweed_bucket}/k"
+    argv = ["cp", str(a), url, "--part-size", "5MiB", "--concurrency", "1"]
+    interrupt([*argv, *common(seaweed, journal)], journal, min_parts=2)
+    [left] = [u["UploadId"] for u in list_uploads(seaweed, seaweed_bucket) if u["Key"] == "k"]
+    other = cli(*argv, *common(seaweed, tmp_path / "other.sqlite3"))
+    assert other.returncode == 0, other.stderr
+    time.sleep(1.5)  # SeaweedFS lists a part a moment after acknowledging it
+    again = cli(*argv, *common(seaweed, journal))
+    assert again.returncode == 0, again.stderr
+    assert left not in [u["UploadId"] for u in list_uploads(seaweed, seaweed_bucket)]
+    assert not list_uploads(seaweed, seaweed_bucket)
+    assert "an identical object was already there" in again.stderr
+    assert read_object(seaweed, seaweed_bucket, "k") == a.read_bytes()
+    assert rows(journal)[0][0] == "completed"
+
+
 def test_resume_of_an_existing_object_guards_with_its_etag(
         seaweed: SeaweedServer, seaweed_bucket: str, make_file: Any, tmp_path: Path) -> None:
     """The destination existed when the upload began: If-Match on its ETag. Replaced since

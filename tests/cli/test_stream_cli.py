@@ -206,6 +206,8 @@ def test_an_interrupted_stream_is_aborted_not_kept(seaweed: SeaweedServer, seawe
     feeder.join()
     assert code == 130, err
     assert "a stream cannot be resumed" in err and "run the same command" not in err
+    assert len(err.strip().splitlines()) == 1, err  # the one `bigupload: interrupted; …`
+    assert err.startswith("bigupload: interrupted; ")
     assert json.loads(out.splitlines()[-1])["event"] == "interrupted"
     assert not list_uploads(seaweed, seaweed_bucket)
     [row] = journalled_uploads(journal)
@@ -344,3 +346,132 @@ def test_dry_run_of_a_stream(tmp_path: Path) -> None:
     plan = json.loads(result.stdout)
     assert plan["stream"] is True and plan["part_size"] == 32 * MiB
     assert plan["largest_part_size"] == 5 * 1024 * MiB and plan["capacity"] > 17 * 1024 ** 4
+
+
+@pytest.mark.integration
+def test_a_running_stream_is_neither_called_killed_nor_aborted(seaweed: SeaweedServer,
+                                                                seaweed_bucket: str,
+                                                                tmp_path: Path) -> None:
+    """A stream still being sent holds its destination's lock: `status` says it is being
+    sent (not killed), `resume` leaves it alone, and the stream then completes."""
+    journal = tmp_path / "j"
+    child = Child(["cp", "-", f"s3://{seaweed_bucket}/live", "--part-size", "5MiB",
+                   *common(seaweed, journal)], tmp_path)
+    gate = threading.Event()
+    fed = hashlib.md5()
+
+    def chunks() -> Iterator[bytes]:
+        yield from blocks(12 * MiB)
+        gate.wait(120)  # the stream waits here, alive, while status and resume run
+        yield from blocks(3 * MiB, seed=9)
+
+    feeder = threading.Thread(target=lambda: child.feed(chunks(), fed))
+    feeder.start()
+    try:
+        deadline = time.monotonic() + 60
+        while not any(u["Key"] == "live" for u in list_uploads(seaweed, seaweed_bucket)):
+            assert time.monotonic() < deadline and child.proc.poll() is None
+            time.sleep(0.05)
+        status = subprocess.run([*COMMAND, "status", "--journal", str(journal)],
+                                capture_output=True, text=True, timeout=60)
+        assert "still being sent by another bigupload process" in status.stdout, status.stdout
+        assert "killed" not in status.stdout
+        as_json = subprocess.run([*COMMAND, "status", "--journal", str(journal), "--json"],
+                                 capture_output=True, text=True, timeout=60)
+        assert json.loads(as_json.stdout.splitlines()[0])["running"] is True
+        result = subprocess.run([*COMMAND, "resume", *common(seaweed, journal)],
+                                capture_output=True, text=True, timeout=120)
+        assert result.returncode == 0, result.stderr
+        assert "still being sent" in result.stderr and "aborted" not in result.stderr
+        second = subprocess.run([*COMMAND, "cp", "-", f"s3://{seaweed_bucket}/live",
+                                 *common(seaweed, journal)], input=b"x", capture_output=True,
+                                timeout=120)  # the next stream to that key: refused
+        assert second.returncode == 8 and b"another bigupload process" in second.stderr
+        assert any(u["Key"] == "live" for u in list_uploads(seaweed, seaweed_bucket))
+    finally:
+        gate.set()
+    code, out, err = child.wait()
+    feeder.join()
+    assert code == 0, err
+    assert md5_of_object(seaweed, seaweed_bucket, "live") == (15 * MiB, fed.hexdigest())
+    assert not list_uploads(seaweed, seaweed_bucket)
+    [row] = journalled_uploads(journal)
+    assert row.state is UploadState.COMPLETED
+
+
+@pytest.mark.integration
+def test_an_overestimated_expected_size_does_not_allocate_its_parts(
+        seaweed: SeaweedServer, seaweed_bucket: str, tmp_path: Path) -> None:
+    """`echo hello | bigupload cp - … --expected-size 40TiB` plans parts of about 4 GiB;
+    the buffer grows with the six bytes read, so memory follows the data."""
+    child = Child(["cp", "-", f"s3://{seaweed_bucket}/hello", "--expected-size", "40TiB",
+                   *common(seaweed, tmp_path / "j")], tmp_path, measure=True)
+    child.feed(iter([b"hello\n"]))
+    code, out, err = child.wait()
+    assert code == 0, err
+    assert json.loads(out)["size"] == 6
+    assert md5_of_object(seaweed, seaweed_bucket, "hello") == (
+        6, hashlib.md5(b"hello\n").hexdigest())
+    assert 0 < child.max_rss_mib < 300, f"peak RSS {child.max_rss_mib:.0f} MiB"
+
+
+@pytest.mark.integration
+def test_a_closed_standard_input_is_a_source_error(seaweed: SeaweedServer, seaweed_bucket: str,
+                                                   tmp_path: Path) -> None:
+    """`bigupload cp - s3://… <&-`: fd 0 is closed, and the event loop's epoll descriptor
+    would take its number (and be read, for ever): one line, exit 3, nothing sent."""
+    try:
+        result = subprocess.run(["sh", "-c", 'exec "$@" <&-', "sh", *COMMAND, "cp", "-",
+                                 f"s3://{seaweed_bucket}/closed",
+                                 *common(seaweed, tmp_path / "j")],
+                                capture_output=True, text=True, timeout=60)
+    except subprocess.TimeoutExpired:
+        raise AssertionError("the command hung on a closed standard input") from None
+    assert result.returncode == 3, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "standard input is closed" in lines[0], result.stderr
+    assert not list_uploads(seaweed, seaweed_bucket)
+
+
+@pytest.mark.integration
+def test_a_fifo_to_a_prefix_gets_its_name(seaweed: SeaweedServer, seaweed_bucket: str,
+                                          tmp_path: Path) -> None:
+    """A key ending in / gets the source's name, for a FIFO as for a file (standard input
+    has none: see test_stream_usage_errors); its content type is guessed from that name."""
+    fifo = tmp_path / "data.csv"
+    os.mkfifo(fifo)
+
+    done = threading.Event()
+
+    def write() -> None:  # waits for a reader, but not for ever: the command may refuse
+        while not done.is_set():
+            try:
+                fd = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
+            except OSError:  # ENXIO: no reader yet
+                time.sleep(0.05)
+                continue
+            os.set_blocking(fd, True)
+            with open(fd, "wb") as w:
+                w.write(b"a,b\n1,2\n")
+            return
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    try:
+        result = subprocess.run([*COMMAND, "cp", str(fifo), f"s3://{seaweed_bucket}/x/",
+                                 *common(seaweed, tmp_path / "j")],
+                                capture_output=True, text=True, timeout=120)
+    finally:
+        done.set()
+        writer.join()
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["key"] == "x/data.csv"
+    head = seaweed.boto3_client().head_object(Bucket=seaweed_bucket, Key="x/data.csv")
+    assert head["ContentLength"] == 8 and head["ContentType"] == "text/csv"
+
+
+def test_help_says_an_interrupted_stream_is_aborted() -> None:
+    result = subprocess.run([*COMMAND, "--help"], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0
+    text = " ".join(result.stdout.split())
+    assert "130 interrupted" in text and "a stream cannot be resumed: its upload is aborted" in text

@@ -70,6 +70,23 @@ def test_an_iterable_goes_up_in_parts_byte_identical(tmp_path: Path) -> None:
     assert rows(tmp_path / "j.db") == [(STREAM_SOURCE, UploadState.COMPLETED, None)]
 
 
+def test_a_completed_stream_is_journalled_with_its_size(tmp_path: Path) -> None:
+    """`status --all` showed a completed stream as 0 B: its row began before its size was
+    known, and the size read is recorded when it completes."""
+    payload = data(11 * MiB + 7)
+    store = FakeStore()
+    anyio.run(lambda: stream(chunks(payload), store, tmp_path / "j.db",
+                             cfg=config(part_size=5 * MiB)))
+
+    async def closed() -> Any:
+        async with Uploader(config(), store=store, journal=tmp_path / "j.db") as up:
+            return up.status(closed=True).closed
+
+    [row] = anyio.run(closed)
+    assert (row.source, row.state, row.size) == (STREAM_SOURCE, UploadState.COMPLETED,
+                                                 len(payload))
+
+
 @pytest.mark.parametrize("algorithm", list(ChecksumAlgorithm))
 def test_every_checksum_algorithm(tmp_path: Path, algorithm: ChecksumAlgorithm) -> None:
     payload = data(11 * MiB + 1)

@@ -283,8 +283,17 @@ def test_412_at_completion_is_contested_then_superseded_unless_the_object_is_our
 
     m = ready_to_complete(machine(), DestinationGuard.absent())
     m.completion_failed(refused, conditioned=True)
-    assert m.contested_answer(ours()) is None  # a lost answer: the completion had succeeded
+    assert m.contested_answer(ours()) is None  # our bytes: was it our completion?
+    assert m.contested_listed(False) is False  # our upload is gone: a lost answer, ours
     assert (m.next_step(), m.ownership) == (Step.VERIFY, False)
+    assert not m.notices
+
+    m = ready_to_complete(machine(), DestinationGuard.absent())
+    m.completion_failed(refused, conditioned=True)
+    assert m.contested_answer(ours()) is None
+    assert m.contested_listed(True) is True  # still open: another run's identical write
+    assert m.next_step() is Step.VERIFY  # after the abort, the object is verified as ours
+    assert any("an identical object was already there" in n for n in m.notices)
 
 
 def test_501_at_completion_falls_back_to_a_head() -> None:

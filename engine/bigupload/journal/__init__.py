@@ -141,8 +141,8 @@ class Journal:
         self.upload_rows.touch(upload_row)
 
     def finish(self, upload_row: int, state: UploadState, *, etag: str | None = None,
-               error: str | None = None) -> None:
-        self.upload_rows.finish(upload_row, state, etag=etag, error=error)
+               error: str | None = None, size: int | None = None) -> None:
+        self.upload_rows.finish(upload_row, state, etag=etag, error=error, size=size)
 
     def forget(self, upload_row: int) -> None:
         self.upload_rows.forget(upload_row)

@@ -177,14 +177,16 @@ class UploadRepository:
         self.db.execute("UPDATE uploads SET updated_at=? WHERE id=?", (now(), upload_row))
 
     def finish(self, upload_row: int, state: UploadState, *, etag: str | None = None,
-               error: str | None = None) -> None:
+               error: str | None = None, size: int | None = None) -> None:
         """Close an upload row (any state but ACTIVE), with the ETag of a completed one or
-        the reason it closed otherwise; its part rows are no longer needed."""
+        the reason it closed otherwise; its part rows are no longer needed. ``size``: the
+        object's, where the row could not know it (a stream's, journalled as 0)."""
         if state is UploadState.ACTIVE:
             raise ValueError("finish() closes a row; ACTIVE is not a closed state")
         with self.db.transaction():  # the state and the part rows change together
-            self.db.execute("UPDATE uploads SET state=?, etag=?, error=?, updated_at=? WHERE id=?",
-                            (state.value, etag, error, now(), upload_row))
+            self.db.execute("UPDATE uploads SET state=?, etag=?, error=?, updated_at=?, "
+                            "size=COALESCE(?, size) WHERE id=?",
+                            (state.value, etag, error, now(), size, upload_row))
             self.db.execute("DELETE FROM parts WHERE upload=?", (upload_row,))
 
     def forget(self, upload_row: int) -> None:

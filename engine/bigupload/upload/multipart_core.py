@@ -128,9 +128,25 @@ class MultipartCore(Driver):
         m.completed()
 
     async def _contested(self) -> None:
-        decision = self.machine.contested_answer(await self.head())
+        m = self.machine
+        decision = m.contested_answer(await self.head())
         if decision is not None:
             await self.close(decision)
+        upload_id = m.upload_id
+        assert upload_id is not None
+        uploads = await self.scheduler.retrying(
+            f"ListMultipartUploads {m.where}",
+            lambda n: self.store.list_uploads(m.bucket, m.key, m.options))
+        listed = any(u.upload_id == upload_id and u.key == m.key for u in uploads)
+        if m.contested_listed(listed):
+            await abort_upload(self.store, self.scheduler, m.bucket, m.key, upload_id, m.options)
+            if await confirm_aborted(self.store, self.scheduler, [(m.bucket, m.key, upload_id)],
+                                     {m.bucket: m.key}, m.options):
+                raise StoreError(
+                    f"{m.where}: upload {upload_id} is still listed after being aborted; "
+                    f"check with: bigupload ls-uploads {m.where}",
+                    operation="AbortMultipartUpload", bucket=m.bucket, key=m.key,
+                    upload_id=upload_id)
 
     async def _verify(self) -> None:
         m = self.machine
@@ -138,4 +154,4 @@ class MultipartCore(Driver):
         if decision is not None:
             await self.close(decision)
         assert m.info is not None
-        self.journal.finish(m.row, UploadState.COMPLETED, etag=m.info.etag)
+        self.journal.finish(m.row, UploadState.COMPLETED, etag=m.info.etag, size=m.plan.size)

@@ -426,15 +426,29 @@ class MultipartMachine(MultipartState):
         self.ownership = False
 
     def contested_answer(self, current: ObjectInfo | None) -> Close | None:
-        """CONTESTED, finished: the HEAD after a 412. If the object there is ours, a
-        completion whose answer was lost made it: VERIFY it; otherwise the destination
-        changed."""
-        detail, self.contested = self.contested or "412", None
+        """CONTESTED, the HEAD after a 412. An object that is not ours in content: the
+        destination changed. One that is: either a completion of ours whose answer was
+        lost made it, or another writer put the same bytes there while our upload stayed
+        open; ``contested_listed`` follows, with whether our upload is still listed."""
+        detail = self.contested or "412"
         verdict = verify.judge(current, self.expected(ownership=True)) if current else None
         if verdict is not None and verdict.ours and verdict.content_checked:
-            self.completed()
             return None
+        self.contested = None
         return self.superseded(detail)
+
+    def contested_listed(self, listed: bool) -> bool:
+        """CONTESTED, finished: ``listed``, whether our upload is still on the server. Gone:
+        our own completion made the object (its answer was lost), VERIFY it. Still there:
+        our completion never happened (the 412 says so) and the object, equal to ours, is
+        another writer's; True: abort our upload (and confirm it is gone), then VERIFY
+        the object, which holds this file's bytes."""
+        self.contested = None
+        self.completed()
+        if listed:
+            self.say(f"{self.where}: an identical object was already there (written by "
+                     f"another run); upload {self.upload_id} was aborted")
+        return listed
 
     # VERIFY
 

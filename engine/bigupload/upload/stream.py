@@ -23,8 +23,10 @@ import dataclasses
 import hashlib
 import logging
 import mimetypes
+import mmap
 import time
 from collections.abc import Awaitable, Callable, Mapping
+from typing import Union
 
 import anyio
 import anyio.abc
@@ -85,13 +87,17 @@ def plan_stream_job(source: StreamSource, bucket: str, key: str, config: UploadC
     return StreamJob(source, bucket, key, config, the_plan, options, started)
 
 
+PartBuffer = Union[bytearray, mmap.mmap]
+_NORESERVE = getattr(mmap, "MAP_NORESERVE", 0)
+
+
 @dataclasses.dataclass(frozen=True)
 class Filled:
     """A part read into its buffer: ``part.length`` bytes, with their raw checksum (and
     their Content-MD5 with --content-md5)."""
 
     part: Part
-    buffer: bytearray
+    buffer: PartBuffer
     raw: bytes
     md5: str | None = None
 
@@ -99,21 +105,36 @@ class Filled:
         return BufferBody(memoryview(self.buffer)[:self.part.length])
 
 
+def new_buffer(size: int) -> PartBuffer:
+    """A part's buffer whose memory follows the bytes written into it: an anonymous
+    mapping, whose pages the kernel provides (zeroed) only when first written, so a part
+    planned far larger than what arrives (an overestimated ``--expected-size``) costs only
+    what was read. A zero-filled bytearray would touch every page of it at once."""
+    if size < mmap.PAGESIZE:
+        return bytearray(size)
+    try:
+        return mmap.mmap(-1, size, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS | _NORESERVE)
+    except (OSError, AttributeError):  # no anonymous mappings here
+        return bytearray(size)
+
+
 class PartBuffers:
     """Part-sized buffers, reused from part to part. A buffer's bytes are reserved in the
     scheduler's byte budget from ``take`` (before it is filled) to ``give`` (once its part
     is acknowledged, or abandoned), so the buffers being filled or sent stay within the
     memory limit; a given-back buffer is kept to be filled again, never allocated anew.
-    When the part size grows, the smaller buffers are dropped as they come back."""
+    A new buffer's memory follows the bytes read into it (``new_buffer``), never the part
+    size an overestimated ``--expected-size`` planned. When the part size grows, the
+    smaller buffers are dropped as they come back."""
 
     def __init__(self, scheduler: Scheduler) -> None:
         self.scheduler = scheduler
         self.size = 0  # the part size: every kept buffer has it
         self._budget: ByteBudget | None = None
-        self._free: list[bytearray] = []
+        self._free: list[PartBuffer] = []
         self._held = 0  # bytes reserved for the buffers out
 
-    async def take(self, size: int) -> bytearray:
+    async def take(self, size: int) -> PartBuffer:
         budget = self._budget = self.scheduler.budget_for(size)  # the default limit grows
         if size > self.size:
             self.size, self._free = size, []
@@ -121,9 +142,9 @@ class PartBuffers:
         self._held += size
         if size < self.size:  # a probe past the last part: a few bytes
             return bytearray(size)
-        return self._free.pop() if self._free else bytearray(size)
+        return self._free.pop() if self._free else new_buffer(size)
 
-    def give(self, buffer: bytearray) -> None:
+    def give(self, buffer: PartBuffer) -> None:
         if self._budget is None or not self._held:
             return  # closed
         self._held -= len(buffer)
@@ -192,6 +213,7 @@ class StreamDriver(MultipartCore):
         if decision is None:
             return
         note = NOT_RESUMABLE
+        left = False  # an upload left on the server, which the user must abort
         try:
             if decision.abort and m.upload_id is not None:
                 await abort_upload(self.store, self.scheduler, m.bucket, m.key, m.upload_id,
@@ -206,13 +228,16 @@ class StreamDriver(MultipartCore):
                                          scheduler=self.scheduler, journal=self.journal,
                                          keep=None, adopt=False)
         except (BigUploadError, OSError) as exc:
+            left = True
             note += (f"; its upload {m.upload_id} could not be aborted ({exc}): "
                      f"bigupload abort {m.where} --upload-id {m.upload_id}")
         self.journal.finish(m.row, UploadState(decision.outcome.value), error=decision.reason)
         if isinstance(error, BigUploadError) and error.args:
             error.args = (f"{error.args[0]}; {note}", *error.args[1:])
-        else:
-            log.warning("%s: %s", m.where, note)
+        else:  # interrupted: the caller's one line says the stream was aborted, unless
+            # its upload could not be
+            log.log(logging.DEBUG if interrupted and not left else logging.WARNING, "%s: %s",
+                    m.where, note)
 
     async def _look(self) -> None:
         self.machine.looked_at(await self.head())
