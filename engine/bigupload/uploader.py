@@ -47,7 +47,7 @@ from .batch import (
 )
 from .client import AioS3Store, CopyStore, ObjectStore
 from .config import UploadConfig
-from .errors import BigUploadError, Cancelled, ConfigError, ResumeError
+from .errors import BigUploadError, Cancelled, ConfigError, NotFoundError, ResumeError
 from .journal import JobRecord, JobState, Journal, UploadRecord, UploadState
 from .progress import Progress
 from .remote import Executor
@@ -575,10 +575,23 @@ class Uploader:
 
     async def abort(self, bucket: str, key: str, upload_id: str) -> AbortReport:
         """Abort multipart upload ``upload_id`` on the server (its parts stop being billed),
-        and close the journal's active rows for it. Sent once: an abort that failed is
-        reported, not repeated blindly (run it again)."""
+        and close the journal's active rows for it. Retried like every call (it is the
+        call that stops the billing); a retry answered NoSuchUpload means an earlier
+        attempt whose answer was lost did abort it. An upload unknown at the first
+        attempt is the caller's mistake (NotFoundError)."""
         store = await self.connect()
-        charged = await store.abort(bucket, key, upload_id, self._request_options())
+        options = self._request_options()
+
+        async def attempt(n: int) -> str | None:
+            try:
+                return await store.abort(bucket, key, upload_id, options)
+            except NotFoundError:
+                if n == 1:
+                    raise
+                return None  # gone since an attempt we never heard back from
+
+        charged = await self.scheduler.retrying(
+            f"AbortMultipartUpload s3://{bucket}/{key}", attempt)
         closed = []
         for record in self.journal.uploads(UploadState.ACTIVE):
             if record.upload_id == upload_id and (record.bucket, record.key) == (bucket, key):

@@ -139,3 +139,43 @@ def test_abort_closes_the_journal_rows_of_that_upload(make_file: Any, tmp_path: 
 
     anyio.run(main)
     assert store.uploads == {}
+
+
+@pytest.mark.parametrize("answer_lost", [False, True])
+def test_abort_is_retried_and_a_lost_answer_is_an_abort(make_file: Any, tmp_path: Path,
+                                                        answer_lost: bool) -> None:
+    """A transient failure is retried; a retry answered NoSuchUpload after an attempt whose
+    answer was lost (the server did abort) is the abort done, not an error."""
+    path = make_file(12 * MiB)
+    store, journal = FakeStore(), tmp_path / "j.db"
+    assert interrupted_upload(path, store, journal, config(concurrency=1),
+                              lambda op, ctx: op == "upload_part" and ctx["number"] == 2)
+    (upload_id,) = store.uploads
+    attempts: list[str] = []
+
+    def flaky(op: str, ctx: dict[str, Any]) -> None:
+        if op == "abort":
+            attempts.append(ctx["upload_id"])
+            if len(attempts) == 1:
+                if answer_lost:
+                    del store.uploads[ctx["upload_id"]]
+                raise StoreError("InternalError", code="InternalError", retryable=True)
+
+    store.faults.append(flaky)
+
+    async def main() -> None:
+        async with Uploader(config(), store=store, journal=journal) as up:
+            report = await up.abort(BUCKET, KEY, upload_id)
+            assert len(report.rows_closed) == 1
+
+    anyio.run(main)
+    assert store.uploads == {} and len(attempts) == 2
+
+
+def test_abort_of_an_unknown_upload_is_not_found(tmp_path: Path) -> None:
+    async def main() -> None:
+        async with Uploader(config(), store=FakeStore(), journal=tmp_path / "j.db") as up:
+            with pytest.raises(StoreError, match="(?i)upload"):
+                await up.abort(BUCKET, KEY, "no-such-upload")
+
+    anyio.run(main)
