@@ -357,6 +357,9 @@ async def cmd_resume(args: argparse.Namespace, out: Output) -> int:
 def show_resumed(out: Output, args: argparse.Namespace, report: ResumedJob | ResumedFile) -> int:
     """Render what ``resume`` did with one job or file; its exit code."""
     if isinstance(report, ResumedJob):
+        if report.error is not None and report.exit_code is not None:
+            return fail(out, args, report.exit_code, f"job {report.job_id}: {report.error}",
+                        error_type=report.error_type)
         if report.result is None:
             out.emit("summary", f"job {report.job_id} is already complete",
                      job_id=report.job_id, state="completed")

@@ -15,6 +15,7 @@ import pytest
 
 from bigupload import BatchItem, ConfigError, StoreError, UploadConfig, Uploader
 from bigupload.client import AioS3Store
+from bigupload.errors import store_error
 from bigupload.journal import JobState, Journal, UploadState
 from bigupload.reports import ResumedFile, ResumedJob
 from tests.engine.test_transfer import BUCKET, KEY, config, interrupted_upload
@@ -139,3 +140,47 @@ def test_abort_closes_the_journal_rows_of_that_upload(make_file: Any, tmp_path: 
 
     anyio.run(main)
     assert store.uploads == {}
+
+
+def test_resume_goes_on_after_a_job_that_stops(make_file: Any, tmp_path: Path) -> None:
+    """A job that stops (its bucket is gone: every file would fail) is reported with its
+    exit code and kept; the next job is still resumed, and so is a single file."""
+    files = [make_file(1000 + i, name=f"f{i}") for i in range(4)]
+    single = make_file(12 * MiB, name="single")
+    store, journal = FakeStore(), tmp_path / "j.db"
+    assert interrupted_upload(single, store, journal, config(concurrency=1),
+                              lambda op, ctx: op == "upload_part" and ctx["number"] == 2)
+
+    def gone(prefix: str) -> Any:
+        def fault(op: str, ctx: dict[str, Any]) -> None:
+            if op == "put_object" and ctx["key"].startswith(prefix):
+                raise store_error("NoSuchBucket: The specified bucket does not exist",
+                                  code="NoSuchBucket", status=404)
+        return fault
+
+    async def main() -> tuple[list[int], list[ResumedJob | ResumedFile]]:
+        async with Uploader(config(), store=store, journal=journal) as up:
+            store.faults.append(gone(""))  # both jobs stop at their first file
+            ids = []
+            for prefix, batch in (("a/", files[:2]), ("b/", files[2:])):
+                with pytest.raises(StoreError, match="NoSuchBucket"):
+                    await up.upload_many([BatchItem(str(f), BUCKET, prefix + f.name)
+                                          for f in batch])
+                (job,) = [j for j in up.jobs(JobState.ACTIVE) if j.id not in ids]
+                ids.append(job.id)
+            store.faults[:] = [gone("a/")]  # the first job's bucket stays gone
+            return ids, await resumed(up)
+
+    (first, second), reports = anyio.run(main)
+    assert [type(r) for r in reports] == [ResumedJob, ResumedJob, ResumedFile]
+    stopped, done, file = reports
+    assert isinstance(stopped, ResumedJob) and stopped.job_id == first
+    assert stopped.result is None and stopped.exit_code == 7
+    assert stopped.error is not None and "NoSuchBucket" in stopped.error
+    assert f"bigupload resume {first}" in stopped.error
+    assert isinstance(done, ResumedJob) and done.job_id == second and done.error is None
+    assert done.result is not None and done.result.state is JobState.COMPLETED
+    assert isinstance(file, ResumedFile) and file.error is None and file.result is not None
+    assert {k for (_, k) in store.objects} == {"b/f2", "b/f3", KEY}
+    with Journal(journal) as j:
+        assert j.job(first).state is JobState.ACTIVE  # kept, resumable
