@@ -100,6 +100,44 @@ def test_malformed_destinations(tmp_path: Path, url: str, message: str) -> None:
     assert_one_line_error(result, 2, message)
 
 
+@pytest.mark.parametrize("how", ["put", "multipart", "directory", "manifest"])
+@pytest.mark.parametrize("value", ["caf\u00e9", "\u65e5\u672c", "a\nb", "tab\there"])
+def test_metadata_that_is_not_printable_ascii_is_refused_before_anything_is_created(
+        moto_server: MotoServer, moto_bucket: str, tmp_path: Path, value: str, how: str) -> None:
+    """S3 user metadata travels in HTTP headers: US-ASCII only. Refused as a setting (exit
+    2, one line), before a multipart upload or a batch job exists, not as botocore's
+    ParamValidationError at the first request (exit 7, three lines, a failed job)."""
+    import json
+
+    (tmp_path / "dir").mkdir()
+    path = tmp_path / "dir" / "f.bin"
+    with open(path, "wb") as f:
+        f.truncate(6 * MiB)
+    journal = tmp_path / "j.db"
+    args = {"put": [str(path), f"s3://{moto_bucket}/k"],
+            "multipart": [str(path), f"s3://{moto_bucket}/k", "--multipart-threshold", "5MiB",
+                          "--part-size", "5MiB"],
+            "directory": ["-r", str(tmp_path / "dir"), f"s3://{moto_bucket}/p/"]}
+    if how == "manifest":
+        manifest = tmp_path / "list.jsonl"
+        manifest.write_text(json.dumps({"source": str(path), "key": "k",
+                                        "metadata": {"note": value}}) + "\n")
+        argv = ["--manifest", str(manifest), f"s3://{moto_bucket}/"]
+    else:
+        argv = [*args[how], "--metadata", f"note={value}"]
+    result = cli("cp", *argv, "--endpoint-url", moto_server.endpoint_url,
+                 "--journal", str(journal))
+    assert_one_line_error(result, 2, "S3 user metadata must be printable US-ASCII")
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert list_uploads(moto_server, moto_bucket) == []
+    assert "Contents" not in moto_server.boto3_client().list_objects_v2(Bucket=moto_bucket)
+    if journal.exists():
+        with sqlite3.connect(journal) as db:
+            tables = {name for (name,) in db.execute("SELECT name FROM sqlite_master")}
+            for table in {"jobs", "uploads"} & tables:
+                assert db.execute(f"SELECT count(*) FROM {table}").fetchone() == (0,), table
+
+
 @pytest.mark.parametrize("size", [0, 5 * MiB - 1, 5 * MiB, 5 * MiB + 1])
 @pytest.mark.parametrize("multipart", [False, True])
 def test_boundary_sizes_succeed(moto_server: MotoServer, moto_bucket: str, make_file: Any,
