@@ -332,9 +332,19 @@ async def cmd_batch(args: argparse.Namespace, out: Output, root: str | None,
     return EXIT_PARTIAL if result.failed else 0
 
 
+def existing_journal(args: argparse.Namespace) -> None:
+    """``status``, ``resume`` and ``forget`` read a journal: one named with ``--journal``
+    (or BIGUPLOAD_JOURNAL) that does not exist is a mistyped path, refused before it is
+    created empty. Without one, the default journal is used, made if need be."""
+    if args.journal is not None and not os.path.lexists(args.journal):
+        raise UsageError(f"no journal at {args.journal} (--journal): {args.command} reads an "
+                         "existing journal; the upload commands create one")
+
+
 async def cmd_resume(args: argparse.Namespace, out: Output) -> int:
     """Every active job and unfinished single file, or one job; each goes to the endpoint
     it began with (``--endpoint-url`` only checks that). Exit with the worst outcome."""
+    existing_journal(args)
     code = 0
     reported = 0
     show = show_progress(args)
@@ -374,6 +384,7 @@ def show_resumed(out: Output, args: argparse.Namespace, report: ResumedJob | Res
 
 
 async def cmd_status(args: argparse.Namespace, out: Output) -> int:
+    existing_journal(args)
     async with Uploader(journal=args.journal) as uploader:
         report = uploader.status(args.job, closed=args.all)
     show_status(out, report, one_job=args.job is not None, closed=args.all)
@@ -383,6 +394,7 @@ async def cmd_status(args: argparse.Namespace, out: Output) -> int:
 async def cmd_forget(args: argparse.Namespace, out: Output) -> int:
     uploads, jobs = parse_row_ids(args.ids)
     older_than = None if args.older_than is None else parse_age(args.older_than)
+    existing_journal(args)
     async with Uploader(journal=args.journal) as uploader:
         report = uploader.forget(uploads=tuple(uploads), jobs=tuple(jobs),
                                  finished=args.finished, failed=args.failed,
