@@ -26,6 +26,7 @@ from .cliargs import EXIT_CODES as EXIT_CODES  # re-exported with the parser, fo
 from .cliargs import (
     UsageError,
     build_parser,
+    check_environment,
     connection_config,
     expected_size,
     keep_negative_values,
@@ -502,7 +503,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"bigupload: error: {redact(str(exc))}", file=sys.stderr)
         return 2
     args = parser.parse_args(keep_negative_values(sys.argv[1:] if argv is None else argv))
+    try:
+        unknown = check_environment(dry_run=getattr(args, "dry_run", None))
+    except UsageError as exc:
+        print(f"bigupload: error: {exc}", file=sys.stderr)
+        return 2
     setup_logging(args)
+    for warning in unknown:
+        log.warning("%s", warning)
     if getattr(args, "no_verify_ssl", False):
         log.warning("TLS certificate verification is OFF (--no-verify-ssl)")
     out = Output(args.json)
