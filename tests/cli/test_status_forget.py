@@ -217,6 +217,7 @@ def test_forget_refuses_a_row_another_process_is_uploading(journal: tuple[Path, 
     (["upload"], "no ids after 'upload'"),
     (["--older-than", "3w"], "30d, 12h, 90m"),
     (["--older-than=-3d"], "30d, 12h, 90m"),
+    (["--older-than", "-1d"], "got '-1d'"),  # was argparse's "expected one argument"
     (["--older-than", "1.5d"], "30d, 12h, 90m"),
 ])
 def test_forget_bad_input_changes_nothing(journal: tuple[Path, dict[str, int]], args: list[str],
