@@ -264,9 +264,8 @@ SIZED_OPTIONS = ("--part-size", "--multipart-threshold", "--memory-limit", "--co
 
 def keep_negative_values(argv: Sequence[str]) -> list[str]:
     """argparse takes ``-5MiB`` (or an age, ``-1d``) for an option (only ``-5`` looks like a
-    number to it), so
-    ``--part-size -5MiB`` would be "expected one argument": the value is kept with its
-    option, for the size parser to refuse as negative."""
+    number to it), so ``--part-size -5MiB`` would be "expected one argument": the value is
+    kept with its option, for the size (or age) parser to refuse as negative."""
     out: list[str] = []
     tokens = iter(argv)
     for token in tokens:
