@@ -504,3 +504,21 @@ def test_a_copy_source_is_the_same_object_only_if_nothing_changed() -> None:
     assert CopySource.from_column(source.to_column()) == source
     assert CopySource.from_column(CopySource("b", "k", 0, '"e"').to_column()).last_modified is None
     assert source.fingerprint() == Fingerprint("s3://b/k", 10, 1767323045_600000000, 0, 0, '"abc"')
+
+
+def test_a_source_path_that_is_not_utf8_is_journalled_exactly(tmp_path: Path) -> None:
+    """A file (or a directory above it) named with byte 0xff: its upload row used to be an
+    internal error (SQLite text cannot hold Python's surrogate escapes). The path is kept
+    as its bytes, found again by the same path, and read back exactly; a file literally
+    named with the escaped form is another file."""
+    odd = os.fsdecode(b"/data/\xffdir/x.bin")
+    escaped = "/data/\\udcffdir/x.bin"
+    fp = Fingerprint(odd, 100, 1, 2, 3, "abc")
+    with Journal(tmp_path / "j.db") as j:
+        row = j.start_upload(fp, "http://e", "b", "k", 5 << 20, 20, "crc32c", None)
+        found = j.find_active(odd, "http://e", "b", "k")
+        assert found is not None and found.id == row and found.fingerprint == fp
+        assert j.find_active(escaped, "http://e", "b", "k") is None
+        assert not j.in_job(odd, "b", "k")
+        (record,) = j.uploads(UploadState.ACTIVE)
+        assert os.fsencode(record.fingerprint.path) == b"/data/\xffdir/x.bin"

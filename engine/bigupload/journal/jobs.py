@@ -112,7 +112,8 @@ class JobRepository:
         pending = "AND f.state='pending' AND j.state='active' " if unfinished else ""
         row = self.db.execute(
             "SELECT 1 FROM job_files f JOIN jobs j ON j.id=f.job WHERE f.source=? AND "
-            f"f.bucket=? AND f.key=? {pending}LIMIT 1", (source, bucket, key),
+            f"f.bucket=? AND f.key=? {pending}LIMIT 1",
+            (name_column(source), bucket, name_column(key)),
         ).fetchone()
         return row is not None
 

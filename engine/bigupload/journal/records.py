@@ -132,7 +132,7 @@ class UploadRecord:
         return cls(
             id=int(row["id"]),
             state=UploadState(row["state"]),
-            fingerprint=Fingerprint(str(row["source_path"]), int(row["size"]),
+            fingerprint=Fingerprint(name(row["source_path"]), int(row["size"]),
                                     int(row["mtime_ns"]), int(row["inode"]),
                                     int(row["device"]), str(row["sample_hash"])),
             endpoint=str(row["endpoint"]),

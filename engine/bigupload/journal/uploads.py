@@ -25,6 +25,7 @@ from .records import (
     UnfinishedUpload,
     UploadRecord,
     UploadState,
+    name_column,
     part_record,
 )
 
@@ -47,7 +48,7 @@ class UploadRepository:
         row = self.db.execute(
             "SELECT * FROM uploads WHERE source_path=? AND endpoint=? AND bucket=? AND key=? "
             "AND state=? ORDER BY id DESC LIMIT 1",
-            (source_path, endpoint, bucket, key, UploadState.ACTIVE.value),
+            (name_column(source_path), endpoint, bucket, key, UploadState.ACTIVE.value),
         ).fetchone()
         return UploadRecord.from_row(row) if row else None
 
@@ -134,7 +135,7 @@ class UploadRepository:
             " VALUES (?,?,?,?,?,?,?,?,?,?,NULL,?,?,?,?,?,?,?,?,?)",
             (
                 UploadState.ACTIVE.value,
-                fingerprint.path,
+                name_column(fingerprint.path),  # bytes when not UTF-8, as a job file's
                 fingerprint.size,
                 fingerprint.mtime_ns,
                 fingerprint.inode,
