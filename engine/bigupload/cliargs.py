@@ -39,9 +39,11 @@ EXIT_CODES = """exit codes:
   5    transient failure after retries (the journal is kept: run the same
        command to resume)
   6    integrity failure: the server saw different bytes, or the object differs
-  7    the store refused the request (no such bucket, upload gone, invalid)
+  7    the store refused the request (no such bucket, upload gone mid-run,
+       invalid)
   8    resume refused: the file changed since the upload began, a copy's source
-       changed (the copy was aborted), or the journal disagrees
+       changed (the copy was aborted), the server no longer has the journalled
+       upload (run the original cp again), or the journal disagrees
   9    partial: a batch finished, but some files failed (listed; `bigupload
        resume ID` retries them)
   10   the Dask cluster could not run the work (--dask); the message says what

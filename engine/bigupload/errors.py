@@ -11,7 +11,8 @@ What a store failure means (its class, retryable, ...) comes from classify.py's 
     │   ├── AuthError              4  credentials, access denied, TLS certificate not trusted
     │   ├── NotFoundError          7  NoSuchBucket, NoSuchUpload
     │   └── IntegrityError         6  BadDigest, checksum or size mismatch
-    ├── ResumeError                8  journal corrupt, journal/file/server disagree
+    ├── ResumeError                8  journal corrupt, journal/file/server disagree (the
+    │                                 server no longer has a resumed upload)
     │   ├── SourceChangedError     8  the file changed since the upload began
     │   ├── DestinationChangedError 8 the key was written since the upload began (not overwritten)
     │   └── JournalError           8  the journal cannot be read or written (stops a whole job)

@@ -100,6 +100,41 @@ def test_malformed_destinations(tmp_path: Path, url: str, message: str) -> None:
     assert_one_line_error(result, 2, message)
 
 
+def test_resume_of_an_upload_the_server_no_longer_has_is_exit_8_as_the_table_says(
+        moto_server: MotoServer, moto_bucket: str, tmp_path: Path) -> None:
+    """The journal says an upload is unfinished; the server no longer has it (a lifecycle
+    rule, another tool's abort). ``bigupload resume`` refuses to start a new one (an old
+    intent): exit 8, "resume refused ... the journal disagrees", and the README table and
+    --help say so (they listed "upload gone" under 7 only); the row is closed."""
+    from bigupload.cli import EXIT_CODES
+    from bigupload.journal import DestinationGuard, Journal, UploadState
+    from bigupload.source import SourceFile
+
+    path = tmp_path / "f.bin"
+    with open(path, "wb") as f:
+        f.truncate(12 * MiB)
+    client: Any = moto_server.boto3_client()
+    upload_id = client.create_multipart_upload(Bucket=moto_bucket, Key="k")["UploadId"]
+    client.abort_multipart_upload(Bucket=moto_bucket, Key="k", UploadId=upload_id)
+    journal = tmp_path / "j.db"
+    with SourceFile(str(path)) as source, Journal(journal) as j:
+        row = j.start_upload(source.fingerprint(), moto_server.endpoint_url, moto_bucket, "k",
+                             5 * MiB, 3, "crc32c", None, guard=DestinationGuard.absent())
+        j.set_upload_id(row, upload_id)
+    result = cli("resume", "--journal", str(journal))
+    assert_one_line_error(result, 8, f"the server no longer has upload {upload_id}",
+                          "bigupload cp again")
+    with Journal(journal) as j:
+        assert j.get(row).state is UploadState.ABORTED
+    assert list_uploads(moto_server, moto_bucket) == []
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    (row8,) = [line for line in readme.splitlines() if line.startswith("| 8 |")]
+    (row7,) = [line for line in readme.splitlines() if line.startswith("| 7 |")]
+    assert "no longer has the journalled upload" in row8, row8
+    assert "upload gone" not in row7 or "mid-run" in row7, row7
+    assert "no longer has the journalled" in " ".join(EXIT_CODES.split())
+
+
 @pytest.mark.parametrize("how", ["put", "multipart", "directory", "manifest"])
 @pytest.mark.parametrize("value", ["caf\u00e9", "\u65e5\u672c", "a\nb", "tab\there"])
 def test_metadata_that_is_not_printable_ascii_is_refused_before_anything_is_created(
