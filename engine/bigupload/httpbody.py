@@ -110,10 +110,12 @@ async def _sendfile(transport: asyncio.BaseTransport, body: FileRange, length: i
                 # transport still holds. asyncio waits on the socket for as long as it
                 # takes, hence the bound, and the few bytes asked, which a live server's
                 # socket buffers take at once.
+                # (in this task, not wait_for's: a second cancellation, as anyio delivers,
+                # must not leave asyncio's sendfile running on a transport being aborted)
                 try:
-                    n = await asyncio.wait_for(
-                        loop.sendfile(transport, file, body.offset, min(want, FIRST_SENDFILE),  # type: ignore[arg-type]
-                                      fallback=False), timeout)
+                    with anyio.fail_after(timeout):
+                        n = await loop.sendfile(transport, file, body.offset,  # type: ignore[arg-type]
+                                                min(want, FIRST_SENDFILE), fallback=False)
                 except (asyncio.SendfileNotAvailableError, NotImplementedError):
                     return False
                 except TimeoutError:
@@ -190,7 +192,8 @@ class _Waiter:
         ready = self.loop.create_future()
         self.loop.add_writer(self.dup, _wake, ready)
         try:
-            await asyncio.wait_for(ready, timeout)
+            with anyio.fail_after(timeout):
+                await ready
         except TimeoutError:
             raise _stalled(timeout) from None
         finally:
@@ -237,7 +240,10 @@ async def _write_chunks(writer: Any, body: FileRange, length: int,
 
 async def _drain(writer: Any, timeout: float) -> None:
     """``writer.drain()``, failing as a read timeout when the transport's buffer does not
-    shrink for ``timeout`` seconds: the server stopped taking the body."""
+    shrink for ``timeout`` seconds: the server stopped taking the body. The drain runs as
+    its own task, waited on and left running while the buffer shrinks: aiohttp keeps the
+    future a drain waits on, and cancelling it would fail every later drain. It is only
+    cancelled when this body fails, and its connection with it."""
     transport = writer.transport
     draining = asyncio.ensure_future(writer.drain())
     try:
