@@ -522,3 +522,21 @@ def test_a_source_path_that_is_not_utf8_is_journalled_exactly(tmp_path: Path) ->
         assert not j.in_job(odd, "b", "k")
         (record,) = j.uploads(UploadState.ACTIVE)
         assert os.fsencode(record.fingerprint.path) == b"/data/\xffdir/x.bin"
+
+
+def test_a_forgotten_job_id_is_never_handed_out_again(tmp_path: Path) -> None:
+    """SQLite reuses the highest rowid once it is deleted: ``forget job 2`` then a new job
+    made another job 2, and ``resume 2`` or a note saying "job 2" meant another one. Ids
+    only grow, across reopening too."""
+    path = tmp_path / "j.db"
+    with Journal(path) as j:
+        first = j.start_job("a", "{}", "h1")
+        second = j.start_job("b", "{}", "h2")
+        assert j.forget_jobs(ids=(second,)) == 1
+        third = j.start_job("c", "{}", "h3")
+        assert third > second > first
+        assert j.forget_jobs(ids=(first, third)) == 2
+    with Journal(path) as j:
+        fourth = j.start_job("d", "{}", "h4")
+        assert fourth > third
+        assert [job.id for job in j.jobs()] == [fourth]

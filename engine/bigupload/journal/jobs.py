@@ -130,12 +130,23 @@ class JobRepository:
         return self.db.lock(f"job\0{job_id}", f"is running job {job_id}")
 
     def start(self, description: str, spec: str, spec_hash: str) -> int:
+        """A new job, numbered after every job this journal ever had: SQLite would hand a
+        forgotten highest id out again, and ``resume 7`` must never mean another job than
+        the 7 a user saw. The highest id given is kept in ``meta`` (``last_job_id``); one
+        INSERT takes the write lock before it reads, so two processes cannot pick the same
+        id, and the counter only grows."""
         stamp = now()
         cur = self.db.execute(
-            "INSERT INTO jobs (state, description, spec, spec_hash, created_at, updated_at) "
-            "VALUES (?,?,?,?,?,?)",
+            "INSERT INTO jobs (id, state, description, spec, spec_hash, created_at, updated_at) "
+            "VALUES (1 + max(coalesce((SELECT CAST(value AS INTEGER) FROM meta "
+            "WHERE name='last_job_id'), 0), coalesce((SELECT max(id) FROM jobs), 0)),"
+            "?,?,?,?,?,?)",
             (JobState.ACTIVE.value, description, spec, spec_hash, stamp, stamp))
         assert cur.lastrowid is not None
+        self.db.execute(
+            "INSERT INTO meta VALUES ('last_job_id', ?) ON CONFLICT (name) DO UPDATE SET "
+            "value=max(CAST(value AS INTEGER), CAST(excluded.value AS INTEGER))",
+            (str(cur.lastrowid),))
         return cur.lastrowid
 
     def set_state(self, job_id: int, state: JobState, error: str | None = None) -> None:
