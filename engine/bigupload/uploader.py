@@ -484,7 +484,9 @@ class Uploader:
                 exit_code=ResumeError.exit_code)
         log.info("resuming %s -> s3://%s/%s", record.fingerprint.path, record.bucket, record.key)
         try:
-            async with self._elsewhere(record.endpoint, part_size=record.part_size) as there:
+            # as the upload began: its part size, and each part with its Content-MD5 if so
+            async with self._elsewhere(record.endpoint, part_size=record.part_size,
+                                       content_md5=record.content_md5) as there:
                 if record.copy_source is not None:
                     result = await there.resume_copy(record, progress=progress)
                 else:

@@ -184,3 +184,27 @@ def test_resume_goes_on_after_a_job_that_stops(make_file: Any, tmp_path: Path) -
     assert {k for (_, k) in store.objects} == {"b/f2", "b/f3", KEY}
     with Journal(journal) as j:
         assert j.job(first).state is JobState.ACTIVE  # kept, resumable
+
+
+def test_resume_of_a_single_file_keeps_sending_content_md5(make_file: Any,
+                                                           tmp_path: Path) -> None:
+    """``cp --content-md5`` interrupted, then ``bigupload resume`` (which takes no object
+    options): each part it sends still carries its Content-MD5, as a job's would (its spec
+    keeps the flag). The flag is journalled with the upload."""
+    path = make_file(23 * MiB + 5)
+    store, journal = FakeStore(), tmp_path / "j.db"
+    assert interrupted_upload(path, store, journal, config(concurrency=1, content_md5=True),
+                              lambda op, ctx: op == "upload_part" and ctx["number"] == 3)
+    sent: list[str | None] = []
+    store.faults.append(lambda op, ctx: sent.append(ctx["content_md5"])
+                        if op == "upload_part" else None)
+
+    async def main() -> list[ResumedJob | ResumedFile]:
+        async with Uploader(config(), store=store, journal=journal) as up:
+            return await resumed(up)
+
+    (report,) = anyio.run(main)
+    assert isinstance(report, ResumedFile) and report.error is None, report
+    assert report.result is not None and report.result.resumed_parts >= 1
+    assert len(sent) >= 2 and all(md5 is not None for md5 in sent), sent
+    assert store.objects[(BUCKET, KEY)][0] == path.read_bytes()

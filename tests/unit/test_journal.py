@@ -238,7 +238,7 @@ def test_old_journal_is_migrated_and_reads_back(tmp_path: Path, version: int) ->
         j.set_guard(7, DestinationGuard.present('"old"'))
         assert j.get(7).guard.etag == '"old"'
     db = sqlite3.connect(path)
-    assert db.execute("SELECT value FROM meta WHERE name='schema_version'").fetchone()[0] == "4"
+    assert db.execute("SELECT value FROM meta WHERE name='schema_version'").fetchone()[0] == "5"
     db.close()
 
 
@@ -267,7 +267,29 @@ def test_version_3_journal_is_migrated_to_copy_sources(tmp_path: Path) -> None:
         assert copy is not None and copy.id == row and copy.copy_source == source
         assert copy.fingerprint.size == 12 << 20 and copy.fingerprint.sample_hash == '"e-2"'
     db = sqlite3.connect(path)
-    assert db.execute("SELECT value FROM meta WHERE name='schema_version'").fetchone()[0] == "4"
+    assert db.execute("SELECT value FROM meta WHERE name='schema_version'").fetchone()[0] == "5"
+    db.close()
+
+
+def test_version_4_journal_is_migrated_to_content_md5(tmp_path: Path) -> None:
+    """A journal as version 4 wrote it gains uploads.content_md5: its rows were sent
+    without Content-MD5 and resume so; a row started with it reads back with it."""
+    path = old_journal(tmp_path / "journal.sqlite3", 2)
+    db = sqlite3.connect(path)
+    db.execute("ALTER TABLE uploads ADD COLUMN checksum_type TEXT NOT NULL DEFAULT 'COMPOSITE'")
+    db.execute("ALTER TABLE uploads ADD COLUMN guard TEXT")
+    db.execute("ALTER TABLE uploads ADD COLUMN copy_source TEXT")
+    db.execute("UPDATE meta SET value='4' WHERE name='schema_version'")
+    db.commit()
+    db.close()
+    with Journal(path) as j:
+        assert j.get(7).content_md5 is False and j.get(7).fingerprint == FP
+        row = j.start_upload(FP, "http://e", "b", "k2", 5 << 20, 20, "crc32c", None,
+                             content_md5=True)
+    with Journal(path) as j:
+        assert j.get(row).content_md5 is True
+    db = sqlite3.connect(path)
+    assert db.execute("SELECT value FROM meta WHERE name='schema_version'").fetchone()[0] == "5"
     db.close()
 
 
@@ -284,7 +306,7 @@ def test_migration_is_one_transaction(tmp_path: Path) -> None:
     db = sqlite3.connect(path)
     columns = {r[1] for r in db.execute("PRAGMA table_info(uploads)")}
     assert "checksum_type" not in columns and "guard" not in columns
-    assert "copy_source" not in columns
+    assert "copy_source" not in columns and "content_md5" not in columns
     assert db.execute("SELECT value FROM meta WHERE name='schema_version'").fetchone()[0] == "2"
     db.close()
 
