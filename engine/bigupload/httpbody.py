@@ -189,20 +189,22 @@ class _Waiter:
     async def _writable(self, timeout: float) -> None:
         if self.dup < 0:
             self.dup = os.dup(self.fd)
-        ready = self.loop.create_future()
-        self.loop.add_writer(self.dup, _wake, ready)
+        # a plain future and a timer, awaited in this task: this runs once per socket
+        # wakeup, where a cancel scope costs measurable CPU per GiB
+        ready: asyncio.Future[bool] = self.loop.create_future()
+        self.loop.add_writer(self.dup, _wake, ready, True)
+        timer = self.loop.call_later(timeout, _wake, ready, False)
         try:
-            with anyio.fail_after(timeout):
-                await ready
-        except TimeoutError:
-            raise _stalled(timeout) from None
+            if not await ready:
+                raise _stalled(timeout)
         finally:
+            timer.cancel()
             self.loop.remove_writer(self.dup)
 
 
-def _wake(ready: asyncio.Future[None]) -> None:
+def _wake(ready: asyncio.Future[bool], writable: bool) -> None:
     if not ready.done():
-        ready.set_result(None)
+        ready.set_result(writable)
 
 
 def _widen_send_buffer(transport: asyncio.BaseTransport) -> None:
