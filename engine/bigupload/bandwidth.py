@@ -131,3 +131,11 @@ class TokenBucket:
 # the bucket of the request being made in this context (set by ``Scheduler.retrying``)
 CURRENT: contextvars.ContextVar[TokenBucket | None] = contextvars.ContextVar(
     "bigupload_bandwidth", default=None)
+
+# --read-timeout, for the body writers of the request being made in this context (set by
+# ``Scheduler.retrying`` with ``CURRENT``): how long ``httpbody`` waits for the socket to
+# take one more byte of a body before the attempt fails as a read timeout. aiohttp's own
+# read timeout only starts once the body is sent, and a server that stops reading would
+# otherwise hold the attempt forever. None: the default of ``UploadConfig``.
+SEND_TIMEOUT: contextvars.ContextVar[float | None] = contextvars.ContextVar(
+    "bigupload_send_timeout", default=None)

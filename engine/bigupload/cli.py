@@ -26,6 +26,7 @@ from .cliargs import EXIT_CODES as EXIT_CODES  # re-exported with the parser, fo
 from .cliargs import (
     UsageError,
     build_parser,
+    check_environment,
     connection_config,
     expected_size,
     keep_negative_values,
@@ -350,9 +351,19 @@ def walk_said(report: batch.WalkReport) -> None:
         log.info("%d file(s) left out by --include/--exclude", report.excluded)
 
 
+def existing_journal(args: argparse.Namespace) -> None:
+    """``status``, ``resume`` and ``forget`` read a journal: one named with ``--journal``
+    (or BIGUPLOAD_JOURNAL) that does not exist is a mistyped path, refused before it is
+    created empty. Without one, the default journal is used, made if need be."""
+    if args.journal is not None and not os.path.lexists(args.journal):
+        raise UsageError(f"no journal at {args.journal} (--journal): {args.command} reads an "
+                         "existing journal; the upload commands create one")
+
+
 async def cmd_resume(args: argparse.Namespace, out: Output) -> int:
     """Every active job and unfinished single file, or one job; each goes to the endpoint
     it began with (``--endpoint-url`` only checks that). Exit with the worst outcome."""
+    existing_journal(args)
     code = 0
     reported = 0
     show = show_progress(args)
@@ -375,6 +386,9 @@ async def cmd_resume(args: argparse.Namespace, out: Output) -> int:
 def show_resumed(out: Output, args: argparse.Namespace, report: ResumedJob | ResumedFile) -> int:
     """Render what ``resume`` did with one job or file; its exit code."""
     if isinstance(report, ResumedJob):
+        if report.error is not None and report.exit_code is not None:
+            return fail(out, args, report.exit_code, f"job {report.job_id}: {report.error}",
+                        error_type=report.error_type)
         if report.result is None:
             out.emit("summary", f"job {report.job_id} is already complete",
                      job_id=report.job_id, state="completed")
@@ -389,6 +403,7 @@ def show_resumed(out: Output, args: argparse.Namespace, report: ResumedJob | Res
 
 
 async def cmd_status(args: argparse.Namespace, out: Output) -> int:
+    existing_journal(args)
     async with Uploader(journal=args.journal) as uploader:
         report = uploader.status(args.job, closed=args.all)
     show_status(out, report, one_job=args.job is not None, closed=args.all)
@@ -398,6 +413,7 @@ async def cmd_status(args: argparse.Namespace, out: Output) -> int:
 async def cmd_forget(args: argparse.Namespace, out: Output) -> int:
     uploads, jobs = parse_row_ids(args.ids)
     older_than = None if args.older_than is None else parse_age(args.older_than)
+    existing_journal(args)
     async with Uploader(journal=args.journal) as uploader:
         report = uploader.forget(uploads=tuple(uploads), jobs=tuple(jobs),
                                  finished=args.finished, failed=args.failed,
@@ -505,7 +521,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"bigupload: error: {redact(str(exc))}", file=sys.stderr)
         return 2
     args = parser.parse_args(keep_negative_values(sys.argv[1:] if argv is None else argv))
+    try:
+        unknown = check_environment(dry_run=getattr(args, "dry_run", None))
+    except UsageError as exc:
+        print(f"bigupload: error: {exc}", file=sys.stderr)
+        return 2
     setup_logging(args)
+    for warning in unknown:
+        log.warning("%s", warning)
     if getattr(args, "no_verify_ssl", False):
         log.warning("TLS certificate verification is OFF (--no-verify-ssl)")
     out = Output(args.json)

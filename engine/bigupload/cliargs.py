@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NoReturn, TypeVar
 
 from .bandwidth import parse_rate
@@ -39,9 +39,11 @@ EXIT_CODES = """exit codes:
   5    transient failure after retries (the journal is kept: run the same
        command to resume)
   6    integrity failure: the server saw different bytes, or the object differs
-  7    the store refused the request (no such bucket, upload gone, invalid)
+  7    the store refused the request (no such bucket, upload gone mid-run,
+       invalid)
   8    resume refused: the file changed since the upload began, a copy's source
-       changed (the copy was aborted), or the journal disagrees
+       changed (the copy was aborted), the server no longer has the journalled
+       upload (run the original cp again), or the journal disagrees
   9    partial: a batch finished, but some files failed (listed; `bigupload
        resume ID` retries them)
   10   the Dask cluster could not run the work (--dask); the message says what
@@ -82,11 +84,56 @@ def env_name(option: str) -> str:
     return "BIGUPLOAD_" + option.lstrip("-").upper().replace("-", "_")
 
 
+# every BIGUPLOAD_* name a setting reads, filled by ``from_env`` as the parser is built
+SETTING_NAMES: set[str] = set()
+# read elsewhere: knobs of the engine (checksum.py, client.py, tlssend.py, uploader.py) and
+# of the crash-torture test, which runs the CLI with its own variable in the environment
+OTHER_NAMES = frozenset({"BIGUPLOAD_CHECKSUM_BACKEND", "BIGUPLOAD_TRAILING_CHECKSUM",
+                         "BIGUPLOAD_LEAN_PUT", "BIGUPLOAD_TLS_SEND", "BIGUPLOAD_EVENT_LOOP",
+                         "BIGUPLOAD_SOAK_KILLS"})
+# options given on the command line only (README): one run's intent, never a standing default
+COMMAND_LINE_ONLY = ("--dry-run", "--restart", "--upload-id", "--recursive", "--include",
+                     "--exclude", "--metadata")
+
+
+def check_environment(environ: Mapping[str, str] | None = None, *,
+                      dry_run: bool | None = None) -> list[str]:
+    """The BIGUPLOAD_* variables no setting reads, as warnings (one line each, naming the
+    closest known name: the prefix is ours, so an unknown name is most likely a typo, but
+    a warning lets a run go on as before). BIGUPLOAD_DRY_RUN on a command that would send
+    (``dry_run`` False: ``cp`` without --dry-run) is refused, a UsageError: ignoring it
+    would send what its user meant only to plan. Call after the arguments are parsed."""
+    import difflib
+
+    environ = os.environ if environ is None else environ
+    known = SETTING_NAMES | OTHER_NAMES
+    suffixes = {name.removeprefix("BIGUPLOAD_"): name for name in known}
+    warnings = []
+    for name in sorted(environ):
+        if not name.startswith("BIGUPLOAD_") or name in known or not environ[name].strip():
+            continue
+        option = next((o for o in COMMAND_LINE_ONLY if env_name(o) == name), None)
+        if option == "--dry-run" and dry_run is False:
+            raise UsageError(f"{name} is not read (a dry run is asked for on the command line "
+                             f"only): give --dry-run, or unset {name}")
+        if option == "--dry-run" and dry_run:
+            continue
+        if option is not None:
+            warnings.append(f"{name} is ignored: {option} is given on the command line only")
+            continue
+        close = difflib.get_close_matches(name.removeprefix("BIGUPLOAD_"), sorted(suffixes),
+                                          n=1, cutoff=0.75)
+        hint = f"did you mean {suffixes[close[0]]}?" if close else "see: bigupload --help"
+        warnings.append(f"{name} is not a bigupload setting and is ignored ({hint})")
+    return warnings
+
+
 def from_env(option: str, parse: Callable[[str], T], fallback: T) -> T:
     """The default of ``option``: its ``BIGUPLOAD_*`` variable parsed by ``parse``, or
     ``fallback`` when unset or empty. A value ``parse`` refuses is a UsageError naming the
     variable, raised while the parser is built, so even ``--help`` says so (exit 2)."""
     name = env_name(option)
+    SETTING_NAMES.add(name)
     raw = os.environ.get(name, "")
     if not raw.strip():
         return fallback
@@ -213,13 +260,14 @@ def parse_row_ids(words: list[str]) -> tuple[list[int], list[int]]:
 
 
 SIZED_OPTIONS = ("--part-size", "--multipart-threshold", "--memory-limit", "--concurrency",
-                 "--max-attempts", "--connect-timeout", "--read-timeout", "--expected-size")
+                 "--max-attempts", "--connect-timeout", "--read-timeout", "--expected-size",
+                 "--older-than")
 
 
 def keep_negative_values(argv: Sequence[str]) -> list[str]:
-    """argparse takes ``-5MiB`` for an option (only ``-5`` looks like a number to it), so
-    ``--part-size -5MiB`` would be "expected one argument": the value is kept with its
-    option, for the size parser to refuse as negative."""
+    """argparse takes ``-5MiB`` (or an age, ``-1d``) for an option (only ``-5`` looks like a
+    number to it), so ``--part-size -5MiB`` would be "expected one argument": the value is
+    kept with its option, for the size (or age) parser to refuse as negative."""
     out: list[str] = []
     tokens = iter(argv)
     for token in tokens:

@@ -202,6 +202,13 @@ def map_error(exc: BaseException, operation: str, bucket: str, key: str = "",
         return store_error(f"{where}: TLS certificate verification failed for {_origin(exc)}: "
                            f"{failure.verify_message or failure.reason}; {CERTIFICATE_HINT}",
                            code="CertificateVerifyFailed", **ctx)
+    if _plain_http_answer(exc):  # https:// to a plain-http port: a setting, exit 2
+        origin = _origin(exc)
+        error = ConfigError(f"{where}: {origin} does not speak TLS (it answered the TLS "
+                            f"handshake in plain text); for plain http use --endpoint-url "
+                            f"http://{origin.partition('://')[2] or 'HOST:PORT'}")
+        error.fatal_for_job = True
+        return error
     if isinstance(exc, bce.SSLError):
         return store_error(f"{where}: TLS error: {exc}", code="SSLError", **ctx)
     if (which := _timeout(exc)) is not None:
@@ -290,6 +297,30 @@ def _certificate_failure(exc: BaseException) -> ssl.SSLCertVerificationError | N
         pending += [current.__cause__, current.__context__, wrapped,
                     kwargs.get("error") if isinstance(kwargs, dict) else None]
     return None
+
+
+# what OpenSSL says when the answer to its ClientHello is not a TLS record at all (a plain
+# HTTP server's "HTTP/1.1 400 ..."): 1.1 and 3.0 name the version, 3.2+ the record layer
+_NOT_TLS = frozenset({"WRONG_VERSION_NUMBER", "PACKET_LENGTH_TOO_LONG", "RECORD_LAYER_FAILURE",
+                      "UNKNOWN_PROTOCOL", "HTTP_REQUEST"})
+
+
+def _plain_http_answer(exc: BaseException) -> bool:
+    """Whether a TLS handshake behind ``exc`` failed on an answer that is not TLS."""
+    seen: set[int] = set()
+    pending: list[Any] = [exc]
+    while pending:
+        current = pending.pop()
+        if not isinstance(current, BaseException) or id(current) in seen:
+            continue
+        seen.add(id(current))
+        if isinstance(current, ssl.SSLError) and getattr(current, "reason", None) in _NOT_TLS:
+            return True
+        kwargs = getattr(current, "kwargs", None)
+        pending += [current.__cause__, current.__context__,
+                    getattr(current, "os_error", None),  # aiohttp's connector errors
+                    kwargs.get("error") if isinstance(kwargs, dict) else None]
+    return False
 
 
 def _origin(exc: BaseException) -> str:

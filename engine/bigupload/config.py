@@ -171,9 +171,8 @@ class UploadConfig:
                                   "(S3's rule)")
             if self.checksum is ChecksumAlgorithm.CRC64NVME and self.checksum_type == "COMPOSITE":
                 raise ConfigError("crc64nvme checksums are always full-object (S3's rule)")
-        for name in self.metadata:
-            if not name or not all(c.isascii() and c.isprintable() for c in name):
-                raise ConfigError(f"invalid metadata key {name!r}")
+        if problem := metadata_problem(self.metadata):
+            raise ConfigError(problem)
 
     def _check_endpoint(self, url: str) -> None:
         """An endpoint is ``http(s)://host[:port]``; an SSE-C key never goes over plain
@@ -197,3 +196,18 @@ class UploadConfig:
                 f"({format_size(part_size)})"
             )
         return limit
+
+
+def metadata_problem(metadata: Mapping[str, str]) -> str | None:
+    """What is wrong with user metadata, or None. S3 sends it as ``x-amz-meta-*`` HTTP
+    headers, which carry US-ASCII only (botocore refuses anything else, at the first
+    request, after a multipart upload or a batch job was already created): a name of
+    printable ASCII, a value of printable ASCII or spaces (no control character, no line
+    break)."""
+    for name, value in metadata.items():
+        if not name or not all(c.isascii() and c.isprintable() for c in name):
+            return f"invalid metadata key {name!r}"
+        if not all(c.isascii() and c.isprintable() for c in value):
+            return (f"metadata {name}={value!r}: S3 user metadata must be printable US-ASCII "
+                    "(it travels in HTTP headers); percent-encode the value, for example")
+    return None

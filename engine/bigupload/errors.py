@@ -4,13 +4,15 @@ What a store failure means (its class, retryable, ...) comes from classify.py's 
 
     BigUploadError                 1  internal / unexpected
     ├── ConfigError                2  bad sizes, >10,000 parts, unknown algorithm, bad URL,
-    │                                 unknown profile, SSE-C over plain http
+    │                                 unknown profile, SSE-C over plain http, an
+    │                                 https endpoint that does not speak TLS
     ├── SourceError                3  missing, unreadable, not a regular file, changed mid-upload
     ├── StoreError                 5 if retryable (transient: resumable) else 7 (refused)
     │   ├── AuthError              4  credentials, access denied, TLS certificate not trusted
     │   ├── NotFoundError          7  NoSuchBucket, NoSuchUpload
     │   └── IntegrityError         6  BadDigest, checksum or size mismatch
-    ├── ResumeError                8  journal corrupt, journal/file/server disagree
+    ├── ResumeError                8  journal corrupt, journal/file/server disagree (the
+    │                                 server no longer has a resumed upload)
     │   ├── SourceChangedError     8  the file changed since the upload began
     │   ├── DestinationChangedError 8 the key was written since the upload began (not overwritten)
     │   └── JournalError           8  the journal cannot be read or written (stops a whole job)
@@ -34,9 +36,11 @@ class BigUploadError(Exception):
 
 
 class ConfigError(BigUploadError):
-    """Invalid settings or arguments, detected before any request is sent."""
+    """Invalid settings or arguments, detected before any request is sent (or by the
+    first one's failure: an https endpoint that does not speak TLS)."""
 
     exit_code = 2
+    fatal_for_job = False  # a setting every file of a batch job shares: it stops the job
 
 
 class SourceError(BigUploadError):

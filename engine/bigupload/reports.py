@@ -99,11 +99,15 @@ class ForgetReport:
 
 @dataclasses.dataclass(frozen=True)
 class ResumedJob:
-    """One job ``resume`` took up: its run's result, or None when it was already complete."""
+    """One job ``resume`` took up: its run's result, or None when it was already complete
+    or stopped (``error`` and its ``exit_code``: the job is kept, and the others go on)."""
 
     job_id: int
     description: str
     result: BatchResult | None
+    error: str | None = None
+    error_type: str | None = None
+    exit_code: int | None = None
 
 
 @dataclasses.dataclass(frozen=True)

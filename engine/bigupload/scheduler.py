@@ -218,6 +218,7 @@ class Scheduler:
         for n in range(1, config.max_attempts + 1):
             sent_in_round = self._round
             token = bandwidth.CURRENT.set(self.bandwidth)  # the body writers read it
+            timeout = bandwidth.SEND_TIMEOUT.set(config.read_timeout_s)
             try:
                 async with self.connections:
                     sent_in_round = self._round
@@ -237,5 +238,6 @@ class Scheduler:
                          config.max_attempts - 1, delay)
                 await anyio.sleep(delay)
             finally:
+                bandwidth.SEND_TIMEOUT.reset(timeout)
                 bandwidth.CURRENT.reset(token)
         raise AssertionError("unreachable")

@@ -458,8 +458,9 @@ class Uploader:
         or job ``job_id`` alone (a partial job retries its failures). Each goes to the
         endpoint it began with, with this uploader's other settings; when this uploader
         names an endpoint, a job elsewhere is a ConfigError and a file elsewhere is
-        skipped (and reported). A single file that fails is reported and the others go on;
-        what stops a job stops the resume."""
+        skipped (and reported). A file that fails, or a job that stops (its ``error`` and
+        ``exit_code``; the job is kept), is reported and the others go on; ``fail_fast``
+        raises at the first job that stops."""
         if job_id is not None:
             job = self.journal.job(job_id)
             if job is None:
@@ -480,9 +481,18 @@ class Uploader:
             if given and given.rstrip("/") != endpoint.rstrip("/"):
                 raise ConfigError(f"job {job.id} uploads to {endpoint}, not {given}")
             log.info("resuming job %d (%s)", job.id, job.description)
-            async with self._elsewhere(endpoint) as there:
-                result = await there.resume_job(job.id, retry_failed=True, fail_fast=fail_fast,
-                                                progress=progress)
+            try:
+                async with self._elsewhere(endpoint) as there:
+                    result = await there.resume_job(job.id, retry_failed=True,
+                                                    fail_fast=fail_fast, progress=progress)
+            except Cancelled:
+                raise
+            except BigUploadError as exc:
+                if fail_fast:
+                    raise
+                yield ResumedJob(job.id, job.description, None, error=str(exc),
+                                 error_type=type(exc).__name__, exit_code=exc.exit_code)
+                continue
             yield ResumedJob(job.id, job.description, result)
         for record in singles:
             yield await self._resume_file(record, file_progress)
@@ -513,7 +523,9 @@ class Uploader:
                 exit_code=ResumeError.exit_code)
         log.info("resuming %s -> s3://%s/%s", record.fingerprint.path, record.bucket, record.key)
         try:
-            async with self._elsewhere(record.endpoint, part_size=record.part_size) as there:
+            # as the upload began: its part size, and each part with its Content-MD5 if so
+            async with self._elsewhere(record.endpoint, part_size=record.part_size,
+                                       content_md5=record.content_md5) as there:
                 if record.copy_source is not None:
                     result = await there.resume_copy(record, progress=progress)
                 else:

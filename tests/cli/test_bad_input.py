@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from bigupload.journal import SCHEMA_VERSION
+from bigupload.journal import SCHEMA_VERSION, Journal
 from bigupload.testing import TEST_CREDENTIALS, MotoServer, SeaweedServer
 from tests.cli.test_cli import cli
 from tests.conftest import MiB, list_uploads, read_object
@@ -98,6 +98,79 @@ def test_malformed_destinations(tmp_path: Path, url: str, message: str) -> None:
     path.write_bytes(b"x")
     result = cli("cp", str(path), url, "--endpoint-url", "http://127.0.0.1:9")
     assert_one_line_error(result, 2, message)
+
+
+def test_resume_of_an_upload_the_server_no_longer_has_is_exit_8_as_the_table_says(
+        moto_server: MotoServer, moto_bucket: str, tmp_path: Path) -> None:
+    """The journal says an upload is unfinished; the server no longer has it (a lifecycle
+    rule, another tool's abort). ``bigupload resume`` refuses to start a new one (an old
+    intent): exit 8, "resume refused ... the journal disagrees", and the README table and
+    --help say so (they listed "upload gone" under 7 only); the row is closed."""
+    from bigupload.cli import EXIT_CODES
+    from bigupload.journal import DestinationGuard, Journal, UploadState
+    from bigupload.source import SourceFile
+
+    path = tmp_path / "f.bin"
+    with open(path, "wb") as f:
+        f.truncate(12 * MiB)
+    client: Any = moto_server.boto3_client()
+    upload_id = client.create_multipart_upload(Bucket=moto_bucket, Key="k")["UploadId"]
+    client.abort_multipart_upload(Bucket=moto_bucket, Key="k", UploadId=upload_id)
+    journal = tmp_path / "j.db"
+    with SourceFile(str(path)) as source, Journal(journal) as j:
+        row = j.start_upload(source.fingerprint(), moto_server.endpoint_url, moto_bucket, "k",
+                             5 * MiB, 3, "crc32c", None, guard=DestinationGuard.absent())
+        j.set_upload_id(row, upload_id)
+    result = cli("resume", "--journal", str(journal))
+    assert_one_line_error(result, 8, f"the server no longer has upload {upload_id}",
+                          "bigupload cp again")
+    with Journal(journal) as j:
+        assert j.get(row).state is UploadState.ABORTED
+    assert list_uploads(moto_server, moto_bucket) == []
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    (row8,) = [line for line in readme.splitlines() if line.startswith("| 8 |")]
+    (row7,) = [line for line in readme.splitlines() if line.startswith("| 7 |")]
+    assert "no longer has the journalled upload" in row8, row8
+    assert "upload gone" not in row7 or "mid-run" in row7, row7
+    assert "no longer has the journalled" in " ".join(EXIT_CODES.split())
+
+
+@pytest.mark.parametrize("how", ["put", "multipart", "directory", "manifest"])
+@pytest.mark.parametrize("value", ["caf\u00e9", "\u65e5\u672c", "a\nb", "tab\there"])
+def test_metadata_that_is_not_printable_ascii_is_refused_before_anything_is_created(
+        moto_server: MotoServer, moto_bucket: str, tmp_path: Path, value: str, how: str) -> None:
+    """S3 user metadata travels in HTTP headers: US-ASCII only. Refused as a setting (exit
+    2, one line), before a multipart upload or a batch job exists, not as botocore's
+    ParamValidationError at the first request (exit 7, three lines, a failed job)."""
+    import json
+
+    (tmp_path / "dir").mkdir()
+    path = tmp_path / "dir" / "f.bin"
+    with open(path, "wb") as f:
+        f.truncate(6 * MiB)
+    journal = tmp_path / "j.db"
+    args = {"put": [str(path), f"s3://{moto_bucket}/k"],
+            "multipart": [str(path), f"s3://{moto_bucket}/k", "--multipart-threshold", "5MiB",
+                          "--part-size", "5MiB"],
+            "directory": ["-r", str(tmp_path / "dir"), f"s3://{moto_bucket}/p/"]}
+    if how == "manifest":
+        manifest = tmp_path / "list.jsonl"
+        manifest.write_text(json.dumps({"source": str(path), "key": "k",
+                                        "metadata": {"note": value}}) + "\n")
+        argv = ["--manifest", str(manifest), f"s3://{moto_bucket}/"]
+    else:
+        argv = [*args[how], "--metadata", f"note={value}"]
+    result = cli("cp", *argv, "--endpoint-url", moto_server.endpoint_url,
+                 "--journal", str(journal))
+    assert_one_line_error(result, 2, "S3 user metadata must be printable US-ASCII")
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert list_uploads(moto_server, moto_bucket) == []
+    assert "Contents" not in moto_server.boto3_client().list_objects_v2(Bucket=moto_bucket)
+    if journal.exists():
+        with sqlite3.connect(journal) as db:
+            tables = {name for (name,) in db.execute("SELECT name FROM sqlite_master")}
+            for table in {"jobs", "uploads"} & tables:
+                assert db.execute(f"SELECT count(*) FROM {table}").fetchone() == (0,), table
 
 
 @pytest.mark.parametrize("size", [0, 5 * MiB - 1, 5 * MiB, 5 * MiB + 1])
@@ -203,7 +276,8 @@ def test_journal_in_an_unusable_place(tmp_path: Path, make_file: Any) -> None:
 @pytest.mark.parametrize("damage", ["garbage", "newer"])
 def test_damaged_journal_via_cli(tmp_path: Path, make_file: Any, damage: str) -> None:
     journal = tmp_path / "j.sqlite3"
-    assert cli("status", "--journal", str(journal)).returncode == 0  # creates it
+    with Journal(journal):  # status no longer creates one (it refuses a missing journal)
+        pass
     if damage == "garbage":
         journal.write_bytes(b"\x00garbage" * 1000)
         fragment = "corrupt or not a bigupload journal"

@@ -225,6 +225,33 @@ def test_filters_and_skip_existing(seaweed: SeaweedServer, seaweed_bucket: str, 
     assert_objects(seaweed, seaweed_bucket, "f/", files)
 
 
+def test_a_directory_whose_own_name_is_not_utf8_is_uploaded(
+        seaweed: SeaweedServer, seaweed_bucket: str, tmp_path: Path) -> None:
+    """``cp -r $'\\xff'dir s3://b/p/`` was an internal error (exit 1: the job's description,
+    with the root's name in it, could not be written to the journal). The files under it
+    have UTF-8 names, so they are uploaded; status shows the root escaped, and the same
+    command runs again."""
+    root = os.fsdecode(os.fsencode(tmp_path) + b"/\xffdir")
+    os.mkdir(root)
+    for name in ("a.txt", "b.txt"):
+        with open(os.path.join(root, name), "wb") as f:
+            f.write(name.encode())
+    journal = tmp_path / "journal.sqlite3"
+    common = ["--endpoint-url", seaweed.endpoint_url, "--journal", str(journal)]
+    first = cli("cp", "-r", root, f"s3://{seaweed_bucket}/p/", "--json", *common)
+    assert first.returncode == 0, first.stderr
+    summary = events(first.stdout)[-1]
+    assert (summary["uploaded"], summary["failed"]) == (2, 0), summary
+    for name in ("a.txt", "b.txt"):
+        assert read_object(seaweed, seaweed_bucket, f"p/{name}") == name.encode()
+    status = cli("status", "--all", "--journal", str(journal))
+    assert status.returncode == 0, status.stderr
+    assert "\\xffdir -> s3://" in status.stdout, status.stdout
+    again = cli("cp", "-r", root, f"s3://{seaweed_bucket}/p/", "--json", *common)
+    assert again.returncode == 0, again.stderr
+    assert events(again.stdout)[-1]["failed"] == 0
+
+
 def test_a_name_that_is_not_utf8_stays_failed_on_resume_and_no_other_file_stands_in(
         seaweed: SeaweedServer, seaweed_bucket: str, tmp_path: Path) -> None:
     """A file named with byte 0xff beside one literally named ``bad\\udcffname.txt`` (what

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from bigupload.cli import build_parser, make_config
+from bigupload.journal import Journal
 
 
 def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -187,3 +188,49 @@ def test_help_shows_only_the_commands_options_grouped_one_line_each(command: str
         assert not re.match(r"^ {10,}\S", line), f"a help that wraps: {line!r}"
     assert all(len(line) <= 80 for line in text.splitlines())
     assert re.search(r"^usage: bigupload " + command + r" \[options\]", text, re.M)
+
+
+def test_bigupload_dry_run_in_the_environment_is_never_silently_ignored(
+        small_file: str, tmp_path: Path) -> None:
+    """--dry-run is given on the command line only (README): BIGUPLOAD_DRY_RUN=1 on a cp
+    that would send used to be ignored, and the file sent. Now it is refused before
+    anything (exit 2, one line, no journal made); with --dry-run it changes nothing."""
+    journal = tmp_path / "j.db"
+    result = cli("cp", small_file, "s3://bucket/key", "--endpoint-url", "http://127.0.0.1:9",
+                 "--journal", str(journal), env={"BIGUPLOAD_DRY_RUN": "1"})
+    assert_one_line(result, 2, "BIGUPLOAD_DRY_RUN is not read", "give --dry-run")
+    assert not journal.exists()
+    planned = cli("cp", small_file, "s3://bucket/key", "--endpoint-url", "http://127.0.0.1:9",
+                  "--dry-run", env={"BIGUPLOAD_DRY_RUN": "1"})
+    assert planned.returncode == 0 and planned.stderr == "", planned.stderr
+
+
+@pytest.mark.parametrize("variable,said", [
+    ("BIGUPLOAD_PARTSIZE", "BIGUPLOAD_PARTSIZE is not a bigupload setting and is ignored "
+                           "(did you mean BIGUPLOAD_PART_SIZE?)"),
+    ("BIGUPLOAD_CONCURENCY", "BIGUPLOAD_CONCURENCY is not a bigupload setting and is ignored "
+                             "(did you mean BIGUPLOAD_CONCURRENCY?)"),
+    ("BIGUPLOAD_NOTHING_LIKE_IT", "BIGUPLOAD_NOTHING_LIKE_IT is not a bigupload setting and "
+                                  "is ignored (see: bigupload --help)"),
+    ("BIGUPLOAD_RESTART", "BIGUPLOAD_RESTART is ignored: --restart is given on the command "
+                          "line only"),
+])
+def test_an_unknown_bigupload_variable_is_one_warning_naming_the_closest(
+        variable: str, said: str, tmp_path: Path) -> None:
+    """A misspelled variable used to be ignored without a word. It is a warning, not an
+    error: the run goes on as before (status here), with one line on stderr."""
+    with Journal(tmp_path / "j.db"):
+        pass
+    result = cli("status", "--journal", str(tmp_path / "j.db"), env={variable: "7"})
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.splitlines() == [f"bigupload: {said}"], result.stderr
+
+
+def test_known_variables_raise_no_warning(tmp_path: Path) -> None:
+    env = {"BIGUPLOAD_PART_SIZE": "64MiB", "BIGUPLOAD_TLS_SEND": "1", "BIGUPLOAD_LEAN_PUT": "1",
+           "BIGUPLOAD_CHECKSUM_BACKEND": "", "BIGUPLOAD_JOURNAL": str(tmp_path / "j.db"),
+           "BIGUPLOAD_EVENT_LOOP": "asyncio", "BIGUPLOAD_DRY_RUN": ""}
+    with Journal(tmp_path / "j.db"):
+        pass
+    result = cli("status", env=env)
+    assert result.returncode == 0 and result.stderr == "", result.stderr

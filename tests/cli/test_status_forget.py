@@ -217,6 +217,7 @@ def test_forget_refuses_a_row_another_process_is_uploading(journal: tuple[Path, 
     (["upload"], "no ids after 'upload'"),
     (["--older-than", "3w"], "30d, 12h, 90m"),
     (["--older-than=-3d"], "30d, 12h, 90m"),
+    (["--older-than", "-1d"], "got '-1d'"),  # was argparse's "expected one argument"
     (["--older-than", "1.5d"], "30d, 12h, 90m"),
 ])
 def test_forget_bad_input_changes_nothing(journal: tuple[Path, dict[str, int]], args: list[str],
@@ -229,3 +230,38 @@ def test_forget_bad_input_changes_nothing(journal: tuple[Path, dict[str, int]], 
     assert len(lines) == 1 and lines[0].startswith("bigupload: error:") and message in lines[0], lines
     assert result.stdout == ""
     assert left(path) == before
+
+
+@pytest.mark.parametrize("argv", [["status"], ["status", "--all"], ["resume"], ["resume", "3"],
+                                  ["forget", "--finished"], ["forget", "job", "1"]])
+def test_a_journal_that_does_not_exist_is_refused_not_created(tmp_path: Path,
+                                                              argv: list[str]) -> None:
+    """A mistyped --journal used to be created empty, and status said there was nothing:
+    the commands that read a journal refuse a path that does not exist (exit 2, one line)
+    and leave nothing behind; the same holds for BIGUPLOAD_JOURNAL."""
+    import os
+
+    missing = tmp_path / "jounral.db"
+    for how in ("option", "environment"):
+        if how == "option":
+            result = cli(*argv, "--journal", str(missing))
+        else:
+            result = cli(*argv, env={**os.environ, "BIGUPLOAD_JOURNAL": str(missing)})
+        assert result.returncode == 2, (how, result.stderr)
+        lines = result.stderr.splitlines()
+        assert len(lines) == 1 and lines[0].startswith("bigupload: error: no journal at "), lines
+        assert str(missing) in lines[0], lines
+        assert result.stdout == ""
+        assert list(tmp_path.iterdir()) == [], how
+
+
+def test_the_upload_commands_still_create_their_journal(tmp_path: Path) -> None:
+    """cp makes the journal it is given (here it fails at once: nothing listens on E)."""
+    src = tmp_path / "f.bin"
+    src.write_bytes(b"x" * 100)
+    journal = tmp_path / "new" / "j.db"
+    result = cli("cp", str(src), "s3://bucket/k", "--endpoint-url", E, "--journal", str(journal),
+                 "--max-attempts", "1")
+    assert result.returncode == 5, result.stderr
+    assert journal.exists()
+    assert cli("status", "--journal", str(journal)).returncode == 0

@@ -200,3 +200,85 @@ def test_a_retry_line_names_an_answer_by_its_code() -> None:
     error = StoreError("UploadPart s3://b/k part 2: SlowDown: Please reduce your request rate.",
                        code="SlowDown", status=503)
     assert retry_reason("UploadPart s3://b/k part 2", error) == "SlowDown"
+
+
+@contextlib.contextmanager
+def deaf_server() -> Iterator[str]:
+    """http://127.0.0.1:PORT of a server that reads each request's head, answers
+    CreateMultipartUpload (and HEAD: 404), and never reads a request's body nor answers
+    it: a body larger than the socket buffers can never be sent whole."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(16)
+    held: list[socket.socket] = []
+
+    def serve(conn: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            head = b""
+            while b"\r\n\r\n" not in head:
+                data = conn.recv(1)  # a byte at a time: nothing of the body is read
+                if not data:
+                    return
+                head += data
+            if head.startswith(b"POST ") and b"?uploads" in head.split(b"\r\n", 1)[0]:
+                xml = (b"<?xml version='1.0' encoding='UTF-8'?><InitiateMultipartUploadResult>"
+                       b"<Bucket>bucket</Bucket><Key>key</Key><UploadId>u1</UploadId>"
+                       b"</InitiateMultipartUploadResult>")
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/xml\r\n"
+                             b"Content-Length: %d\r\n\r\n%s" % (len(xml), xml))
+                serve(conn)
+            elif head.startswith(b"HEAD "):  # a stream looks first: no such key
+                conn.sendall(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n")
+                serve(conn)
+
+    def accept() -> None:
+        while True:
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            held.append(conn)
+            threading.Thread(target=serve, args=(conn,), daemon=True).start()
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}"
+    finally:
+        with contextlib.suppress(OSError):
+            listener.shutdown(socket.SHUT_RDWR)  # wakes the accept: close alone does not
+        listener.close()
+        thread.join(5)
+        for conn in held:
+            with contextlib.suppress(OSError):
+                conn.shutdown(socket.SHUT_RDWR)
+            conn.close()
+
+
+@pytest.mark.parametrize("size, stdin, operation", [(24 << 20, False, "PutObject"),
+                                                   (80 << 20, False, "UploadPart"),
+                                                   (80 << 20, True, "UploadPart")],
+                         ids=["PutObject", "UploadPart", "stream"])
+def test_a_server_that_stops_reading_the_body_is_given_up_on_after_the_read_timeout(
+        tmp_path: Path, size: int, stdin: bool, operation: str) -> None:
+    """A request body larger than the socket buffers, sent over plain http to a server
+    that never reads it: each attempt ends after --read-timeout without a byte taken
+    (aiohttp's own read timeout only starts after the body), exit 5. Before the fix the
+    sendfile (and the stream's drain) waited forever: the subprocess bound fails it."""
+    path = tmp_path / "big.bin"
+    with open(path, "wb") as f:
+        f.truncate(size)
+    with deaf_server() as endpoint:
+        result = subprocess.run(
+            [sys.executable, "-m", "bigupload.cli", "cp", "-" if stdin else str(path),
+             "s3://bucket/key", "--endpoint-url", endpoint, "--read-timeout", "2",
+             "--max-attempts", "2", "--journal", str(tmp_path / "j.db")],
+            input=b"\0" * size if stdin else None, capture_output=True, timeout=60)
+    stderr = result.stderr.decode()
+    assert result.returncode == 5, stderr
+    lines = stderr.strip().splitlines()
+    assert any("timed out after 2 s (--read-timeout); retry 1/1" in line for line in lines), \
+        stderr
+    assert lines[-1].startswith(f"bigupload: error: {operation} s3://bucket/key"), stderr
+    assert "timed out after 2 s (--read-timeout) (gave up after 2 attempts)" in lines[-1]
+    assert "Traceback" not in stderr

@@ -138,3 +138,29 @@ def test_a_404_from_a_web_server_points_at_the_endpoint(not_s3: str, tmp_path: P
     assert "HTTP 404 without an S3 error code" in lines[0] and "check --endpoint-url" in lines[0]
     operation = "PutObject" if size < 5 << 20 else "CreateMultipartUpload"
     assert lines[0].startswith(f"bigupload: error: {operation} s3://bucket/k"), lines
+
+
+@pytest.mark.parametrize("what", ["put", "multipart", "directory", "ls-uploads"])
+def test_https_to_a_plain_http_port_says_so_as_a_setting(not_s3: str, tmp_path: Path,
+                                                         what: str) -> None:
+    """An https:// endpoint whose port speaks plain http is a configuration mistake, not
+    the store refusing (it was exit 7 "TLS error: ... WRONG_VERSION_NUMBER"): exit 2, one
+    line that says to try http://, and nothing sent (the handshake failed)."""
+    endpoint = not_s3.replace("http://", "https://")
+    (tmp_path / "dir").mkdir()
+    src = tmp_path / "dir" / "f.bin"
+    src.write_bytes(b"x" * (6 << 20 if what == "multipart" else 1000))
+    argv = {"put": ["cp", str(src), "s3://bucket/k"],
+            "multipart": ["cp", str(src), "s3://bucket/k", "--part-size", "5MiB",
+                          "--multipart-threshold", "5MiB"],
+            "directory": ["cp", "-r", str(tmp_path / "dir"), "s3://bucket/p/"],
+            "ls-uploads": ["ls-uploads", "s3://bucket"]}[what]
+    journal = [] if what == "ls-uploads" else ["--journal", str(tmp_path / "j.db")]
+    result = cli(*argv, "--endpoint-url", endpoint, *journal)
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, lines
+    assert lines[0].startswith("bigupload: error: "), lines
+    assert f"{endpoint} does not speak TLS" in lines[0], lines
+    assert f"use --endpoint-url {not_s3}" in lines[0], lines
+    assert "Traceback" not in result.stderr

@@ -15,6 +15,7 @@ import pytest
 
 from bigupload import BatchItem, ConfigError, StoreError, UploadConfig, Uploader
 from bigupload.client import AioS3Store
+from bigupload.errors import store_error
 from bigupload.journal import JobState, Journal, UploadState
 from bigupload.reports import ResumedFile, ResumedJob
 from tests.engine.test_transfer import BUCKET, KEY, config, interrupted_upload
@@ -179,3 +180,71 @@ def test_abort_of_an_unknown_upload_is_not_found(tmp_path: Path) -> None:
                 await up.abort(BUCKET, KEY, "no-such-upload")
 
     anyio.run(main)
+
+
+def test_resume_goes_on_after_a_job_that_stops(make_file: Any, tmp_path: Path) -> None:
+    """A job that stops (its bucket is gone: every file would fail) is reported with its
+    exit code and kept; the next job is still resumed, and so is a single file."""
+    files = [make_file(1000 + i, name=f"f{i}") for i in range(4)]
+    single = make_file(12 * MiB, name="single")
+    store, journal = FakeStore(), tmp_path / "j.db"
+    assert interrupted_upload(single, store, journal, config(concurrency=1),
+                              lambda op, ctx: op == "upload_part" and ctx["number"] == 2)
+
+    def gone(prefix: str) -> Any:
+        def fault(op: str, ctx: dict[str, Any]) -> None:
+            if op == "put_object" and ctx["key"].startswith(prefix):
+                raise store_error("NoSuchBucket: The specified bucket does not exist",
+                                  code="NoSuchBucket", status=404)
+        return fault
+
+    async def main() -> tuple[list[int], list[ResumedJob | ResumedFile]]:
+        async with Uploader(config(), store=store, journal=journal) as up:
+            store.faults.append(gone(""))  # both jobs stop at their first file
+            ids = []
+            for prefix, batch in (("a/", files[:2]), ("b/", files[2:])):
+                with pytest.raises(StoreError, match="NoSuchBucket"):
+                    await up.upload_many([BatchItem(str(f), BUCKET, prefix + f.name)
+                                          for f in batch])
+                (job,) = [j for j in up.jobs(JobState.ACTIVE) if j.id not in ids]
+                ids.append(job.id)
+            store.faults[:] = [gone("a/")]  # the first job's bucket stays gone
+            return ids, await resumed(up)
+
+    (first, second), reports = anyio.run(main)
+    assert [type(r) for r in reports] == [ResumedJob, ResumedJob, ResumedFile]
+    stopped, done, file = reports
+    assert isinstance(stopped, ResumedJob) and stopped.job_id == first
+    assert stopped.result is None and stopped.exit_code == 7
+    assert stopped.error is not None and "NoSuchBucket" in stopped.error
+    assert f"bigupload resume {first}" in stopped.error
+    assert isinstance(done, ResumedJob) and done.job_id == second and done.error is None
+    assert done.result is not None and done.result.state is JobState.COMPLETED
+    assert isinstance(file, ResumedFile) and file.error is None and file.result is not None
+    assert {k for (_, k) in store.objects} == {"b/f2", "b/f3", KEY}
+    with Journal(journal) as j:
+        assert j.job(first).state is JobState.ACTIVE  # kept, resumable
+
+
+def test_resume_of_a_single_file_keeps_sending_content_md5(make_file: Any,
+                                                           tmp_path: Path) -> None:
+    """``cp --content-md5`` interrupted, then ``bigupload resume`` (which takes no object
+    options): each part it sends still carries its Content-MD5, as a job's would (its spec
+    keeps the flag). The flag is journalled with the upload."""
+    path = make_file(23 * MiB + 5)
+    store, journal = FakeStore(), tmp_path / "j.db"
+    assert interrupted_upload(path, store, journal, config(concurrency=1, content_md5=True),
+                              lambda op, ctx: op == "upload_part" and ctx["number"] == 3)
+    sent: list[str | None] = []
+    store.faults.append(lambda op, ctx: sent.append(ctx["content_md5"])
+                        if op == "upload_part" else None)
+
+    async def main() -> list[ResumedJob | ResumedFile]:
+        async with Uploader(config(), store=store, journal=journal) as up:
+            return await resumed(up)
+
+    (report,) = anyio.run(main)
+    assert isinstance(report, ResumedFile) and report.error is None, report
+    assert report.result is not None and report.result.resumed_parts >= 1
+    assert len(sent) >= 2 and all(md5 is not None for md5 in sent), sent
+    assert store.objects[(BUCKET, KEY)][0] == path.read_bytes()

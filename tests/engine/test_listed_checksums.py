@@ -15,7 +15,7 @@ import pytest
 
 from bigupload import ChecksumAlgorithm
 from bigupload.journal import Journal
-from bigupload.upload.listing import PartsListing
+from bigupload.upload.listing import FilePartsListing
 from tests.engine.test_transfer import (
     BUCKET,
     KEY,
@@ -35,13 +35,13 @@ ALGORITHMS = [ChecksumAlgorithm.CRC32C, ChecksumAlgorithm.CRC64NVME, ChecksumAlg
 def verified(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """Part numbers the transfer re-read from the file to verify a listed part."""
     numbers: list[int] = []
-    original = PartsListing.verify_listed_part
+    original = FilePartsListing.verify_listed_part
 
     async def spy(self: Any, part: Any, candidates: Any) -> Any:
         numbers.append(part.number)
         return await original(self, part, candidates)
 
-    monkeypatch.setattr(PartsListing, "verify_listed_part", spy)
+    monkeypatch.setattr(FilePartsListing, "verify_listed_part", spy)
     return numbers
 
 

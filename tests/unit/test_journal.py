@@ -238,7 +238,7 @@ def test_old_journal_is_migrated_and_reads_back(tmp_path: Path, version: int) ->
         j.set_guard(7, DestinationGuard.present('"old"'))
         assert j.get(7).guard.etag == '"old"'
     db = sqlite3.connect(path)
-    assert db.execute("SELECT value FROM meta WHERE name='schema_version'").fetchone()[0] == "5"
+    assert db.execute("SELECT value FROM meta WHERE name='schema_version'").fetchone()[0] == str(SCHEMA_VERSION)
     db.close()
 
 
@@ -267,7 +267,7 @@ def test_version_3_journal_is_migrated_to_copy_sources(tmp_path: Path) -> None:
         assert copy is not None and copy.id == row and copy.copy_source == source
         assert copy.fingerprint.size == 12 << 20 and copy.fingerprint.sample_hash == '"e-2"'
     db = sqlite3.connect(path)
-    assert db.execute("SELECT value FROM meta WHERE name='schema_version'").fetchone()[0] == "5"
+    assert db.execute("SELECT value FROM meta WHERE name='schema_version'").fetchone()[0] == str(SCHEMA_VERSION)
     db.close()
 
 
@@ -312,7 +312,29 @@ def test_version_4_journal_gains_the_job_indexes(tmp_path: Path) -> None:
                for name in ("job_files_key", "job_files_state")}
     assert columns == {"job_files_key": ["bucket", "key", "job"],
                        "job_files_state": ["job", "state", "seq", "size"]}
-    assert db.execute("SELECT value FROM meta WHERE name='schema_version'").fetchone()[0] == "5"
+    assert db.execute("SELECT value FROM meta WHERE name='schema_version'").fetchone()[0] == str(SCHEMA_VERSION)
+    db.close()
+
+
+def test_version_4_journal_is_migrated_to_content_md5(tmp_path: Path) -> None:
+    """A journal as version 4 wrote it gains uploads.content_md5: its rows were sent
+    without Content-MD5 and resume so; a row started with it reads back with it."""
+    path = old_journal(tmp_path / "journal.sqlite3", 2)
+    db = sqlite3.connect(path)
+    db.execute("ALTER TABLE uploads ADD COLUMN checksum_type TEXT NOT NULL DEFAULT 'COMPOSITE'")
+    db.execute("ALTER TABLE uploads ADD COLUMN guard TEXT")
+    db.execute("ALTER TABLE uploads ADD COLUMN copy_source TEXT")
+    db.execute("UPDATE meta SET value='4' WHERE name='schema_version'")
+    db.commit()
+    db.close()
+    with Journal(path) as j:
+        assert j.get(7).content_md5 is False and j.get(7).fingerprint == FP
+        row = j.start_upload(FP, "http://e", "b", "k2", 5 << 20, 20, "crc32c", None,
+                             content_md5=True)
+    with Journal(path) as j:
+        assert j.get(row).content_md5 is True
+    db = sqlite3.connect(path)
+    assert db.execute("SELECT value FROM meta WHERE name='schema_version'").fetchone()[0] == str(SCHEMA_VERSION)
     db.close()
 
 
@@ -329,7 +351,7 @@ def test_migration_is_one_transaction(tmp_path: Path) -> None:
     db = sqlite3.connect(path)
     columns = {r[1] for r in db.execute("PRAGMA table_info(uploads)")}
     assert "checksum_type" not in columns and "guard" not in columns
-    assert "copy_source" not in columns
+    assert "copy_source" not in columns and "content_md5" not in columns
     assert db.execute("SELECT value FROM meta WHERE name='schema_version'").fetchone()[0] == "2"
     db.close()
 
@@ -549,3 +571,39 @@ def test_a_copy_source_is_the_same_object_only_if_nothing_changed() -> None:
     assert CopySource.from_column(source.to_column()) == source
     assert CopySource.from_column(CopySource("b", "k", 0, '"e"').to_column()).last_modified is None
     assert source.fingerprint() == Fingerprint("s3://b/k", 10, 1767323045_600000000, 0, 0, '"abc"')
+
+
+def test_a_source_path_that_is_not_utf8_is_journalled_exactly(tmp_path: Path) -> None:
+    """A file (or a directory above it) named with byte 0xff: its upload row used to be an
+    internal error (SQLite text cannot hold Python's surrogate escapes). The path is kept
+    as its bytes, found again by the same path, and read back exactly; a file literally
+    named with the escaped form is another file."""
+    odd = os.fsdecode(b"/data/\xffdir/x.bin")
+    escaped = "/data/\\udcffdir/x.bin"
+    fp = Fingerprint(odd, 100, 1, 2, 3, "abc")
+    with Journal(tmp_path / "j.db") as j:
+        row = j.start_upload(fp, "http://e", "b", "k", 5 << 20, 20, "crc32c", None)
+        found = j.find_active(odd, "http://e", "b", "k")
+        assert found is not None and found.id == row and found.fingerprint == fp
+        assert j.find_active(escaped, "http://e", "b", "k") is None
+        assert not j.in_job(odd, "b", "k")
+        (record,) = j.uploads(UploadState.ACTIVE)
+        assert os.fsencode(record.fingerprint.path) == b"/data/\xffdir/x.bin"
+
+
+def test_a_forgotten_job_id_is_never_handed_out_again(tmp_path: Path) -> None:
+    """SQLite reuses the highest rowid once it is deleted: ``forget job 2`` then a new job
+    made another job 2, and ``resume 2`` or a note saying "job 2" meant another one. Ids
+    only grow, across reopening too."""
+    path = tmp_path / "j.db"
+    with Journal(path) as j:
+        first = j.start_job("a", "{}", "h1")
+        second = j.start_job("b", "{}", "h2")
+        assert j.forget_jobs(ids=(second,)) == 1
+        third = j.start_job("c", "{}", "h3")
+        assert third > second > first
+        assert j.forget_jobs(ids=(first, third)) == 2
+    with Journal(path) as j:
+        fourth = j.start_job("d", "{}", "h4")
+        assert fourth > third
+        assert [job.id for job in j.jobs()] == [fourth]

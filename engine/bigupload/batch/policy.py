@@ -2,8 +2,9 @@
 (and stays resumable).
 
 A job stops when the failure would hit every other file too (``is_fatal``: credentials,
-no such bucket, a journal that cannot be written, the cluster, the store unreachable
-after retries: ``StoreError.fatal_for_job``, from classify.py's table), at the first
+an https endpoint that does not speak TLS (``ConfigError.fatal_for_job``), no such
+bucket, a journal that cannot be written, the cluster, the store unreachable after
+retries: ``StoreError.fatal_for_job``, from classify.py's table), at the first
 failure with ``fail_fast``, and when its first ``GIVE_UP_AFTER`` files all failed at the
 store."""
 
@@ -14,6 +15,7 @@ from typing import Any
 from ..errors import (
     BigUploadError,
     ClusterError,
+    ConfigError,
     IntegrityError,
     JournalError,
     StoreError,
@@ -27,6 +29,8 @@ def is_fatal(exc: BigUploadError) -> bool:
     (and stay resumable) rather than record it and go on."""
     if isinstance(exc, (JournalError, ClusterError)):
         return True
+    if isinstance(exc, ConfigError):
+        return exc.fatal_for_job
     return isinstance(exc, StoreError) and exc.fatal_for_job
 
 

@@ -19,6 +19,7 @@ import stat
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
+from ..config import metadata_problem
 from ..errors import ConfigError
 from ..values import check_key as check_key  # one key validator, for the CLI too
 
@@ -225,6 +226,8 @@ def _manifest_item(line: str, bucket: str | None, prefix: str, base: str) -> Bat
             if not isinstance(meta, dict) or not all(isinstance(k, str) and isinstance(v, str)
                                                      for k, v in meta.items()):
                 raise ValueError('"metadata" must be an object of strings')
+            if problem := metadata_problem(meta):
+                raise ValueError(problem)
             settings["metadata"] = meta
     else:
         fields = line.split("\t")

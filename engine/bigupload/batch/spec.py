@@ -15,6 +15,7 @@ import hashlib
 import itertools
 import json
 import logging
+import os
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -75,15 +76,22 @@ def config_for_job(base: UploadConfig, spec: dict[str, Any]) -> UploadConfig:
 
 
 def describe(spec: dict[str, Any]) -> str:
+    """The job as ``status`` shows it. A directory or manifest whose path is not UTF-8
+    is shown escaped (``\\xff``): the description is for reading, and SQLite text cannot
+    hold surrogate escapes (the spec's JSON keeps the exact path)."""
     origin = spec["origin"]
     if spec["kind"] == "directory":
-        return f"{origin['root']} -> s3://{origin['bucket']}/{origin['prefix']}"
+        return f"{_readable(origin['root'])} -> s3://{origin['bucket']}/{origin['prefix']}"
     if spec["kind"] == "manifest":
-        return f"manifest {origin['manifest']}"
+        return f"manifest {_readable(origin['manifest'])}"
     if spec["kind"] == "prefix":
         return (f"s3://{origin['source_bucket']}/{origin['source_prefix']} -> "
                 f"s3://{origin['bucket']}/{origin['prefix']} (server-side)")
     return f"{origin['count']} item(s)"
+
+
+def _readable(path: str) -> str:
+    return os.fsencode(path).decode("utf-8", "backslashreplace")  # the byte: \\xff
 
 
 def entries_to_files(entries: Iterable[Entry], first_seq: int) -> Iterator[JobFile]:

@@ -119,11 +119,11 @@ class Journal:
                      part_size: int, part_count: int, checksum_algorithm: str,
                      sse_c_key_hash: str | None, *, checksum_type: str = "COMPOSITE",
                      guard: DestinationGuard = UNKNOWN_GUARD,
-                     copy_source: CopySource | None = None) -> int:
+                     copy_source: CopySource | None = None, content_md5: bool = False) -> int:
         return self.upload_rows.start(fingerprint, endpoint, bucket, key, part_size, part_count,
                                       checksum_algorithm, sse_c_key_hash,
                                       checksum_type=checksum_type, guard=guard,
-                                      copy_source=copy_source)
+                                      copy_source=copy_source, content_md5=content_md5)
 
     def set_upload_id(self, upload_row: int, upload_id: str) -> None:
         self.upload_rows.set_upload_id(upload_row, upload_id)

@@ -133,7 +133,8 @@ class JobRepository:
         pending = "AND f.state='pending' AND j.state='active' " if unfinished else ""
         row = self.db.execute(
             "SELECT 1 FROM job_files f JOIN jobs j ON j.id=f.job WHERE f.source=? AND "
-            f"f.bucket=? AND f.key=? {pending}LIMIT 1", (source, bucket, key),
+            f"f.bucket=? AND f.key=? {pending}LIMIT 1",
+            (name_column(source), bucket, name_column(key)),
         ).fetchone()
         return row is not None
 
@@ -152,15 +153,26 @@ class JobRepository:
     def start(self, description: str, spec: str, spec_hash: str,
               files: Iterable[JobFile] = ()) -> int:
         """A new job with its files (see ``add_files``), in one transaction: a job whose
-        file list could not be written in full is not there at all."""
+        file list could not be written in full is not there at all. It is numbered after
+        every job this journal ever had: SQLite would hand a forgotten highest id out
+        again, and ``resume 7`` must never mean another job than the 7 a user saw. The
+        highest id given is kept in ``meta`` (``last_job_id``); one INSERT takes the write
+        lock before it reads, so two processes cannot pick the same id, and the counter
+        only grows."""
         stamp = now()
         with self.db.transaction(failure=NOTHING_SENT):
             cur = self.db.execute(
-                "INSERT INTO jobs (state, description, spec, spec_hash, created_at, "
-                "updated_at) VALUES (?,?,?,?,?,?)",
+                "INSERT INTO jobs (id, state, description, spec, spec_hash, created_at, "
+                "updated_at) VALUES (1 + max(coalesce((SELECT CAST(value AS INTEGER) FROM "
+                "meta WHERE name='last_job_id'), 0), coalesce((SELECT max(id) FROM jobs), 0)),"
+                "?,?,?,?,?,?)",
                 (JobState.ACTIVE.value, description, spec, spec_hash, stamp, stamp),
                 failure=NOTHING_SENT)
             assert cur.lastrowid is not None
+            self.db.execute(
+                "INSERT INTO meta VALUES ('last_job_id', ?) ON CONFLICT (name) DO UPDATE SET "
+                "value=max(CAST(value AS INTEGER), CAST(excluded.value AS INTEGER))",
+                (str(cur.lastrowid),), failure=NOTHING_SENT)
             self._insert(cur.lastrowid, files, new_only=False)
         return cur.lastrowid
 

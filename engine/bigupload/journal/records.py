@@ -126,13 +126,14 @@ class UploadRecord:
     # a server-side copy's source as the copy began (its ``fingerprint()`` fills the file
     # columns); None for a file's upload
     copy_source: CopySource | None = None
+    content_md5: bool = False  # each part sent with its Content-MD5 (--content-md5)
 
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> UploadRecord:
         return cls(
             id=int(row["id"]),
             state=UploadState(row["state"]),
-            fingerprint=Fingerprint(str(row["source_path"]), int(row["size"]),
+            fingerprint=Fingerprint(name(row["source_path"]), int(row["size"]),
                                     int(row["mtime_ns"]), int(row["inode"]),
                                     int(row["device"]), str(row["sample_hash"])),
             endpoint=str(row["endpoint"]),
@@ -151,6 +152,7 @@ class UploadRecord:
             guard=DestinationGuard.from_column(text(row["guard"])),
             copy_source=CopySource.from_column(str(row["copy_source"]))
             if row["copy_source"] is not None else None,
+            content_md5=bool(row["content_md5"]),
         )
 
 

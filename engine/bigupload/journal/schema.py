@@ -14,8 +14,9 @@ from pathlib import Path
 # 2 added jobs and job_files; 3 added uploads.checksum_type and uploads.guard; 4 added
 # uploads.copy_source (a server-side copy's source); 5 added the unique index job_files_key
 # (a job's file by its destination) and the size to job_files_state (the job's totals from
-# the index alone). An older journal is migrated on open, in one transaction.
-SCHEMA_VERSION = 5
+# the index alone); 6 added uploads.content_md5. An older journal is migrated on open, in
+# one transaction.
+SCHEMA_VERSION = 6
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -42,7 +43,8 @@ CREATE TABLE IF NOT EXISTS uploads (
     error TEXT,
     checksum_type TEXT NOT NULL DEFAULT 'COMPOSITE',
     guard TEXT,
-    copy_source TEXT
+    copy_source TEXT,
+    content_md5 INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS uploads_destination
     ON uploads (source_path, endpoint, bucket, key, state);
@@ -96,6 +98,9 @@ UPLOADS_V3 = (
 # Version 4: a server-side copy's source (``values.CopySource`` as JSON); NULL, as every
 # migrated row gets, is a file's upload.
 UPLOADS_V4 = ("copy_source TEXT",)
+# Version 6: whether each part is sent with its Content-MD5 (--content-md5), which a
+# resume must keep doing; 0, as every migrated row gets, is what they were sent without.
+UPLOADS_V6 = ("content_md5 INTEGER NOT NULL DEFAULT 0",)
 
 
 def create(path: Path) -> None:
@@ -130,15 +135,16 @@ def version(db: sqlite3.Connection) -> int | None:
 
 
 def migrate(db: sqlite3.Connection, old: int) -> None:
-    """Bring a journal at version ``old`` up to date in one transaction. Versions 3 and 4
+    """Bring a journal at version ``old`` up to date in one transaction. Versions 3, 4 and 6
     added columns to ``uploads``, with defaults that describe the rows already there; the
     other changes only added tables and indexes, which the schema script (all ``IF NOT
     EXISTS``) makes (a job's keys were already unique: ``open_job`` checked them)."""
     with db:
         db.execute("BEGIN IMMEDIATE")
-        if old < 4:
+        if old < 6:
             have = {r["name"] for r in db.execute("PRAGMA table_info(uploads)")}
-            for column in (UPLOADS_V3 if old < 3 else ()) + UPLOADS_V4:
+            for column in ((UPLOADS_V3 if old < 3 else ()) + (UPLOADS_V4 if old < 4 else ())
+                           + UPLOADS_V6):
                 if column.split()[0] not in have:
                     db.execute(f"ALTER TABLE uploads ADD COLUMN {column}")
         if old < 5:  # made again below, with the size

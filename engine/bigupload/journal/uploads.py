@@ -25,6 +25,7 @@ from .records import (
     UnfinishedUpload,
     UploadRecord,
     UploadState,
+    name_column,
     part_record,
 )
 
@@ -47,7 +48,7 @@ class UploadRepository:
         row = self.db.execute(
             "SELECT * FROM uploads WHERE source_path=? AND endpoint=? AND bucket=? AND key=? "
             "AND state=? ORDER BY id DESC LIMIT 1",
-            (source_path, endpoint, bucket, key, UploadState.ACTIVE.value),
+            (name_column(source_path), endpoint, bucket, key, UploadState.ACTIVE.value),
         ).fetchone()
         return UploadRecord.from_row(row) if row else None
 
@@ -119,6 +120,7 @@ class UploadRepository:
         checksum_type: str = "COMPOSITE",
         guard: DestinationGuard = UNKNOWN_GUARD,
         copy_source: CopySource | None = None,
+        content_md5: bool = False,
     ) -> int:
         """Record a new upload before CreateMultipartUpload is sent; returns its row id.
         ``checksum_type`` is the one Create will ask for (a resume must keep it); ``guard``
@@ -130,11 +132,11 @@ class UploadRepository:
         cur = self.db.execute(
             "INSERT INTO uploads (state, source_path, size, mtime_ns, inode, device, sample_hash,"
             " endpoint, bucket, key, upload_id, part_size, part_count, checksum_algorithm,"
-            " sse_c_key_hash, created_at, updated_at, checksum_type, guard, copy_source)"
-            " VALUES (?,?,?,?,?,?,?,?,?,?,NULL,?,?,?,?,?,?,?,?,?)",
+            " sse_c_key_hash, created_at, updated_at, checksum_type, guard, copy_source,"
+            " content_md5) VALUES (?,?,?,?,?,?,?,?,?,?,NULL,?,?,?,?,?,?,?,?,?,?)",
             (
                 UploadState.ACTIVE.value,
-                fingerprint.path,
+                name_column(fingerprint.path),  # bytes when not UTF-8, as a job file's
                 fingerprint.size,
                 fingerprint.mtime_ns,
                 fingerprint.inode,
@@ -152,6 +154,7 @@ class UploadRepository:
                 checksum_type,
                 guard.to_column(),
                 copy_source.to_column() if copy_source is not None else None,
+                int(content_md5),
             ),
         )
         assert cur.lastrowid is not None

@@ -89,6 +89,7 @@ class JournalledMultipartDriver(MultipartCore):
             record.fingerprint, record.endpoint, m.bucket, m.key, record.part_size,
             record.part_count, record.checksum_algorithm, record.sse_c_key_hash,
             checksum_type=record.checksum_type, guard=guard, copy_source=record.copy_source,
+            content_md5=record.content_md5,
         )
         m.started(row, time.time())
 
@@ -194,6 +195,7 @@ class MultipartDriver(JournalledMultipartDriver):
             job.fingerprint, endpoint, m.bucket, m.key, job.plan.part_size, job.plan.part_count,
             m.algorithm.value, sse_c_key_hash(job.config.sse_c_key),
             checksum_type=m.checksum_type or "COMPOSITE", guard=guard,
+            content_md5=job.config.content_md5,
         )
         m.started(row, time.time())
         if m.upload_id is not None:
