@@ -440,12 +440,19 @@ def versions() -> dict[str, str]:
         except (OSError, IndexError, subprocess.TimeoutExpired):
             return "not installed"
 
-    commit = first_line(["git", "-C", str(BENCH.parent), "describe", "--always", "--dirty"])
+    import bigupload  # the commit of the engine measured (an editable install's tree)
+
+    commit = first_line(["git", "-C", os.path.dirname(bigupload.__file__), "describe", "--always",
+                         "--dirty"])
     return {"bigupload": first_line([sys.executable, "-m", "bigupload.cli", "--version"]) + f" ({commit})",
             "rclone": first_line(["rclone", "version"]), "aws cli": first_line([harness.AWS_CLI, "--version"]),
             "seaweedfs": first_line([sys.executable, "-c",
                                      "import subprocess; from bigupload.testing import weed_binary; "
                                      "subprocess.run([weed_binary(), 'version'])"])}
+
+
+def _ratio(value: float | None) -> str:
+    return "" if value is None else f"{value:.2f}"
 
 
 def _range(value: float, bounds: list[float], fmt: str) -> str:
@@ -497,9 +504,8 @@ def markdown(report: dict) -> str:  # type: ignore[type-arg]
                 continue
             wall = _range(row["wall_s"], row["wall_range"], ".2f")
             cpu = _range(row["cpu_ms_per_file"], row["cpu_range"], ".2f")
-            ratio = (lambda v: "" if v is None else f"{v:.2f}")
             lines.append(f"| {tool} | {settings} | {wall} | {block['files'] / row['wall_s']:,.0f} | {cpu} | "
-                         f"{row['rss_mib']:.0f} | {ratio(row['wall_ratio'])} | {ratio(row['cpu_ratio'])} | "
+                         f"{row['rss_mib']:.0f} | {_ratio(row['wall_ratio'])} | {_ratio(row['cpu_ratio'])} | "
                          + " | ".join(extra) + " |")
         if block["probes"]:
             lines += ["", f"Resume probe (bigupload): the job killed with SIGKILL once "
