@@ -382,7 +382,7 @@ def bench_workload(w: Workload, root: str, size: int, server: str, selected: lis
     for r in range(rounds):
         for tool in selected:
             label = f"{w.name} {server} {r + 1}/{rounds}"
-            if tool.unavailable:
+            if tool.unavailable or args.probe_only:
                 continue
             run_dir = os.path.join(tmp, "run")
             os.makedirs(run_dir)
@@ -494,7 +494,8 @@ def markdown(report: dict) -> str:  # type: ignore[type-arg]
                 extra[2] = f"{statistics.median(statuses):.2f}" if statuses else ("n/a" if server != "null" else "")
             if "wall_s" not in row:
                 errors = [r for r in row["runs"] if r["error"]]
-                what = errors[0]["error"] if errors else "not run"
+                what = errors[0]["error"] if errors else ("the probe only (below)" if block["probes"]
+                                                          else "not run")
                 if errors and errors[0]["files_done"] > 0:  # partial: extrapolate from the point reached
                     e = errors[0]
                     what += (f"; at that point {e['files_done']:,} files, {e['files_done'] / e['wall']:,.0f} "
@@ -510,19 +511,24 @@ def markdown(report: dict) -> str:  # type: ignore[type-arg]
         if block["probes"]:
             lines += ["", f"Resume probe (bigupload): the job killed with SIGKILL once "
                       f"{block['probes'][0]['interrupt_at']:.0%} of its files were journalled as done.", "",
-                      "| round | files done at kill | killed after s | status s | resume → 1st request s | "
-                      "resume wall s | resume CPU ms per remaining file | resume peak RSS MiB | journal B per file |",
-                      "|---|---|---|---|---|---|---|---|---|"]
+                      "| round | files done at kill | killed after s | until then: files/s | CPU ms per file "
+                      "| peak RSS MiB | status s | resume → 1st request s | resume wall s | "
+                      "resume CPU ms per remaining file | resume peak RSS MiB | journal B per file |",
+                      "|---|---|---|---|---|---|---|---|---|---|---|---|"]
             for n, p in enumerate(block["probes"], 1):
                 first = p["first"]
+                done = max(1, first["files_done"])
+                until = (f"{done / first['wall']:,.0f} | {first['cpu'] / done * 1000:.2f} | "
+                         f"{first['rss_mib']:.0f}")
                 if "resume" not in p:
-                    lines.append(f"| {n} | {first['files_done']:,} | {first['wall']:.1f} | {p.get('error', '')} "
-                                 "| | | | | |")
+                    lines.append(f"| {n} | {first['files_done']:,} | {first['wall']:.1f} | {until} | "
+                                 f"{p.get('error', '')} | | | | | |")
                     continue
                 rest = max(1, block["files"] - first["files_done"])
                 res, st = p["resume"], p["status"]
                 lines.append(
-                    f"| {n} | {first['files_done']:,} | {first['wall']:.1f} | {st['error'] or format(st['wall'], '.2f')} | "
+                    f"| {n} | {first['files_done']:,} | {first['wall']:.1f} | {until} | "
+                    f"{st['error'] or format(st['wall'], '.2f')} | "
                     f"{p['resume_first_request_s']} | {res['error'] or format(res['wall'], '.1f')} | "
                     f"{res['cpu'] / rest * 1000:.2f} | {res['rss_mib']:.0f} | "
                     f"{p['journal_bytes'] / block['files']:,.0f} |")
@@ -544,6 +550,9 @@ def main() -> None:
                         help="the resume probe kills the job at this fraction of files done")
     parser.add_argument("--probe-rounds", type=int, default=99,
                         help="run the resume probe in the first N rounds only (0: never)")
+    parser.add_argument("--probe-only", action="store_true",
+                        help="only the resume probe (a million files: the killed job's figures at "
+                        "the point reached stand for the full run's)")
     parser.add_argument("--timeout", type=float, default=1800, help="seconds per upload")
     parser.add_argument("--cache", default=os.path.join(tempfile.gettempdir(), "bigupload-batch-cache"),
                         help="where the workloads are generated and kept between runs")
@@ -587,15 +596,21 @@ def main() -> None:
             root, size = workload_tree(w, args.cache)
             print(f"{name}: {w.count:,} files, {size / MiB:,.1f} MiB; load {load()}", flush=True)
             for server in servers:
-                report["results"][f"{name}/{server}"] = bench_workload(w, root, size, server, selected, rounds,
-                                                                       tmp, args)
+                report["results"][f"{name}/{server}"] = bench_workload(w, root, size, server, selected,
+                                                                       rounds, tmp, args)
+                write(report, args)  # after every block: a stopped run keeps what it measured
+    print(write(report, args))
+
+
+def write(report: dict, args: argparse.Namespace) -> str:  # type: ignore[type-arg]
     report["rss_floor_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     stem = args.name or ("batch-quick" if args.quick else "batch")
     (out / f"{stem}.json").write_text(json.dumps(report, indent=1) + "\n")
-    (out / f"{stem}.md").write_text(markdown(report))
-    print(markdown(report))
+    text = markdown(report)
+    (out / f"{stem}.md").write_text(text)
+    return text
 
 
 if __name__ == "__main__":
