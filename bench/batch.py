@@ -52,7 +52,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import run as harness  # noqa: E402  (bench/run.py: Run, make_bucket, start_process, make_file)
+import run as harness  # noqa: E402  (bench/run.py: make_bucket, start_process, make_file, ...)
+
+from bigupload.testing import TEST_CREDENTIALS  # noqa: E402
 
 BENCH = harness.BENCH
 BUCKET = harness.BUCKET
@@ -75,13 +77,15 @@ class Workload:
 
     def key(self) -> str:
         large = "-".join(str(s // MiB) for s in self.large)
-        return f"{self.name}-{self.files}x{self.low}-{self.high}in{self.dirs}" + (f"+{large}" if large else "")
+        return (f"{self.name}-{self.files}x{self.low}-{self.high}in{self.dirs}"
+                + (f"+{large}" if large else ""))
 
 
 WORKLOADS = {
     "small": Workload("small", 5_000, 50, 1 * KiB, 8 * KiB),
     "tiny": Workload("tiny", 200_000, 200, 100, 100),
-    "mixed": Workload("mixed", 2_000, 100, 4 * KiB, 64 * KiB, (512 * MiB, 256 * MiB, 64 * MiB, 40 * MiB)),
+    "mixed": Workload("mixed", 2_000, 100, 4 * KiB, 64 * KiB,
+                      (512 * MiB, 256 * MiB, 64 * MiB, 40 * MiB)),
     "million": Workload("million", 1_000_000, 1_000, 100, 100, only_bigupload=True),
 }
 QUICK = {
@@ -136,7 +140,8 @@ def workload_tree(w: Workload, cache: str) -> tuple[str, int]:
 
 @contextlib.contextmanager
 def null_sink(log: str | None = None) -> Iterator[str]:
-    argv = [sys.executable, str(BENCH / "nullsink.py")] + (["--first-request-log", log] if log else [])
+    argv = [sys.executable, str(BENCH / "nullsink.py")]
+    argv += ["--first-request-log", log] if log else []
     proc, port = harness.start_process(argv)
     try:
         endpoint = f"http://127.0.0.1:{port}"
@@ -174,7 +179,7 @@ def seaweed() -> Iterator[str]:
 def serve_seaweed() -> None:
     from bigupload.testing import SeaweedServer
 
-    os.environ.update(harness.TEST_CREDENTIALS)
+    os.environ.update(TEST_CREDENTIALS)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     with SeaweedServer() as weed:
         weed.create_bucket(BUCKET)
@@ -194,7 +199,8 @@ SERVER_TITLES = {"seaweed": "SeaweedFS (weed mini, 127.0.0.1, fresh per upload)"
 class Tool:
     name: str
     settings: str
-    argv: Callable[[str, str, str, str, str], list[str]]  # (dir, key prefix, endpoint, journal, server)
+    # (directory, key prefix, endpoint, journal, server) -> command
+    argv: Callable[[str, str, str, str, str], list[str]]
     env: dict[str, str | None] = dataclasses.field(default_factory=dict)
     unavailable: str = ""
 
@@ -249,8 +255,9 @@ class Run:
 def launch(argv: list[str], env: dict[str, str | None] | None = None, timeout: float = 1800,
            interrupt: Callable[[], bool] | None = None) -> Run:
     """Run one command: wall, user+sys CPU and peak RSS from wait4. ``interrupt`` is polled
-    every 50 ms (less often when it is slow); when it says so the process is killed (SIGKILL) and the run marked
-    interrupted. stderr goes to a file (a pipe could fill and stall a chatty tool)."""
+    every 50 ms (less often when it is slow); when it says so the process is killed
+    (SIGKILL) and the run marked interrupted. stderr goes to a file (a pipe could fill and
+    stall a chatty tool)."""
     environment = dict(os.environ)
     environment.pop("PYTHONDONTWRITEBYTECODE", None)  # measured as installed (see run.py)
     for name, value in (env or {}).items():
@@ -302,11 +309,12 @@ VERIFY_UP_TO = 10_000  # the first round on SeaweedFS counts what each tool stor
 def count_objects(endpoint: str, prefix: str) -> int:
     """Objects under the prefix (ListObjectsV2, in a helper process: see the docstring)."""
     code = ("import sys, boto3\n"
-            "pages = boto3.client('s3', endpoint_url=sys.argv[1]).get_paginator('list_objects_v2')\n"
+            "s3 = boto3.client('s3', endpoint_url=sys.argv[1])\n"
+            "pages = s3.get_paginator('list_objects_v2')\n"
             "print(sum(len(p.get('Contents', [])) for p in pages.paginate(Bucket=sys.argv[2], "
             "Prefix=sys.argv[3] + '/')))")
-    out = subprocess.run([sys.executable, "-c", code, endpoint, BUCKET, prefix], capture_output=True,
-                         text=True, check=True)
+    out = subprocess.run([sys.executable, "-c", code, endpoint, BUCKET, prefix],
+                         capture_output=True, text=True, check=True)
     return int(out.stdout)
 
 
@@ -330,14 +338,24 @@ def describe(run: Run, count: int) -> str:
     if run.error:
         extra = f" ({run.files_done:,} files done)" if run.files_done >= 0 else ""
         return f"{run.error}{extra}, {run.wall:.1f} s, {run.cpu:.1f} CPU s, {run.rss_mib:.0f} MiB"
-    return (f"{run.wall:7.2f} s {count / run.wall:7.0f} files/s {run.cpu / count * 1000:6.2f} CPU ms/file "
-            f"{run.rss_mib:5.0f} MiB")
+    return (f"{run.wall:7.2f} s {count / run.wall:7.0f} files/s "
+            f"{run.cpu / count * 1000:6.2f} CPU ms/file {run.rss_mib:5.0f} MiB")
 
 
-def probe(w: Workload, root: str, tool: Tool, tmp: str, fraction: float, timeout: float,
+def first_request_after(log: str, since: float) -> float | None:
+    """The earliest arrival the null sink logged at or after ``since`` (time.time())."""
+    if not os.path.exists(log):
+        return None
+    after = [t for t in map(float, Path(log).read_text().split()) if t >= since]
+    return min(after) if after else None
+
+
+def probe(w: Workload, root: str, tool: Tool, tmp: str, args: argparse.Namespace,
           label: str) -> dict[str, object]:
-    """Kill a bigupload job once ``fraction`` of its files are done; time ``status``, then
-    ``resume`` to its first request (logged by the null sink) and to its end."""
+    """Kill a bigupload job once ``--interrupt-at`` of its files are done (or at the
+    timeout); time ``status``, then ``resume`` to its first request (logged by the null
+    sink) and to its end, or for ``--resume-for`` seconds after that request."""
+    fraction, timeout = args.interrupt_at, args.timeout
     probe_dir = os.path.join(tmp, "probe")
     shutil.rmtree(probe_dir, ignore_errors=True)
     os.makedirs(probe_dir)
@@ -349,32 +367,42 @@ def probe(w: Workload, root: str, tool: Tool, tmp: str, fraction: float, timeout
                        interrupt=lambda: target <= files_done(journal) < w.count)
         first.files_done = files_done(journal)
         out: dict[str, object] = {"interrupt_at": fraction, "first": dataclasses.asdict(first)}
-        print(f"  [{label}] probe: job {'killed' if first.interrupted else 'ended'} after "
+        how = ("killed" if first.interrupted
+               else "killed at the timeout" if first.error.startswith("timeout") else "ended")
+        print(f"  [{label}] probe: job {how} after "
               f"{first.wall:.1f} s with {first.files_done:,}/{w.count:,} files done", flush=True)
-        if not first.interrupted:
+        timed_out = first.error.startswith("timeout") and first.files_done < w.count
+        if not first.interrupted and not timed_out:
             out["error"] = first.error or "the job ended before the interrupt"
             return out
-        py = sys.executable
-        status = launch([py, "-m", "bigupload.cli", "status", "--journal", journal], timeout=timeout)
-        resume = launch([py, "-m", "bigupload.cli", "resume", "--journal", journal, "--endpoint-url",
-                         endpoint, "--progress", "never"], timeout=timeout)
+        cli = [sys.executable, "-m", "bigupload.cli"]
+        status = launch([*cli, "status", "--journal", journal], timeout=timeout)
+        armed = time.time()
+
+        def enough() -> bool:
+            arrived = first_request_after(log, armed)
+            return arrived is not None and time.time() >= arrived + args.resume_for
+
+        resume = launch([*cli, "resume", "--journal", journal, "--endpoint-url", endpoint,
+                         "--progress", "never"], timeout=timeout,
+                        interrupt=enough if args.resume_for else None)
     resume.files_done = files_done(journal)
-    arrivals = [float(x) for x in Path(log).read_text().split()] if os.path.exists(log) else []
-    after = [t for t in arrivals if t >= resume.started]
+    arrived = first_request_after(log, resume.started)
     out.update(status=dataclasses.asdict(status), resume=dataclasses.asdict(resume),
-               resume_first_request_s=round(min(after) - resume.started, 3) if after else None,
+               resume_first_request_s=(None if arrived is None
+                                       else round(arrived - resume.started, 3)),
                journal_bytes=journal_bytes(journal))
-    if resume.files_done != w.count and not resume.error:
+    if resume.files_done != w.count and not resume.error and not resume.interrupted:
         resume.error = f"resume ended with {resume.files_done:,}/{w.count:,} files done"
         out["resume"] = dataclasses.asdict(resume)
-    print(f"  [{label}] probe: status {status.error or f'{status.wall:.2f} s'}; resume: first request "
-          f"after {out['resume_first_request_s']} s, {describe(resume, w.count - first.files_done)}",
-          flush=True)
+    print(f"  [{label}] probe: status {status.error or f'{status.wall:.2f} s'}; resume: first "
+          f"request after {out['resume_first_request_s']} s, "
+          f"{describe(resume, resume.files_done - first.files_done)}", flush=True)
     return out
 
 
-def bench_workload(w: Workload, root: str, size: int, server: str, selected: list[Tool], rounds: int,
-                   tmp: str, args: argparse.Namespace) -> dict[str, object]:
+def bench_workload(w: Workload, root: str, size: int, server: str, selected: list[Tool],
+                   rounds: int, tmp: str, args: argparse.Namespace) -> dict[str, object]:
     runs: dict[str, list[Run]] = {t.name: [] for t in selected}
     journals: list[int] = []
     probes: list[dict[str, object]] = []
@@ -389,7 +417,8 @@ def bench_workload(w: Workload, root: str, size: int, server: str, selected: lis
             journal = os.path.join(run_dir, "journal.sqlite3")
             prefix = f"{tool.name.replace(' ', '-')}-{r}"
             with SERVERS[server]() as endpoint:
-                run = launch(tool.argv(root, prefix, endpoint, journal, server), tool.env, args.timeout)
+                run = launch(tool.argv(root, prefix, endpoint, journal, server), tool.env,
+                             args.timeout)
                 if server == "seaweed" and r == 0 and not run.error and w.count <= VERIFY_UP_TO:
                     stored = count_objects(endpoint, prefix)
                     if stored != w.count:  # a tool that skipped files measured nothing
@@ -404,7 +433,7 @@ def bench_workload(w: Workload, root: str, size: int, server: str, selected: lis
             print(f"  [{label}] {tool.name:10s} {describe(run, w.count)}", flush=True)
         bigupload = next((t for t in selected if t.name == "bigupload"), None)
         if server == "null" and bigupload and r < args.probe_rounds:
-            probes.append(probe(w, root, bigupload, tmp, args.interrupt_at, args.timeout,
+            probes.append(probe(w, root, bigupload, tmp, args,
                                 f"{w.name} {server} {r + 1}/{rounds}"))
     return {"files": w.count, "bytes": size, "load_before": load_before, "load_after": load(),
             "tools": {name: summarize(tool_runs, runs.get("bigupload", []), w.count)
@@ -417,12 +446,14 @@ def summarize(runs: list[Run], reference: list[Run], count: int) -> dict[str, ob
     good = [r for r in runs if not r.error]
     if not good:
         return out
-    pairs = [(r, ref) for r, ref in zip(runs, reference, strict=False) if not r.error and not ref.error]
+    pairs = [(r, ref) for r, ref in zip(runs, reference, strict=False)
+             if not r.error and not ref.error]
     out.update(
         wall_s=statistics.median(r.wall for r in good),
         wall_range=[min(r.wall for r in good), max(r.wall for r in good)],
         cpu_ms_per_file=statistics.median(r.cpu for r in good) / count * 1000,
-        cpu_range=[min(r.cpu for r in good) / count * 1000, max(r.cpu for r in good) / count * 1000],
+        cpu_range=[min(r.cpu for r in good) / count * 1000,
+                   max(r.cpu for r in good) / count * 1000],
         rss_mib=max(r.rss_mib for r in good),
         wall_ratio=statistics.median(r.wall / ref.wall for r, ref in pairs) if pairs else None,
         cpu_ratio=statistics.median(r.cpu / ref.cpu for r, ref in pairs) if pairs else None,
@@ -444,11 +475,13 @@ def versions() -> dict[str, str]:
 
     commit = first_line(["git", "-C", os.path.dirname(bigupload.__file__), "describe", "--always",
                          "--dirty"])
-    return {"bigupload": first_line([sys.executable, "-m", "bigupload.cli", "--version"]) + f" ({commit})",
-            "rclone": first_line(["rclone", "version"]), "aws cli": first_line([harness.AWS_CLI, "--version"]),
-            "seaweedfs": first_line([sys.executable, "-c",
-                                     "import subprocess; from bigupload.testing import weed_binary; "
-                                     "subprocess.run([weed_binary(), 'version'])"])}
+    weed = ("import subprocess; from bigupload.testing import weed_binary; "
+            "subprocess.run([weed_binary(), 'version'])")
+    return {"bigupload": first_line([sys.executable, "-m", "bigupload.cli", "--version"])
+            + f" ({commit})",
+            "rclone": first_line(["rclone", "version"]),
+            "aws cli": first_line([harness.AWS_CLI, "--version"]),
+            "seaweedfs": first_line([sys.executable, "-c", weed])}
 
 
 def _ratio(value: float | None) -> str:
@@ -462,14 +495,23 @@ def _range(value: float, bounds: list[float], fmt: str) -> str:
     return f"{value:{fmt}} ({low:{fmt}}–{high:{fmt}})"
 
 
+TOOL_HEADER = ["| tool | settings | wall s | files/s | CPU ms per file | peak RSS MiB | wall ratio "
+               "| CPU ratio | journal B per file | resume → 1st request s | status s |",
+               "|---|---|---|---|---|---|---|---|---|---|---|"]
+PROBE_HEADER = ["| round | files done at kill | killed after s | until then: files/s | CPU ms per "
+                "file | peak RSS MiB | status s | resume → 1st request s | resume wall s | resume "
+                "CPU ms per file it sent | resume peak RSS MiB | journal B per file |",
+                "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+
+
 def markdown(report: dict) -> str:  # type: ignore[type-arg]
     lines = [f"# Batch benchmark, {report['date']} ({report['command']})", "",
-             f"{report['rounds']} round(s), tools alternating within each round, every upload its own "
-             "process and a fresh server; medians (range). CPU is the client's user+sys from wait4, "
-             "per file of the workload, process start included. Ratios are tool / bigupload within a "
-             "round, then the median. Peak RSS is the largest of the runs; the harness's floor (a "
-             f"child's ru_maxrss starts at it) is {report['rss_floor_mib']:.0f} MiB.", "",
-             "| machine | |", "|---|---|"]
+             f"{report['rounds']} round(s), tools alternating within each round, every upload its "
+             "own process and a fresh server; medians (range). CPU is the client's user+sys from "
+             "wait4, per file of the workload, process start included. Ratios are tool / "
+             "bigupload within a round, then the median. Peak RSS is the largest of the runs; the "
+             f"harness's floor (a child's ru_maxrss starts at it) is {report['rss_floor_mib']:.0f} "
+             "MiB.", "", "| machine | |", "|---|---|"]
     lines += [f"| {k} | {v} |" for k, v in report["machine"].items()]
     lines += [f"| {k} | {v} |" for k, v in report["versions"].items()]
     lines += [f"| uptime at start | {report['uptime']} |", ""]
@@ -477,63 +519,68 @@ def markdown(report: dict) -> str:  # type: ignore[type-arg]
         workload, server = name.split("/")
         lines += [f"## {workload}: {block['files']:,} files, {block['bytes'] / MiB:,.1f} MiB → "
                   f"{SERVER_TITLES[server]}", "",
-                  f"Load average (1/5 min) before {block['load_before']}, after {block['load_after']}.", "",
-                  "| tool | settings | wall s | files/s | CPU ms per file | peak RSS MiB | wall ratio | "
-                  "CPU ratio | journal B per file | resume → 1st request s | status s |",
-                  "|---|---|---|---|---|---|---|---|---|---|---|"]
-        probes = [p for p in block["probes"] if "resume" in p]
+                  f"Load average (1/5 min) before {block['load_before']}, after "
+                  f"{block['load_after']}.", "", *TOOL_HEADER]
         for tool, row in block["tools"].items():
-            settings = report["settings"].get(tool, "")
-            extra = ["", "", ""]
-            if tool == "bigupload":
-                journal = block["journal_bytes"]
-                extra[0] = f"{statistics.median(journal) / block['files']:,.0f}" if journal else ""
-                firsts = [p["resume_first_request_s"] for p in probes if p["resume_first_request_s"] is not None]
-                extra[1] = f"{statistics.median(firsts):.2f}" if firsts else ("n/a" if server != "null" else "")
-                statuses = [p["status"]["wall"] for p in probes if not p["status"]["error"]]
-                extra[2] = f"{statistics.median(statuses):.2f}" if statuses else ("n/a" if server != "null" else "")
-            if "wall_s" not in row:
-                errors = [r for r in row["runs"] if r["error"]]
-                what = errors[0]["error"] if errors else ("the probe only (below)" if block["probes"]
-                                                          else "not run")
-                if errors and errors[0]["files_done"] > 0:  # partial: extrapolate from the point reached
-                    e = errors[0]
-                    what += (f"; at that point {e['files_done']:,} files, {e['files_done'] / e['wall']:,.0f} "
-                             f"files/s, {e['cpu'] / e['files_done'] * 1000:.2f} CPU ms per file, "
-                             f"{e['rss_mib']:.0f} MiB")
-                lines.append(f"| {tool} | {settings} | {what} | | | | | | " + " | ".join(extra) + " |")
-                continue
-            wall = _range(row["wall_s"], row["wall_range"], ".2f")
-            cpu = _range(row["cpu_ms_per_file"], row["cpu_range"], ".2f")
-            lines.append(f"| {tool} | {settings} | {wall} | {block['files'] / row['wall_s']:,.0f} | {cpu} | "
-                         f"{row['rss_mib']:.0f} | {_ratio(row['wall_ratio'])} | {_ratio(row['cpu_ratio'])} | "
-                         + " | ".join(extra) + " |")
+            lines.append(tool_row(tool, report["settings"].get(tool, ""), row, block, server))
         if block["probes"]:
-            lines += ["", f"Resume probe (bigupload): the job killed with SIGKILL once "
-                      f"{block['probes'][0]['interrupt_at']:.0%} of its files were journalled as done.", "",
-                      "| round | files done at kill | killed after s | until then: files/s | CPU ms per file "
-                      "| peak RSS MiB | status s | resume → 1st request s | resume wall s | "
-                      "resume CPU ms per remaining file | resume peak RSS MiB | journal B per file |",
-                      "|---|---|---|---|---|---|---|---|---|---|---|---|"]
-            for n, p in enumerate(block["probes"], 1):
-                first = p["first"]
-                done = max(1, first["files_done"])
-                until = (f"{done / first['wall']:,.0f} | {first['cpu'] / done * 1000:.2f} | "
-                         f"{first['rss_mib']:.0f}")
-                if "resume" not in p:
-                    lines.append(f"| {n} | {first['files_done']:,} | {first['wall']:.1f} | {until} | "
-                                 f"{p.get('error', '')} | | | | | |")
-                    continue
-                rest = max(1, block["files"] - first["files_done"])
-                res, st = p["resume"], p["status"]
-                lines.append(
-                    f"| {n} | {first['files_done']:,} | {first['wall']:.1f} | {until} | "
-                    f"{st['error'] or format(st['wall'], '.2f')} | "
-                    f"{p['resume_first_request_s']} | {res['error'] or format(res['wall'], '.1f')} | "
-                    f"{res['cpu'] / rest * 1000:.2f} | {res['rss_mib']:.0f} | "
-                    f"{p['journal_bytes'] / block['files']:,.0f} |")
+            lines += ["", "Resume probe (bigupload): the job killed with SIGKILL once "
+                      f"{block['probes'][0]['interrupt_at']:.0%} of its files were journalled as "
+                      "done (or at the timeout); then `status`, then `resume` (to its end, or "
+                      "stopped some seconds after its first request: --resume-for).", "",
+                      *PROBE_HEADER]
+            lines += [probe_row(n, p, block["files"]) for n, p in enumerate(block["probes"], 1)]
         lines.append("")
     return "\n".join(lines)
+
+
+def tool_row(tool: str, settings: str, row: dict, block: dict,  # type: ignore[type-arg]
+             server: str) -> str:
+    extra = ["", "", ""]
+    if tool == "bigupload":
+        probes = [p for p in block["probes"] if "resume" in p]
+        # the probe's journal when only the probe ran (a million files)
+        journal = block["journal_bytes"] or [p["journal_bytes"] for p in probes]
+        firsts = [p["resume_first_request_s"] for p in probes
+                  if p["resume_first_request_s"] is not None]
+        statuses = [p["status"]["wall"] for p in probes if not p["status"]["error"]]
+        missing = "n/a" if server != "null" else ""
+        extra = [f"{statistics.median(journal) / block['files']:,.0f}" if journal else "",
+                 f"{statistics.median(firsts):.2f}" if firsts else missing,
+                 f"{statistics.median(statuses):.2f}" if statuses else missing]
+    if "wall_s" not in row:
+        errors = [r for r in row["runs"] if r["error"]]
+        what = (errors[0]["error"] if errors
+                else "the probe only (below)" if block["probes"] else "not run")
+        if errors and errors[0]["files_done"] > 0:  # partial: the figures at the point reached
+            e = errors[0]
+            what += (f"; at that point {e['files_done']:,} files, "
+                     f"{e['files_done'] / e['wall']:,.0f} files/s, "
+                     f"{e['cpu'] / e['files_done'] * 1000:.2f} CPU ms per file, "
+                     f"{e['rss_mib']:.0f} MiB")
+        return f"| {tool} | {settings} | {what} | | | | | | " + " | ".join(extra) + " |"
+    wall = _range(row["wall_s"], row["wall_range"], ".2f")
+    cpu = _range(row["cpu_ms_per_file"], row["cpu_range"], ".2f")
+    return (f"| {tool} | {settings} | {wall} | {block['files'] / row['wall_s']:,.0f} | {cpu} | "
+            f"{row['rss_mib']:.0f} | {_ratio(row['wall_ratio'])} | {_ratio(row['cpu_ratio'])} | "
+            + " | ".join(extra) + " |")
+
+
+def probe_row(n: int, p: dict, files: int) -> str:  # type: ignore[type-arg]
+    first = p["first"]
+    done = max(1, first["files_done"])
+    head = (f"| {n} | {first['files_done']:,} | {first['wall']:.1f} | "
+            f"{done / first['wall']:,.0f} | {first['cpu'] / done * 1000:.2f} | "
+            f"{first['rss_mib']:.0f} | ")
+    if "resume" not in p:
+        return head + f"{p.get('error', '')} | | | | | |"
+    res, st = p["resume"], p["status"]
+    rest = max(1, res["files_done"] - first["files_done"])
+    stopped = " (stopped)" if res["interrupted"] else ""
+    return head + (f"{st['error'] or format(st['wall'], '.2f')} | {p['resume_first_request_s']} | "
+                   f"{res['error'] or format(res['wall'], '.1f')}{stopped} | "
+                   f"{res['cpu'] / rest * 1000:.2f} | {res['rss_mib']:.0f} | "
+                   f"{p['journal_bytes'] / files:,.0f} |")
 
 
 def main() -> None:
@@ -550,11 +597,15 @@ def main() -> None:
                         help="the resume probe kills the job at this fraction of files done")
     parser.add_argument("--probe-rounds", type=int, default=99,
                         help="run the resume probe in the first N rounds only (0: never)")
+    parser.add_argument("--resume-for", type=float, default=0,
+                        help="stop the probe's resume this many seconds after its first request "
+                        "(0: let it finish)")
     parser.add_argument("--probe-only", action="store_true",
                         help="only the resume probe (a million files: the killed job's figures at "
                         "the point reached stand for the full run's)")
     parser.add_argument("--timeout", type=float, default=1800, help="seconds per upload")
-    parser.add_argument("--cache", default=os.path.join(tempfile.gettempdir(), "bigupload-batch-cache"),
+    parser.add_argument("--cache",
+                        default=os.path.join(tempfile.gettempdir(), "bigupload-batch-cache"),
                         help="where the workloads are generated and kept between runs")
     parser.add_argument("--out", default=str(BENCH / "results"))
     parser.add_argument("--name", help="the report's file name, without .md or .json "
@@ -572,19 +623,21 @@ def main() -> None:
     rounds = args.rounds if args.quick is False or "--rounds" in sys.argv else 1
     # a terminated harness must still stop its servers (the context managers)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    os.environ.update(harness.TEST_CREDENTIALS)
+    os.environ.update(TEST_CREDENTIALS)
     os.makedirs(args.cache, exist_ok=True)
     named = [t for t in args.tools.split(",") if t]
     report: dict = {"date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),  # type: ignore[type-arg]
                     "command": "python bench/batch.py " + " ".join(sys.argv[1:]), "rounds": rounds,
                     "machine": harness.machine(), "versions": versions(),
-                    "uptime": subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip(),
+                    "uptime": subprocess.run(["uptime"], capture_output=True,
+                                             text=True).stdout.strip(),
                     "results": {}}
     with tempfile.TemporaryDirectory(prefix="bigupload-batch-") as tmp:
         every = tools(tmp)
         report["settings"] = {t.name: t.settings for t in every}
         for t in every:
-            if t.unavailable and (not named or t.name.replace(" ", "-") in named or t.name in named):
+            if t.unavailable and (not named or t.name.replace(" ", "-") in named
+                                  or t.name in named):
                 print(f"{t.name}: cannot run: {t.unavailable}", flush=True)
         for name in args.workloads.split(","):
             w = catalogue[name]
@@ -596,8 +649,8 @@ def main() -> None:
             root, size = workload_tree(w, args.cache)
             print(f"{name}: {w.count:,} files, {size / MiB:,.1f} MiB; load {load()}", flush=True)
             for server in servers:
-                report["results"][f"{name}/{server}"] = bench_workload(w, root, size, server, selected,
-                                                                       rounds, tmp, args)
+                report["results"][f"{name}/{server}"] = bench_workload(
+                    w, root, size, server, selected, rounds, tmp, args)
                 write(report, args)  # after every block: a stopped run keeps what it measured
     print(write(report, args))
 
