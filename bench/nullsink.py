@@ -14,7 +14,9 @@ and AbortMultipartUpload. Bodies may be Content-Length or chunked framed, with o
 
 With ``--tls-cert`` it serves HTTPS (Python's ``ssl``, so the sink's own decryption runs
 in its process, never the client's), and ``--tls-log`` appends one line per connection:
-the TLS version and cipher that client negotiated.
+the TLS version and cipher that client negotiated. ``--first-request-log`` appends the
+arrival time (``time.time()``) of the first request on each connection, so a benchmark can
+tell how long a client took to send anything (bench/batch.py's resume probe).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import asyncio
 import itertools
 import ssl
 import sys
+import time
 from urllib.parse import parse_qs, unquote, urlsplit
 
 RECV_BUFFER = 1 << 20
@@ -59,6 +62,8 @@ class S3Sink(asyncio.BufferedProtocol):
         self.trailers: list[str] = []  # echoed trailing checksums (aws-chunked bodies)
 
     tls_log: str | None = None
+    first_request_log: str | None = None
+    logged = False  # this connection's first request was logged
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
@@ -106,6 +111,10 @@ class S3Sink(asyncio.BufferedProtocol):
             name, _, value = line.partition(":")
             headers[name.strip().lower()] = value.strip()
         self.request = (method, target, headers)
+        if self.first_request_log and not self.logged:
+            self.logged = True
+            with open(self.first_request_log, "a") as log:
+                log.write(f"{time.time():.6f}\n")
         self.in_body = True
         self.body_size = 0
         self.keep_body = bytearray() if method == "POST" else None
@@ -250,7 +259,10 @@ def main() -> None:
     parser.add_argument("--tls-cert", help="serve HTTPS with this certificate (PEM)")
     parser.add_argument("--tls-key", help="and this private key (PEM)")
     parser.add_argument("--tls-log", help="append each connection's TLS version and cipher here")
+    parser.add_argument("--first-request-log",
+                        help="append the arrival time of each connection's first request here")
     args = parser.parse_args()
+    S3Sink.first_request_log = args.first_request_log
     tls = None
     if args.tls_cert:
         tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
