@@ -399,7 +399,7 @@ def show_resumed(out: Output, args: argparse.Namespace, report: ResumedJob | Res
         return fail(out, args, report.exit_code, f"s3://{report.bucket}/{report.key}: "
                     f"{report.error}", error_type=report.error_type)
     show_resumed_file(out, report)
-    return 0
+    return report.exit_code or 0 if report.skipped else 0
 
 
 async def cmd_status(args: argparse.Namespace, out: Output) -> int:

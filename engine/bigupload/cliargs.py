@@ -428,7 +428,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_output(cp)
 
     resume = command("resume", "bigupload resume [options] [JOB_ID]",
-                     "continue unfinished uploads: every job and file, or one job")
+                     "continue unfinished uploads: every job and file, or one job.\n"
+                     "Each goes to the endpoint it began with: an --endpoint-url or\n"
+                     "AWS_ENDPOINT_URL that differs leaves it (a warning, exit 2).")
     resume.add_argument("job", nargs="?", type=int, metavar="JOB_ID",
                         help="one job (a partial job retries its failures)")
     g = resume.add_argument_group("the objects (a job keeps the payer and owner it began with)")

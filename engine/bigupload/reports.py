@@ -113,7 +113,9 @@ class ResumedJob:
 @dataclasses.dataclass(frozen=True)
 class ResumedFile:
     """One single-file upload ``resume`` took up: finished (``result``), failed (``error``
-    and its ``exit_code``: the other uploads go on), or left alone (``skipped``: why)."""
+    and its ``exit_code``: the other uploads go on), or left alone (``skipped``: why; with
+    an ``exit_code`` when it is left unfinished by a mistake of the command's, such as an
+    ``--endpoint-url`` other than the one the upload began with)."""
 
     id: int
     source: str

@@ -503,7 +503,7 @@ class Uploader:
         given = self.config.endpoint_url
         if given and given.rstrip("/") != record.endpoint.rstrip("/"):
             return dataclasses.replace(report, skipped=f"it uploads to {record.endpoint}, "
-                                       f"not {given}")
+                                       f"not {given}", exit_code=ConfigError.exit_code)
         if record.fingerprint.path == STREAM_SOURCE:  # a killed stream's row: end it
             with contextlib.ExitStack() as held:
                 try:  # a live stream holds its destination: not killed, left alone

@@ -265,3 +265,24 @@ def test_the_upload_commands_still_create_their_journal(tmp_path: Path) -> None:
     assert result.returncode == 5, result.stderr
     assert journal.exists()
     assert cli("status", "--journal", str(journal)).returncode == 0
+
+
+@pytest.mark.parametrize("as_json", [False, True])
+def test_resume_with_another_endpoint_leaves_the_upload_and_says_so(tmp_path: Path,
+                                                                    as_json: bool) -> None:
+    """An upload begun on another endpoint is left for that endpoint, and the run says so:
+    a warning line (or a ``skipped`` event) and exit 2, not a silent success."""
+    path = tmp_path / "j.sqlite3"
+    with Journal(path) as j:
+        kept = row(j, "k", UploadState.ACTIVE)
+    result = cli("resume", "--journal", str(path), "--endpoint-url", "http://127.0.0.1:10",
+                 *(["--json"] if as_json else []))
+    assert result.returncode == 2, result.stderr
+    if as_json:
+        (event,) = [json.loads(line) for line in result.stdout.splitlines()]
+        assert (event["event"], event["id"], event["endpoint"], event["exit_code"]) == (
+            "skipped", kept, E, 2)
+    else:
+        assert f"skipping s3://b/k: it uploads to {E}" in result.stderr
+    with Journal(path) as j:
+        assert j.get(kept).state is UploadState.ACTIVE
