@@ -323,6 +323,8 @@ def add_connection(parser: argparse.ArgumentParser) -> None:
         help="seconds to connect (default 10)")
     add(g, "--read-timeout", env_seconds, 120.0, type=seconds, metavar="SECONDS",
         help="seconds a server may be silent (default 120)")
+    add(g, "--max-attempts", env_int, 5, type=int, metavar="N",
+        help="tries per request (default 5)")
 
 
 def add_access(group: argparse._ActionsContainer, *, sse_c: str | None) -> None:
@@ -342,8 +344,6 @@ def add_sending(parser: argparse.ArgumentParser, *, batches: bool) -> None:
         help="requests in flight, all files (default 8)")
     add(g, "--memory-limit", env_size, metavar="SIZE",
         help="part data held at once (default N x part)")
-    add(g, "--max-attempts", env_int, 5, type=int, metavar="N",
-        help="tries per request (default 5)")
     add(g, "--max-bandwidth", env_rate, metavar="RATE",
         help="all files together: 50MB/s, 400Mbit/s")
     add(g, "--progress", env_choice(*PROGRESS), "auto", choices=PROGRESS, metavar="WHEN",
@@ -587,7 +587,7 @@ def connection_config(args: argparse.Namespace) -> UploadConfig:
     abort): where, and what every request about an upload carries."""
     return UploadConfig(endpoint_url=args.endpoint_url, region=args.region, profile=args.profile,
                         verify_tls=not args.no_verify_ssl, connect_timeout_s=args.connect_timeout,
-                        read_timeout_s=args.read_timeout,
+                        read_timeout_s=args.read_timeout, max_attempts=args.max_attempts,
                         request_payer=bool(getattr(args, "request_payer", False)),
                         expected_bucket_owner=getattr(args, "expected_bucket_owner", None),
                         sse_c_key=read_sse_c_key(args))

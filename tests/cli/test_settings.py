@@ -149,11 +149,12 @@ COMMANDS_OPTIONS = {
     "status": {"--all", "--journal", "--json", "--debug"},
     "forget": {"--finished", "--failed", "--older-than", "--journal", "--json"},
     "ls-uploads": {"--endpoint-url", "--profile", "--json", "--request-payer",
-                   "--expected-bucket-owner"},
+                   "--expected-bucket-owner", "--max-attempts"},
     "parts": {"--upload-id", "--endpoint-url", "--json", "--max-parts", "--part-number-marker",
-              "--request-payer", "--expected-bucket-owner", "--sse-c-key-file"},
+              "--request-payer", "--expected-bucket-owner", "--sse-c-key-file",
+              "--max-attempts"},
     "abort": {"--upload-id", "--endpoint-url", "--journal", "--json", "--request-payer",
-              "--expected-bucket-owner"},
+              "--expected-bucket-owner", "--max-attempts"},
 }
 NOT_THEIRS = {
     "resume": {"--part-size", "--checksum", "--content-type", "--restart", "--dry-run",

@@ -282,3 +282,21 @@ def test_a_server_that_stops_reading_the_body_is_given_up_on_after_the_read_time
     assert lines[-1].startswith(f"bigupload: error: {operation} s3://bucket/key"), stderr
     assert "timed out after 2 s (--read-timeout) (gave up after 2 attempts)" in lines[-1]
     assert "Traceback" not in stderr
+
+
+@pytest.mark.parametrize("command", [["ls-uploads", "s3://bkt/"],
+                                     ["parts", "s3://bkt/k", "--upload-id", "U"],
+                                     ["abort", "s3://bkt/k", "--upload-id", "U"]])
+@pytest.mark.parametrize("given", ["flag", "environment"])
+def test_the_multipart_calls_take_max_attempts(command: list[str], given: str) -> None:
+    """ls-uploads, parts and abort are retried like every call, as many times as
+    --max-attempts (or BIGUPLOAD_MAX_ATTEMPTS) says: it used to be refused as an option
+    and ignored in the environment (5 tries whatever was asked)."""
+    with silent_server() as endpoint:
+        flag = ["--max-attempts", "2"] if given == "flag" else []
+        env = {"BIGUPLOAD_MAX_ATTEMPTS": "2"} if given == "environment" else {}
+        result = cli(*command, "--endpoint-url", endpoint, "--read-timeout", "0.5", *flag,
+                     env=env)
+    assert result.returncode == 5, result.stderr
+    assert "gave up after 2 attempts" in result.stderr
+    assert result.stderr.count("retry 1/1") == 1
