@@ -4,6 +4,8 @@ files of random bytes."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -50,6 +52,26 @@ def fresh_bucket(server: SeaweedServer | MotoServer) -> Iterator[str]:
         for obj in page.get("Contents", []):
             client.delete_object(Bucket=name, Key=obj["Key"])
     client.delete_bucket(Bucket=name)
+
+
+NULLSINK = Path(__file__).resolve().parents[1] / "bench" / "nullsink.py"
+
+
+@pytest.fixture
+def nullsink() -> Iterator[str]:
+    """http://127.0.0.1:PORT of the bench's null sink (bench/nullsink.py): enough S3 for
+    every client, bodies read and thrown away; stopped by PID."""
+    proc = subprocess.Popen([sys.executable, str(NULLSINK)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        ready, port = proc.stdout.readline().split()
+        assert ready == "READY"
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        proc.kill()
+        proc.wait()
+        if proc.stdout is not None:
+            proc.stdout.close()
 
 
 @pytest.fixture

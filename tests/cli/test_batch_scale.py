@@ -14,14 +14,12 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 pytestmark = pytest.mark.slow  # two jobs, 22,000 files: about a minute on 2 shared cores
 
-NULLSINK = Path(__file__).resolve().parents[2] / "bench" / "nullsink.py"
 FILES = 20_000
 FIRST = 2_000  # the sample taken once start-up's allocations are done
 # 18,000 more files: 1.2 KiB each would be 21 MiB. What is allowed is buffers and caches
@@ -73,20 +71,6 @@ print(json.dumps({"uploaded": result.uploaded, "failed": result.failed,
                   "highest_kib": Sampled.highest, "peak_kib": rss_kib("VmHWM:")}))
 """
 
-
-@pytest.fixture
-def nullsink() -> Iterator[str]:
-    proc = subprocess.Popen([sys.executable, str(NULLSINK)], stdout=subprocess.PIPE, text=True)
-    try:
-        assert proc.stdout is not None
-        ready, port = proc.stdout.readline().split()
-        assert ready == "READY"
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        proc.kill()
-        proc.wait()
-        if proc.stdout is not None:
-            proc.stdout.close()
 
 
 def tiny_tree(root: Path, files: int) -> Path:

@@ -3,9 +3,6 @@ measures failures: an upload through it completes and HEAD reports what was sent
 
 from __future__ import annotations
 
-import subprocess
-import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,22 +13,7 @@ from bigupload import Uploader, UploadConfig
 
 from tests.conftest import MiB
 
-NULLSINK = Path(__file__).resolve().parents[2] / "bench" / "nullsink.py"
 
-
-@pytest.fixture
-def nullsink() -> Iterator[str]:
-    proc = subprocess.Popen([sys.executable, str(NULLSINK)], stdout=subprocess.PIPE, text=True)
-    try:
-        assert proc.stdout is not None
-        ready, port = proc.stdout.readline().split()
-        assert ready == "READY"
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        proc.kill()
-        proc.wait()
-        if proc.stdout is not None:
-            proc.stdout.close()
 
 
 @pytest.mark.parametrize("size", [12 * MiB + 5, 3 * MiB])
