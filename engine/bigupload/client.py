@@ -24,7 +24,7 @@ import os
 import ssl
 import sys
 from urllib.parse import quote, urlsplit
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from typing import Any, Protocol, runtime_checkable
 
 import anyio
@@ -280,9 +280,10 @@ def _answer_error(code: str, status: int | None, message: str, where: str,
     return error
 
 
-def _certificate_failure(exc: BaseException) -> ssl.SSLCertVerificationError | None:
-    """The certificate check that failed behind ``exc``, if that is what it is: botocore
-    wraps aiohttp's error, which wraps the ``ssl`` one (as cause, context or attribute)."""
+def _wrapped(exc: BaseException) -> Iterator[BaseException]:
+    """``exc`` and every exception behind it, each once: botocore wraps aiohttp's error,
+    which wraps the ``ssl`` or ``OSError`` one, as cause, context or attribute (aiohttp's
+    ``certificate_error`` and ``os_error``, botocore's ``kwargs['error']``)."""
     seen: set[int] = set()
     pending: list[Any] = [exc]
     while pending:
@@ -290,12 +291,21 @@ def _certificate_failure(exc: BaseException) -> ssl.SSLCertVerificationError | N
         if not isinstance(current, BaseException) or id(current) in seen:
             continue
         seen.add(id(current))
-        wrapped = getattr(current, "certificate_error", None)  # aiohttp's, itself an ssl subclass
-        if isinstance(current, ssl.SSLCertVerificationError) and wrapped is None:
-            return current
+        yield current
         kwargs = getattr(current, "kwargs", None)
-        pending += [current.__cause__, current.__context__, wrapped,
+        pending += [current.__cause__, current.__context__,
+                    getattr(current, "certificate_error", None),
+                    getattr(current, "os_error", None),
                     kwargs.get("error") if isinstance(kwargs, dict) else None]
+
+
+def _certificate_failure(exc: BaseException) -> ssl.SSLCertVerificationError | None:
+    """The certificate check that failed behind ``exc``, if that is what it is (aiohttp's
+    own error is an ``ssl`` subclass that wraps it: the wrapped one is taken)."""
+    for current in _wrapped(exc):
+        if isinstance(current, ssl.SSLCertVerificationError) and getattr(
+                current, "certificate_error", None) is None:
+            return current
     return None
 
 
@@ -307,20 +317,8 @@ _NOT_TLS = frozenset({"WRONG_VERSION_NUMBER", "PACKET_LENGTH_TOO_LONG", "RECORD_
 
 def _plain_http_answer(exc: BaseException) -> bool:
     """Whether a TLS handshake behind ``exc`` failed on an answer that is not TLS."""
-    seen: set[int] = set()
-    pending: list[Any] = [exc]
-    while pending:
-        current = pending.pop()
-        if not isinstance(current, BaseException) or id(current) in seen:
-            continue
-        seen.add(id(current))
-        if isinstance(current, ssl.SSLError) and getattr(current, "reason", None) in _NOT_TLS:
-            return True
-        kwargs = getattr(current, "kwargs", None)
-        pending += [current.__cause__, current.__context__,
-                    getattr(current, "os_error", None),  # aiohttp's connector errors
-                    kwargs.get("error") if isinstance(kwargs, dict) else None]
-    return False
+    return any(isinstance(current, ssl.SSLError) and getattr(current, "reason", None) in _NOT_TLS
+               for current in _wrapped(exc))
 
 
 def _origin(exc: BaseException) -> str:
