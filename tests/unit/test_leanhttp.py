@@ -10,8 +10,8 @@ from collections.abc import Callable
 
 import pytest
 
-from bigupload.client import map_error
 from bigupload.leanhttp import Client, ConnectError
+from bigupload.store_errors import map_error
 
 Answer = Callable[[int], bytes | None]  # request number -> raw answer (None: say nothing)
 
