@@ -115,6 +115,7 @@ class _Connection(asyncio.Protocol):
         self._fail(exc or ConnectionResetError("the server closed the connection"))
         if self._drained is not None and not self._drained.done():
             self._drained.set_exception(exc or ConnectionResetError("connection lost"))
+            self._drained.exception()  # as in _fail: its writer may be gone
 
     def pause_writing(self) -> None:
         self._paused = True
@@ -169,6 +170,9 @@ class _Connection(asyncio.Protocol):
         self.closed = True
         if self._waiter is not None and not self._waiter.done():
             self._waiter.set_exception(exc)
+            # a request stopped while writing its body (an error, Ctrl-C) never awaits its
+            # answer: marked as seen, or asyncio logs "Future exception was never retrieved"
+            self._waiter.exception()
         self.done()
 
     def _parse(self, *, eof: bool) -> None:

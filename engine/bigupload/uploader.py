@@ -393,7 +393,9 @@ class Uploader:
         """Start the job ``spec`` describes (its file list journalled from ``entries`` as
         they come), or continue the unfinished one with the same spec: its journalled
         files are sent first, and ``entries`` (a walk run again) are read once they are
-        sent, for the files it does not have yet, which are then sent too."""
+        sent, for the files it does not have yet, which are then sent too. A partial job
+        (some files failed) is continued too, its failed files tried again, as
+        ``resume_job`` does."""
         job, resumed = open_job(self.journal, spec, entries)
         more = None
         if resumed:
@@ -402,8 +404,8 @@ class Uploader:
             async def more() -> int:
                 return await add_new_files(self.journal, job.id, entries)
 
-        return await self._run(job, spec, retry_failed=False, fail_fast=fail_fast,
-                               progress=progress, more=more)
+        return await self._run(job, spec, retry_failed=job.state is JobState.PARTIAL,
+                               fail_fast=fail_fast, progress=progress, more=more)
 
     async def resume_job(self, job_id: int, *, retry_failed: bool = True, fail_fast: bool = False,
                          progress: BatchProgress | None = None) -> BatchResult:

@@ -270,6 +270,10 @@ def test_a_name_that_is_not_utf8_stays_failed_on_resume_and_no_other_file_stands
     assert (summary["uploaded"], summary["failed"]) == (1, 1)
     (failure,) = summary["failures"]
     assert "not valid UTF-8" in failure["error"]
+    # the line and the error name the file (a job of 150 such names said 150 times the
+    # same line without one)
+    assert "name.txt: not valid UTF-8" in failure["error"], failure
+    assert "name.txt: not valid UTF-8" in first.stderr, first.stderr
 
     def uploaded_keys() -> set[str]:
         listing = seaweed.boto3_client().list_objects_v2(Bucket=seaweed_bucket, Prefix="e/")

@@ -16,10 +16,10 @@ from pathlib import Path
 
 import pytest
 
-from bigupload.client import map_error, timed_out
 from bigupload.config import UploadConfig
 from bigupload.errors import ConfigError, StoreError
 from bigupload.scheduler import retry_reason
+from bigupload.store_errors import map_error, timed_out
 
 
 def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:

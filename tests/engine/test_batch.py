@@ -200,6 +200,22 @@ def test_same_call_again_resumes_the_job(tmp_path: Path) -> None:
     assert store.put_keys.count("p/a") == 1
 
 
+def test_the_same_call_after_a_partial_job_continues_it(tmp_path: Path) -> None:
+    """A partial job (a file failed) is continued by the same call, its failure tried
+    again: it used to start a new job and send every file again."""
+    tree(tmp_path / "src", {"a": 10, "b": 20})
+    store = FakeStore()
+    journal = tmp_path / "j.sqlite3"
+    entries = items(tmp_path / "src", ["a", "b", "missing"])
+    first = upload_many(store, journal, entries)
+    assert first.state is JobState.PARTIAL
+    (tmp_path / "src" / "missing").write_bytes(b"now here")
+    second = upload_many(store, journal, entries)
+    assert second.ok and second.job_id == first.job_id
+    assert (second.uploaded_now, second.skipped_now, second.failed_now) == (1, 0, 0)
+    assert sorted(store.put_keys) == ["p/a", "p/b", "p/missing"]
+
+
 def test_skip_existing_compares_content_not_just_names(tmp_path: Path) -> None:
     contents = tree(tmp_path / "src", {"same": 1000, "changed": 1000, "new": 10, "big": 12 * MiB})
     store = FakeStore()

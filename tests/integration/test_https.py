@@ -171,7 +171,7 @@ def test_tlssend_refuses_an_untrusted_certificate_as_exit_4(
             finally:
                 sender.close()
 
-    from bigupload.client import map_error
+    from bigupload.store_errors import map_error
 
     with pytest.raises(Exception) as caught:
         anyio.run(go)

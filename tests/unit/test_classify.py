@@ -26,10 +26,11 @@ import pytest
 from aiohttp.client_reqrep import ConnectionKey
 
 from bigupload import UploadConfig, Uploader
-from bigupload.client import AioS3Store, LeanPut, ObjectOptions, map_error
+from bigupload.client import AioS3Store, LeanPut, ObjectOptions
 from bigupload.errors import AuthError, IntegrityError, NotFoundError, StoreError
 from bigupload.journal import Journal, UploadState
 from bigupload.scheduler import Scheduler
+from bigupload.store_errors import map_error
 from tests.fakestore import FakeStore
 
 MiB = 1 << 20
@@ -119,14 +120,14 @@ def test_answers_become_errors_with_their_meaning(code: str, status: int, operat
 
 def test_lean_put_reads_answers_as_botocore_does() -> None:
     """LeanPut parses S3's XML itself; a body without a code gives the status as code."""
-    from bigupload.client import _http_error
+    from bigupload.store_errors import http_error
 
     xml = b"<Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message></Error>"
-    lean = _http_error(503, xml, "PutObject", "b", "k")
+    lean = http_error(503, xml, "PutObject", "b", "k")
     boto = map_error(client_error("SlowDown", "Please reduce your request rate.", 503),
                      "PutObject", "b", "k")
     assert (type(lean), str(lean), flags(lean)) == (type(boto), str(boto), flags(boto))
-    bare = _http_error(501, b"", "PutObject", "b", "k")
+    bare = http_error(501, b"", "PutObject", "b", "k")
     assert bare.code == "501" and flags(bare) == {"conditions_unsupported", "unsupported_option"}
 
 

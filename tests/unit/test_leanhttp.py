@@ -10,8 +10,8 @@ from collections.abc import Callable
 
 import pytest
 
-from bigupload.client import map_error
 from bigupload.leanhttp import Client, ConnectError
+from bigupload.store_errors import map_error
 
 Answer = Callable[[int], bytes | None]  # request number -> raw answer (None: say nothing)
 
@@ -149,3 +149,28 @@ def test_no_header_can_carry_a_line_break() -> None:
 
     with pytest.raises(ValueError, match="newline"):
         asyncio.run(main())
+
+
+def test_an_answer_never_awaited_is_not_logged_as_never_retrieved() -> None:
+    """A request stopped while writing its body (SIGTERM, an error) never awaits its
+    answer; the connection closing then must not make asyncio log "Future exception was
+    never retrieved" under the one-line interrupted message."""
+    import gc
+
+    from bigupload.leanhttp import _Connection
+
+    seen: list[str] = []
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        loop.set_exception_handler(lambda _, context: seen.append(context["message"]))
+        connection = _Connection(loop, read_timeout=5.0)
+        connection.expect()  # the request began, its body was being written...
+        connection._drained = loop.create_future()  # ...and waited for the socket
+        connection.connection_lost(None)  # then the task was cancelled, the socket closed
+        del connection
+        gc.collect()
+        await asyncio.sleep(0)
+
+    asyncio.run(main())
+    assert seen == []

@@ -140,7 +140,9 @@ def walk_directory(root: str, bucket: str, prefix: str, *, include: Sequence[str
                 report.excluded += 1
                 continue
             key = prefix + rel
-            yield Entry(BatchItem(path, bucket, key), est.st_size, check_key(key))
+            problem = check_key(key)
+            yield Entry(BatchItem(path, bucket, key), est.st_size,
+                        f"{path}: {problem}" if problem else None)
 
     yield from walk(top, "", frozenset({(st.st_dev, st.st_ino)}))
 

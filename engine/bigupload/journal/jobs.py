@@ -49,10 +49,11 @@ class JobRepository:
         return [JobRecord.from_row(r) for r in rows]
 
     def find(self, spec_hash: str) -> JobRecord | None:
-        """The newest unfinished job started by the same command."""
+        """The newest unfinished job started by the same command: active (interrupted) or
+        partial (some files failed), which the same command continues."""
         row = self.db.execute(
-            "SELECT * FROM jobs WHERE spec_hash=? AND state=? ORDER BY id DESC LIMIT 1",
-            (spec_hash, JobState.ACTIVE.value)).fetchone()
+            "SELECT * FROM jobs WHERE spec_hash=? AND state IN (?,?) ORDER BY id DESC LIMIT 1",
+            (spec_hash, JobState.ACTIVE.value, JobState.PARTIAL.value)).fetchone()
         return JobRecord.from_row(row) if row else None
 
     def keys(self, job_id: int) -> set[tuple[str, str]]:
