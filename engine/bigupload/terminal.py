@@ -450,12 +450,11 @@ def show_resumed_file(out: Output, report: ResumedFile) -> None:
     as an error; a skipped one is a warning)."""
     where = f"s3://{report.bucket}/{report.key}"
     if report.skipped:
+        log.warning("skipping %s: %s", where, report.skipped)  # stderr, as every log
         if out.as_json:
             out.emit("skipped", "", id=report.id, source=report.source, bucket=report.bucket,
                      key=report.key, endpoint=report.endpoint, reason=report.skipped,
                      exit_code=report.exit_code or 0)
-        else:
-            log.warning("skipping %s: %s", where, report.skipped)
     elif report.result is not None:
         result = report.result
         out.emit("done", f"{report.source} -> {where}: {format_size(result.size)} in "

@@ -282,7 +282,6 @@ def test_resume_with_another_endpoint_leaves_the_upload_and_says_so(tmp_path: Pa
         (event,) = [json.loads(line) for line in result.stdout.splitlines()]
         assert (event["event"], event["id"], event["endpoint"], event["exit_code"]) == (
             "skipped", kept, E, 2)
-    else:
-        assert f"skipping s3://b/k: it uploads to {E}" in result.stderr
+    assert f"skipping s3://b/k: it uploads to {E}" in result.stderr
     with Journal(path) as j:
         assert j.get(kept).state is UploadState.ACTIVE

@@ -388,10 +388,10 @@ def test_a_running_stream_is_neither_called_killed_nor_aborted(seaweed: SeaweedS
                                 timeout=120)  # the next stream to that key: refused
         assert second.returncode == 8 and b"another bigupload process" in second.stderr
         assert any(u["Key"] == "live" for u in list_uploads(seaweed, seaweed_bucket))
-    finally:
+    finally:  # the stream is let go and waited for even when a check above failed
         gate.set()
-    code, out, err = child.wait()
-    feeder.join()
+        code, out, err = child.wait()
+        feeder.join()
     assert code == 0, err
     assert md5_of_object(seaweed, seaweed_bucket, "live") == (15 * MiB, fed.hexdigest())
     assert not list_uploads(seaweed, seaweed_bucket)
