@@ -284,35 +284,38 @@ class JobRunner:
         return dataclasses.replace(self.config, **json.loads(f.settings))
 
     async def _run_file(self, f: JobFile, large: bool) -> None:
-        if self.copies:
-            await self._copy_object(f, large)
-            return
-        item = BatchItem(f.source, f.bucket, f.key)
+        """Send (or copy) one file and journal what became of it: uploaded, skipped, or
+        failed (its own failure, or one that stops the job)."""
+        work = self._copy_object if self.copies else self._upload_file
         try:
-            config = self._usable(f)
-            if not large and f.size <= INLINE_BYTES:
-                path = os.path.abspath(f.source)
-                if not (self._active and (path, f.bucket, f.key) in self._active):
-                    if await self._run_small(f, item, path, config):
-                        return
-            with SourceFile(f.source) as source:
-                if self._existing is not None and (
-                        why := await self._existing.reason_to_skip(f.bucket, f.key, source,
-                                                                   config)):
-                    self._skipped(f, why)
-                    return
-                transfer = Transfer(source, f.bucket, f.key, config=config, store=self.store,
-                                    journal=self.journal, scheduler=self.scheduler,
-                                    progress=self.progress.file_progress(item, source.size, large),
-                                    executor=self.executor)
-                result = await transfer.run()
+            result = await work(f, large)
         except ExistsError:  # --no-overwrite: someone wrote the key in the meantime
             self._skipped(f, EXISTS)
             return
         except BigUploadError as exc:
             self._failed(f, exc)
             return
-        self._uploaded(f, result)
+        if result is not None:  # None: the work settled the file itself
+            self._uploaded(f, result)
+
+    async def _upload_file(self, f: JobFile, large: bool) -> UploadResult | None:
+        item = BatchItem(f.source, f.bucket, f.key)
+        config = self._usable(f)
+        if not large and f.size <= INLINE_BYTES:
+            path = os.path.abspath(f.source)
+            if not (self._active and (path, f.bucket, f.key) in self._active):
+                if await self._run_small(f, item, path, config):
+                    return None
+        with SourceFile(f.source) as source:
+            if self._existing is not None and (
+                    why := await self._existing.reason_to_skip(f.bucket, f.key, source, config)):
+                self._skipped(f, why)
+                return None
+            transfer = Transfer(source, f.bucket, f.key, config=config, store=self.store,
+                                journal=self.journal, scheduler=self.scheduler,
+                                progress=self.progress.file_progress(item, source.size, large),
+                                executor=self.executor)
+            return await transfer.run()
 
     async def _run_small(self, f: JobFile, item: BatchItem, path: str,
                          config: UploadConfig) -> bool:
@@ -347,27 +350,19 @@ class JobRunner:
 
     # objects of a prefix copy, server-side
 
-    async def _copy_object(self, f: JobFile, large: bool) -> None:
+    async def _copy_object(self, f: JobFile, large: bool) -> UploadResult | None:
         source_bucket, source_key = split_source(f.source)
-        try:
-            config = self._usable(f)
-            if self._existing is not None and (why := await self._copy_skip(f, config)):
-                self._skipped(f, why)
-                return
-            progress = self.progress.file_progress(BatchItem(f.source, f.bucket, f.key),
-                                                   f.size, large)
-            result = await Copy(
-                source_bucket, source_key, f.bucket, f.key, config=config, store=self.store,
-                journal=self.journal, scheduler=self.scheduler, progress=progress,
-                follow_source_checksum=bool(self.spec["origin"].get("follow_source_checksum")),
-            ).run()
-        except ExistsError:  # --no-overwrite: someone wrote the key in the meantime
-            self._skipped(f, EXISTS)
-            return
-        except BigUploadError as exc:
-            self._failed(f, exc)
-            return
-        self._uploaded(f, result)
+        config = self._usable(f)
+        if self._existing is not None and (why := await self._copy_skip(f, config)):
+            self._skipped(f, why)
+            return None
+        progress = self.progress.file_progress(BatchItem(f.source, f.bucket, f.key),
+                                               f.size, large)
+        return await Copy(
+            source_bucket, source_key, f.bucket, f.key, config=config, store=self.store,
+            journal=self.journal, scheduler=self.scheduler, progress=progress,
+            follow_source_checksum=bool(self.spec["origin"].get("follow_source_checksum")),
+        ).run()
 
     async def _copy_skip(self, f: JobFile, config: UploadConfig) -> str | None:
         """Why the object need not be copied: ``SAME`` (--skip-existing: the object there
