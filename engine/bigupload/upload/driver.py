@@ -14,15 +14,16 @@ import logging
 import mimetypes
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ..client import ObjectStore
 from ..config import UploadConfig
+from ..errors import StoreError
 from ..plan import plan
 from ..progress import NullProgress, Progress
 from ..scheduler import Scheduler
 from ..source import SourceFile
-from ..values import Fingerprint, ObjectInfo, ObjectOptions, Plan
+from ..values import Fingerprint, ObjectInfo, ObjectOptions, PartReceipt, Plan, Precondition
 from .machine import Step, UploadMachine
 from .result import UploadResult
 
@@ -83,6 +84,35 @@ async def plan_job(source: SourceFile, bucket: str, key: str, config: UploadConf
     options = ObjectOptions.from_config(config, content_type or "application/octet-stream")
     return Job(source, bucket, key, config, fingerprint, the_plan, options, restart=restart,
                adopt_upload_id=adopt_upload_id, from_journal=from_journal, started=started)
+
+
+class SinglePut(Protocol):
+    """A machine that sends its object in one PutObject (a file's, a small file's, a
+    stream that ended in its first part): what the request carries, and how a failure
+    is read."""
+
+    bucket: str
+    key: str
+    options: ObjectOptions
+    condition: Precondition | None
+
+    def header(self) -> str | None: ...
+
+    def put_failed(self, exc: StoreError) -> BaseException | None: ...
+
+
+async def put_object(store: ObjectStore, m: SinglePut, body: Any,
+                     content_md5: str | None) -> PartReceipt:
+    """One PutObject attempt for ``m``; a failure the machine reads otherwise (a 412 under
+    --no-overwrite, a BadDigest to read again) is raised as what it says, from the
+    store's error."""
+    try:
+        return await store.put_object(m.bucket, m.key, body, m.header(), m.options,
+                                      condition=m.condition, content_md5=content_md5)
+    except StoreError as exc:
+        if (instead := m.put_failed(exc)) is not None:
+            raise instead from exc
+        raise
 
 
 class Driver:

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
 
-from ..errors import SourceError, StoreError
+from ..errors import SourceError
 from ..values import PartReceipt
-from .driver import Driver, Job, Services
+from .driver import Driver, Job, Services, put_object
 from .machine import Step
 from .parts import part_digests
 from .put_machine import PutMachine
@@ -47,13 +47,7 @@ class PutDriver(Driver):
         async def attempt(n: int) -> PartReceipt:
             if m.reread:
                 m.checksummed(*await self.scheduler.in_thread(checksum_unchanged))
-            try:
-                return await self.store.put_object(m.bucket, m.key, body, m.header(), m.options,
-                                                   condition=m.condition, content_md5=m.md5)
-            except StoreError as exc:
-                if (instead := m.put_failed(exc)) is not None:
-                    raise instead from exc
-                raise
+            return await put_object(self.store, m, body, m.md5)
 
         self.progress.start(m.where, whole.length, 0)
         body = source.range(whole)

@@ -29,11 +29,11 @@ import anyio.lowlevel
 
 from .. import checksum as ck
 from ..config import ChecksumAlgorithm, UploadConfig
-from ..errors import SourceError, StoreError
+from ..errors import SourceError
 from ..plan import plan
 from ..source import SmallRead, read_small, stat_changes
 from ..values import ObjectOptions, PartReceipt
-from .driver import Driver, Services
+from .driver import Driver, Services, put_object
 from .machine import Step
 from .put_machine import PutMachine
 from .result import UploadResult
@@ -100,14 +100,7 @@ class SmallPut(Driver):
                     raise SourceError(f"{self.path}: changed while being read ({what})")
                 self._read = again
                 m.checksummed(*digest_bytes(again.data, m.algorithm, m.options.content_md5))
-            try:
-                return await self.store.put_object(m.bucket, m.key, self._read.data, m.header(),
-                                                   m.options, condition=m.condition,
-                                                   content_md5=m.md5)
-            except StoreError as exc:
-                if (instead := m.put_failed(exc)) is not None:
-                    raise instead from exc
-                raise
+            return await put_object(self.store, m, self._read.data, m.md5)
 
         self.progress.start(m.where, length, 0)
         budget = self.scheduler.budget_for(m.plan.part_size)

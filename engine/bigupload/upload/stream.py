@@ -49,7 +49,7 @@ from ..values import (
     StreamPlan,
     sse_c_key_hash,
 )
-from .driver import Services
+from .driver import Services, put_object
 from .listing import confirm_aborted, sweep_lost_creates
 from .machine import Step
 from .multipart_core import MultipartCore
@@ -273,14 +273,7 @@ class StreamDriver(MultipartCore):
         assert first is not None
 
         async def attempt(n: int) -> PartReceipt:
-            try:
-                return await self.store.put_object(m.bucket, m.key, first.body(), m.header(),
-                                                   m.options, condition=m.condition,
-                                                   content_md5=first.md5)
-            except StoreError as exc:
-                if (instead := m.put_failed(exc)) is not None:
-                    raise instead from exc
-                raise
+            return await put_object(self.store, m, first.body(), first.md5)
 
         self.progress.start(m.where, first.part.length, 0)
         try:
